@@ -1,0 +1,319 @@
+// Package config is in charge of the provider's configuration file: its
+// keys, their defaults, the commented file `kep init` writes, and loading it
+// (relative paths are taken from the file's directory).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Duration is a time.Duration written as "24h", "2s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText reads a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q: %w", b, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the whole configuration of one provider node.
+type Config struct {
+	Provider Provider `toml:"provider"`
+	Store    Store    `toml:"store"`
+	Keys     Keys     `toml:"keys"`
+	ESign    ESign    `toml:"esign"`
+	TSA      TSA      `toml:"tsa"`
+	Log      Log      `toml:"log"`
+	SMTP     SMTP     `toml:"smtp"`
+	IMAP     IMAP     `toml:"imap"`
+	HTTP     HTTP     `toml:"http"`
+	Accounts Accounts `toml:"accounts"`
+	Timing   Timing   `toml:"timing"`
+
+	// Dir is the directory of the file the configuration came from.
+	Dir string `toml:"-"`
+}
+
+// Provider names the provider.
+type Provider struct {
+	ID     string `toml:"id"`     // "hs01"
+	Domain string `toml:"domain"` // "hs01.kep.tr"
+	Name   string `toml:"name"`   // "PTT KEP Hizmet Sağlayıcısı"
+	Policy string `toml:"policy"` // evidence issuer policy URI
+}
+
+// Store locates the database and the content store.
+type Store struct {
+	DSN        string `toml:"dsn"`
+	ContentDir string `toml:"content_dir"`
+}
+
+// Keys locates the provider's own keys and certificates.
+type Keys struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// LogKey is the Ed25519 key that signs log checkpoints (signed-note format).
+	LogKey string `toml:"log_key"`
+}
+
+// ESign configures the trust store of qualified e-signature CAs.
+type ESign struct {
+	TrustAnchors []string `toml:"trust_anchors"`
+}
+
+// TSA configures the RFC 3161 time-stamp authority.
+type TSA struct {
+	URL          string   `toml:"url"`
+	Username     string   `toml:"username"`
+	Password     string   `toml:"password"`
+	TrustAnchors []string `toml:"trust_anchors"`
+	// DevCert and DevKey, when URL is empty, run a development TSA inside
+	// the process. Never in production: a provider's time stamps must come
+	// from an accredited TSA.
+	DevCert string `toml:"dev_cert"`
+	DevKey  string `toml:"dev_key"`
+}
+
+// Log configures the evidence log.
+type Log struct {
+	Origin             string   `toml:"origin"`
+	CheckpointInterval Duration `toml:"checkpoint_interval"`
+	BatchSize          int      `toml:"batch_size"`
+}
+
+// SMTP configures mail submission.
+type SMTP struct {
+	Submission      string `toml:"submission"`
+	Submissions     string `toml:"submissions"`
+	Hostname        string `toml:"hostname"`
+	MaxMessageBytes int64  `toml:"max_message_bytes"`
+	MaxRecipients   int    `toml:"max_recipients"`
+	MaxTotalBytes   int64  `toml:"max_total_bytes"`
+}
+
+// IMAP configures mail retrieval.
+type IMAP struct {
+	Listen    string `toml:"listen"`
+	ListenTLS string `toml:"listen_tls"`
+}
+
+// HTTP configures the web, API and public log endpoints.
+type HTTP struct {
+	Listen string `toml:"listen"`
+}
+
+// Accounts holds account defaults.
+type Accounts struct {
+	DefaultQuota int64 `toml:"default_quota"`
+}
+
+// Timing holds the timing rules.
+type Timing struct {
+	DeemedReadStandart  Duration `toml:"deemed_read_standart"`
+	DeemedReadETebligat int      `toml:"deemed_read_etebligat_days"`
+	DeemedReadEYazisma  Duration `toml:"deemed_read_eyazisma"`
+	TimeZone            string   `toml:"time_zone"`
+}
+
+// Default returns the configuration of a provider rooted at dir.
+func Default(dir, provider, domain string) *Config {
+	return &Config{
+		Provider: Provider{ID: provider, Domain: domain, Name: strings.ToUpper(provider) + " KEP", Policy: "urn:kep:tr:policy:" + domain + ":evidence:1"},
+		Store:    Store{DSN: "sqlite:data/kep.db", ContentDir: "data/content"},
+		Keys:     Keys{Cert: "keys/provider.crt", Key: "keys/provider.key", LogKey: "keys/log.key"},
+		ESign:    ESign{TrustAnchors: []string{"keys/esign-ca.crt"}},
+		TSA:      TSA{TrustAnchors: []string{"keys/tsa-ca.crt"}, DevCert: "keys/tsa.crt", DevKey: "keys/tsa.key"},
+		Log:      Log{Origin: domain + "/log", CheckpointInterval: Duration{2 * time.Second}, BatchSize: 512},
+		SMTP: SMTP{Submission: "127.0.0.1:587", Submissions: "127.0.0.1:465", Hostname: "mail." + domain,
+			MaxMessageBytes: 100 << 20, MaxRecipients: 100, MaxTotalBytes: 1 << 30},
+		IMAP:     IMAP{Listen: "127.0.0.1:143", ListenTLS: "127.0.0.1:993"},
+		HTTP:     HTTP{Listen: "127.0.0.1:8443"},
+		Accounts: Accounts{DefaultQuota: 100 << 20},
+		Timing:   Timing{DeemedReadStandart: Duration{24 * time.Hour}, DeemedReadETebligat: 5, DeemedReadEYazisma: Duration{24 * time.Hour}, TimeZone: "Europe/Istanbul"},
+		Dir:      dir,
+	}
+}
+
+// Load reads a configuration file over the defaults.
+func Load(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(abs)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no configuration at %s: create one with `kep init --dir DIR`", path)
+		}
+		return nil, err
+	}
+	c := Default(filepath.Dir(abs), "", "")
+	md, err := toml.Decode(string(b), c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("%s: unknown key %s", path, und[0].String())
+	}
+	c.Dir = filepath.Dir(abs)
+	if c.Provider.ID == "" || c.Provider.Domain == "" {
+		return nil, fmt.Errorf("%s: provider.id and provider.domain are required", path)
+	}
+	if c.Log.Origin == "" {
+		c.Log.Origin = c.Provider.Domain + "/log"
+	}
+	return c, nil
+}
+
+// Path resolves a path from the file against the configuration's directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+// Paths resolves a list of paths.
+func (c *Config) Paths(ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = c.Path(p)
+	}
+	return out
+}
+
+// DSN returns the database DSN with a relative SQLite path resolved.
+func (c *Config) DSN() string {
+	d := c.Store.DSN
+	if strings.HasPrefix(d, "sqlite:") {
+		return "sqlite:" + c.Path(strings.TrimPrefix(d, "sqlite:"))
+	}
+	return d
+}
+
+// Render writes the configuration as a commented TOML file in which every
+// key is documented.
+func (c *Config) Render() ([]byte, error) {
+	var buf bytes.Buffer
+	err := fileTemplate.Execute(&buf, c)
+	return buf.Bytes(), err
+}
+
+func q(s string) string { return fmt.Sprintf("%q", s) }
+
+func qlist(ss []string) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = q(s)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+var fileTemplate = template.Must(template.New("kep.toml").Funcs(template.FuncMap{"q": q, "qlist": qlist}).Parse(`# KEP provider configuration (written by kep init).
+# Relative paths are taken from the directory of this file.
+# docs/configuration.md describes every key in more detail.
+
+[provider]
+# The provider's short id, as in its domain (hsNN).
+id = {{q .Provider.ID}}
+# The provider's KEP domain: addresses are ad.soyad@<domain>.
+domain = {{q .Provider.Domain}}
+# The provider's name, as it appears in evidence and envelopes.
+name = {{q .Provider.Name}}
+# The evidence issuer policy (EvidenceIssuerPolicyID, ETSI TS 102 640-2).
+policy = {{q .Provider.Policy}}
+
+[store]
+# Database: "sqlite:PATH" (default; WAL, fsync on every commit) or
+# "postgres://user:pass@host:5432/db?sslmode=verify-full".
+dsn = {{q .Store.DSN}}
+# Content store: signed originals, named by their SHA-256.
+content_dir = {{q .Store.ContentDir}}
+
+[keys]
+# The provider's certificate (leaf first, then its chain) and private key:
+# they sign evidence (XAdES) and envelopes (S/MIME) and serve TLS.
+cert = {{q .Keys.Cert}}
+key = {{q .Keys.Key}}
+# The Ed25519 key that signs checkpoints of the evidence log (C2SP signed note).
+log_key = {{q .Keys.LogKey}}
+
+[esign]
+# PEM files (or directories of them) with the qualified e-signature CAs whose
+# certificates users and operators sign with (the e-signature trust store).
+trust_anchors = {{qlist .ESign.TrustAnchors}}
+
+[tsa]
+# URL of the RFC 3161 time-stamp authority (Kamu SM in Turkey). Empty runs
+# the development TSA below inside the process: for development only.
+url = {{q .TSA.URL}}
+# HTTP basic authentication for the TSA, if it needs it.
+username = {{q .TSA.Username}}
+password = {{q .TSA.Password}}
+# PEM files with the CA certificates the TSA's certificate chains to.
+trust_anchors = {{qlist .TSA.TrustAnchors}}
+# Certificate and key of the development TSA (used only when url is empty).
+dev_cert = {{q .TSA.DevCert}}
+dev_key = {{q .TSA.DevKey}}
+
+[log]
+# The log's origin line in checkpoints (C2SP tlog-checkpoint).
+origin = {{q .Log.Origin}}
+# A new signed, time-stamped checkpoint is issued this often when the log grew.
+checkpoint_interval = {{q .Log.CheckpointInterval.String}}
+# Most evidences appended in one database transaction (group commit).
+batch_size = {{.Log.BatchSize}}
+
+[smtp]
+# Submission with STARTTLS (port 587) and with implicit TLS (port 465).
+submission = {{q .SMTP.Submission}}
+submissions = {{q .SMTP.Submissions}}
+# The name the server greets with.
+hostname = {{q .SMTP.Hostname}}
+# Largest message accepted, in bytes (100 MB within one provider).
+max_message_bytes = {{.SMTP.MaxMessageBytes}}
+# Most recipients of one message.
+max_recipients = {{.SMTP.MaxRecipients}}
+# Largest size × recipients of one message, in bytes.
+max_total_bytes = {{.SMTP.MaxTotalBytes}}
+
+[imap]
+# IMAP with STARTTLS (port 143) and with implicit TLS (port 993).
+listen = {{q .IMAP.Listen}}
+listen_tls = {{q .IMAP.ListenTLS}}
+
+[http]
+# HTTPS: web mail, REST API and the public log endpoints (checkpoint, tiles).
+listen = {{q .HTTP.Listen}}
+
+[accounts]
+# Mailbox quota of new accounts, in bytes (100 MB).
+default_quota = {{.Accounts.DefaultQuota}}
+
+[timing]
+# Deemed read: a delivered message not opened within this period gets
+# evidence 61. standart: a duration after delivery.
+deemed_read_standart = {{q .Timing.DeemedReadStandart.String}}
+# eTebligat: the end of the Nth day after delivery, on the calendar of time_zone.
+deemed_read_etebligat_days = {{.Timing.DeemedReadETebligat}}
+# eYazisma: a duration after delivery.
+deemed_read_eyazisma = {{q .Timing.DeemedReadEYazisma.String}}
+# The calendar for day-based deadlines and for times shown to people.
+time_zone = {{q .Timing.TimeZone}}
+`))

@@ -1,0 +1,303 @@
+package tlog
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/kephs/kep/store"
+)
+
+// Checkpoint is a signed statement of the log's size and root hash, with an
+// RFC 3161 time stamp over the signed note.
+type Checkpoint struct {
+	Size      int64
+	Root      Hash
+	Note      []byte // C2SP signed note whose body is a C2SP tlog-checkpoint
+	CreatedAt time.Time
+	TST       []byte // DER TimeStampToken over SHA-256(Note)
+	TSTTime   time.Time
+}
+
+// Stamper obtains an RFC 3161 time-stamp token over data.
+type Stamper interface {
+	Stamp(ctx context.Context, data []byte) (token []byte, at time.Time, err error)
+}
+
+// FormatCheckpoint returns a C2SP tlog-checkpoint body:
+//
+//	<origin>\n<size>\n<base64 root hash>\n
+func FormatCheckpoint(origin string, size int64, root Hash) []byte {
+	return fmt.Appendf(nil, "%s\n%d\n%s\n", origin, size, base64.StdEncoding.EncodeToString(root[:]))
+}
+
+// ParseCheckpoint reads a C2SP tlog-checkpoint body (extension lines after
+// the third are allowed and ignored).
+func ParseCheckpoint(body []byte) (origin string, size int64, root Hash, err error) {
+	lines := strings.Split(string(body), "\n")
+	if len(lines) < 4 || lines[len(lines)-1] != "" {
+		return "", 0, Hash{}, errors.New("checkpoint: want origin, size and root hash lines, each ending in a newline")
+	}
+	origin = lines[0]
+	if origin == "" {
+		return "", 0, Hash{}, errors.New("checkpoint: empty origin line")
+	}
+	size, err = strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || size < 0 || strconv.FormatInt(size, 10) != lines[1] {
+		return "", 0, Hash{}, fmt.Errorf("checkpoint: bad tree size %q", lines[1])
+	}
+	h, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(h) != len(root) {
+		return "", 0, Hash{}, fmt.Errorf("checkpoint: bad root hash %q", lines[2])
+	}
+	copy(root[:], h)
+	return origin, size, root, nil
+}
+
+// OpenCheckpoint verifies a signed checkpoint note with the log's verifier
+// key (vkey, in note format) and returns its contents.
+func OpenCheckpoint(signed []byte, vkey string) (origin string, size int64, root Hash, err error) {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return "", 0, Hash{}, fmt.Errorf("checkpoint: bad log verifier key: %w", err)
+	}
+	n, err := note.Open(signed, note.VerifierList(v))
+	if err != nil {
+		return "", 0, Hash{}, fmt.Errorf("checkpoint signature: %w", err)
+	}
+	origin, size, root, err = ParseCheckpoint([]byte(n.Text))
+	if err != nil {
+		return "", 0, Hash{}, err
+	}
+	if origin != v.Name() {
+		return "", 0, Hash{}, fmt.Errorf("checkpoint: origin %q is not the log key's name %q", origin, v.Name())
+	}
+	return origin, size, root, nil
+}
+
+// GenerateLogKey makes an Ed25519 note key named origin and returns the
+// signer key and the verifier key (both in the sumdb/note text format).
+func GenerateLogKey(origin string) (skey, vkey string, err error) {
+	return note.GenerateKey(rand.Reader, origin)
+}
+
+// VerifierKey derives the verifier key from a signer key.
+func VerifierKey(skey string) (string, error) {
+	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 ‖ seed)>
+	parts := strings.Split(skey, "+")
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("tlog: malformed log signer key")
+	}
+	b, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(b) != 1+ed25519.SeedSize || b[0] != 1 {
+		return "", errors.New("tlog: log signer key is not an Ed25519 key")
+	}
+	pub := ed25519.NewKeyFromSeed(b[1:]).Public().(ed25519.PublicKey)
+	return note.NewEd25519VerifierKey(parts[2], pub)
+}
+
+// LoadSigner reads a note signer key file.
+func LoadSigner(path string) (note.Signer, string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", err
+	}
+	skey := strings.TrimSpace(string(b))
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	vkey, err := VerifierKey(skey)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	return s, vkey, nil
+}
+
+// Checkpointer issues checkpoints of one log.
+type Checkpointer struct {
+	DB      *store.DB
+	Origin  string
+	Signer  note.Signer
+	Stamper Stamper
+	Now     func() time.Time
+}
+
+// Make issues a checkpoint for the first size entries: root hash, signed
+// note, time stamp, stored. A checkpoint of that size that exists already
+// is returned as it is.
+func (c *Checkpointer) Make(ctx context.Context, size int64) (*Checkpoint, error) {
+	if size < 1 {
+		return nil, errors.New("tlog: no checkpoint of an empty log")
+	}
+	if cp, err := GetCheckpoint(ctx, c.DB.Q(), size); err == nil {
+		return cp, nil
+	}
+	root, err := TreeHash(ctx, c.DB.Q(), size)
+	if err != nil {
+		return nil, err
+	}
+	if c.Signer.Name() != c.Origin {
+		return nil, fmt.Errorf("tlog: log key is named %q, origin is %q", c.Signer.Name(), c.Origin)
+	}
+	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(c.Origin, size, root))}, c.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: sign checkpoint: %w", err)
+	}
+	tst, at, err := c.Stamper.Stamp(ctx, signed)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: time-stamp checkpoint: %w", err)
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	cp := &Checkpoint{Size: size, Root: root, Note: signed, CreatedAt: now().UTC(), TST: tst, TSTTime: at.UTC()}
+	_, err = c.DB.Q().Exec(ctx, `INSERT INTO checkpoints (size, root, note, created_at, tst, tst_time) VALUES (?, ?, ?, ?, ?, ?)`,
+		cp.Size, cp.Root[:], cp.Note, store.Millis(cp.CreatedAt), cp.TST, store.Millis(cp.TSTTime))
+	if errors.Is(err, store.ErrConflict) { // another node made it first
+		return GetCheckpoint(ctx, c.DB.Q(), size)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// Run issues a checkpoint every interval when the log grew, until ctx ends.
+// notify, when not nil, is called with each new checkpoint.
+func (c *Checkpointer) Run(ctx context.Context, l *Log, interval time.Duration, notify func(*Checkpoint)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cp, err := c.Catchup(ctx, l.Size())
+		if err != nil {
+			continue // logged by the caller's metrics; retried next tick
+		}
+		if cp != nil && notify != nil {
+			notify(cp)
+		}
+	}
+}
+
+// Catchup issues a checkpoint of size when the latest one is smaller, and
+// returns it (nil when nothing grew).
+func (c *Checkpointer) Catchup(ctx context.Context, size int64) (*Checkpoint, error) {
+	if size == 0 {
+		return nil, nil
+	}
+	latest, err := LatestCheckpoint(ctx, c.DB.Q())
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if latest != nil && latest.Size >= size {
+		return nil, nil
+	}
+	return c.Make(ctx, size)
+}
+
+// Retimestamp adds a fresh time stamp over the latest checkpoint.
+func (c *Checkpointer) Retimestamp(ctx context.Context) (*Checkpoint, time.Time, error) {
+	cp, err := LatestCheckpoint(ctx, c.DB.Q())
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("tlog: no checkpoint to time-stamp: %w", err)
+	}
+	tst, at, err := c.Stamper.Stamp(ctx, cp.Note)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	_, err = c.DB.Q().Exec(ctx, `INSERT INTO checkpoint_stamps (size, tst, tst_time) VALUES (?, ?, ?)`, cp.Size, tst, store.Millis(at))
+	return cp, at, err
+}
+
+const cpCols = `size, root, note, created_at, tst, tst_time FROM checkpoints`
+
+func scanCheckpoint(s interface{ Scan(...any) error }) (*Checkpoint, error) {
+	var cp Checkpoint
+	var root []byte
+	var created, tstTime int64
+	if err := s.Scan(&cp.Size, &root, &cp.Note, &created, &cp.TST, &tstTime); err != nil {
+		return nil, store.MapErr(err)
+	}
+	if len(root) != len(cp.Root) {
+		return nil, fmt.Errorf("tlog: checkpoint %d has a %d-byte root", cp.Size, len(root))
+	}
+	copy(cp.Root[:], root)
+	cp.CreatedAt, cp.TSTTime = store.FromMillis(created), store.FromMillis(tstTime)
+	return &cp, nil
+}
+
+// LatestCheckpoint returns the largest checkpoint.
+func LatestCheckpoint(ctx context.Context, q store.Querier) (*Checkpoint, error) {
+	return scanCheckpoint(q.QueryRow(ctx, `SELECT `+cpCols+` ORDER BY size DESC LIMIT 1`))
+}
+
+// GetCheckpoint returns the checkpoint of a size.
+func GetCheckpoint(ctx context.Context, q store.Querier, size int64) (*Checkpoint, error) {
+	return scanCheckpoint(q.QueryRow(ctx, `SELECT `+cpCols+` WHERE size = ?`, size))
+}
+
+// CoveringCheckpoint returns the first checkpoint that includes leaf index
+// seq, or ErrNotFound while none does yet.
+func CoveringCheckpoint(ctx context.Context, q store.Querier, seq int64) (*Checkpoint, error) {
+	return scanCheckpoint(q.QueryRow(ctx, `SELECT `+cpCols+` WHERE size > ? ORDER BY size LIMIT 1`, seq))
+}
+
+// ListCheckpoints returns every checkpoint, smallest first.
+func ListCheckpoints(ctx context.Context, q store.Querier) ([]*Checkpoint, error) {
+	rows, err := q.Query(ctx, `SELECT `+cpCols+` ORDER BY size`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Checkpoint
+	for rows.Next() {
+		cp, err := scanCheckpoint(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cp)
+	}
+	return out, rows.Err()
+}
+
+// Stamps returns the later time stamps of a checkpoint (retimestamp), oldest first.
+func Stamps(ctx context.Context, q store.Querier, size int64) ([][]byte, error) {
+	rows, err := q.Query(ctx, `SELECT tst FROM checkpoint_stamps WHERE size = ? ORDER BY id`, size)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// NoteBody returns the text of a signed note without its signatures.
+func NoteBody(signed []byte) []byte {
+	if i := bytes.LastIndex(signed, []byte("\n\n")); i >= 0 {
+		return signed[:i+1]
+	}
+	return signed
+}
