@@ -120,7 +120,11 @@ func TestCreateRefusals(t *testing.T) {
 			{"company identity for a person", func(r *account.CreateRequest) {
 				r.Owner = identity.ID{Scheme: identity.VKN, Value: identity.GenerateVKN(w.rng)}
 			}, account.ErrKindIdentity},
-			{"weak password", func(r *account.CreateRequest) { r.Capability = account.ReceiveOnly; r.VerifiedBy = "x"; r.Password = "short" }, account.ErrWeakPassword},
+			{"weak password", func(r *account.CreateRequest) {
+				r.Capability = account.ReceiveOnly
+				r.VerifiedBy = "x"
+				r.Password = "short"
+			}, account.ErrWeakPassword},
 		}
 		for _, c := range cases {
 			r := base
