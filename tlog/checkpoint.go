@@ -94,7 +94,7 @@ func GenerateLogKey(origin string) (skey, vkey string, err error) {
 // VerifierKey derives the verifier key from a signer key.
 func VerifierKey(skey string) (string, error) {
 	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 ‖ seed)>
-	parts := strings.Split(skey, "+")
+	parts := strings.SplitN(skey, "+", 5)
 	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
 		return "", errors.New("tlog: malformed log signer key")
 	}

@@ -1,0 +1,218 @@
+package evidence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kephs/kep/store"
+	"github.com/kephs/kep/tlog"
+)
+
+// Stage is the step of a message's life an evidence is about.
+type Stage string
+
+const (
+	StageSubmission Stage = "submission" // 10, 11
+	StageRelay      Stage = "relay"      // 20, 21, 31
+	StageDelivery   Stage = "delivery"   // 40, 41
+	StageRetrieval  Stage = "retrieval"  // 60, 61
+)
+
+// StageOf returns the stage of a code.
+func StageOf(c Code) Stage {
+	switch c {
+	case Accepted, Rejected:
+		return StageSubmission
+	case RelayAccepted, RelayRejected, RelayFailure:
+		return StageRelay
+	case Delivered, NotDelivered:
+		return StageDelivery
+	}
+	return StageRetrieval
+}
+
+// Record is an evidence to issue, with what the store files it under.
+type Record struct {
+	Evidence  *Evidence
+	AccountID int64  // the account whose evidence folder (Delil) it reaches; 0 for none
+	MessageID int64  // the message it is about; 0 for none (a rejected submission)
+	Subject   string // the recipient it concerns; "" for the whole message
+
+	// Set by Issue.
+	Document []byte // the signed XML document
+	Seq      int64  // its leaf index in the log
+}
+
+// IssuerService issues evidence: it signs each document, appends its digest
+// to the log and stores it, in the same transaction as the caller's own
+// writes (the message, the mailbox entry): no evidence without its log
+// entry, no accepted message without its evidence.
+type IssuerService struct {
+	Signer   *Signer
+	Log      *tlog.Log
+	Issuer   Issuer
+	PolicyID string
+	Now      func() time.Time
+}
+
+// ErrAlreadyIssued is returned when the store already holds a delivery or
+// retrieval evidence for the same message and recipient.
+var ErrAlreadyIssued = errors.New("evidence: this evidence was issued already")
+
+// Issue signs and logs recs. write, when not nil, runs first in the same
+// transaction and may fill the records' MessageID. Issue fills each
+// record's Document and Seq.
+func (s *IssuerService) Issue(ctx context.Context, recs []*Record, write func(ctx context.Context, tx *store.Tx) error) error {
+	entries := make([][32]byte, len(recs))
+	for i, r := range recs {
+		e := r.Evidence
+		if e.ID == "" {
+			e.ID = NewID()
+		}
+		if e.EventTime.IsZero() {
+			e.EventTime = s.now()
+		}
+		if e.Issuer == (Issuer{}) {
+			e.Issuer = s.Issuer
+		}
+		if e.IssuerPolicyID == "" {
+			e.IssuerPolicyID = s.PolicyID
+		}
+		doc, err := s.Signer.Sign(e)
+		if err != nil {
+			return err
+		}
+		r.Document = doc
+		entries[i] = tlog.EntryFor(doc)
+	}
+	_, err := s.Log.Append(ctx, entries, func(ctx context.Context, tx *store.Tx, first int64) error {
+		if write != nil {
+			if err := write(ctx, tx); err != nil {
+				return err
+			}
+		}
+		for i, r := range recs {
+			r.Seq = first + int64(i)
+			if err := insert(ctx, tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+func (s *IssuerService) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func insert(ctx context.Context, tx *store.Tx, r *Record) error {
+	format, data := Encode(r.Document)
+	e := r.Evidence
+	_, err := tx.Exec(ctx, `INSERT INTO evidence (seq, id, code, stage, account_id, message_id, subject, event_time, format, xml) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Seq, e.ID, int(e.Code), string(StageOf(e.Code)), nullID(r.AccountID), nullID(r.MessageID), r.Subject, store.Millis(e.EventTime), format, data)
+	if errors.Is(err, store.ErrConflict) && strings.Contains(err.Error(), "evidence_once") || errors.Is(err, store.ErrConflict) && strings.Contains(err.Error(), "evidence.message_id") {
+		return fmt.Errorf("%w: %s for %s", ErrAlreadyIssued, e.Code, r.Subject)
+	}
+	return err
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// Stored is an evidence as the store holds it.
+type Stored struct {
+	Seq       int64
+	ID        string
+	Code      Code
+	Stage     Stage
+	AccountID int64
+	MessageID int64
+	Subject   string
+	EventTime time.Time
+	Document  []byte
+}
+
+const storedCols = `seq, id, code, stage, COALESCE(account_id, 0), COALESCE(message_id, 0), subject, event_time, format, xml FROM evidence`
+
+func scanStored(s interface{ Scan(...any) error }) (*Stored, error) {
+	var st Stored
+	var code, format int
+	var stage string
+	var at int64
+	var data []byte
+	if err := s.Scan(&st.Seq, &st.ID, &code, &stage, &st.AccountID, &st.MessageID, &st.Subject, &at, &format, &data); err != nil {
+		return nil, store.MapErr(err)
+	}
+	doc, err := Decode(format, data)
+	if err != nil {
+		return nil, fmt.Errorf("evidence %d: %w", st.Seq, err)
+	}
+	st.Code, st.Stage, st.EventTime, st.Document = Code(code), Stage(stage), store.FromMillis(at), doc
+	return &st, nil
+}
+
+func queryStored(ctx context.Context, q store.Querier, where string, args ...any) ([]*Stored, error) {
+	rows, err := q.Query(ctx, `SELECT `+storedCols+` `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Stored
+	for rows.Next() {
+		st, err := scanStored(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+// Get returns a stored evidence by its identifier.
+func Get(ctx context.Context, q store.Querier, id string) (*Stored, error) {
+	return scanStored(q.QueryRow(ctx, `SELECT `+storedCols+` WHERE id = ?`, id))
+}
+
+// GetSeq returns a stored evidence by its leaf index.
+func GetSeq(ctx context.Context, q store.Querier, seq int64) (*Stored, error) {
+	return scanStored(q.QueryRow(ctx, `SELECT `+storedCols+` WHERE seq = ?`, seq))
+}
+
+// ByMessage returns every evidence about a message, in log order.
+func ByMessage(ctx context.Context, q store.Querier, messageID int64) ([]*Stored, error) {
+	return queryStored(ctx, q, `WHERE message_id = ? ORDER BY seq`, messageID)
+}
+
+// Range returns the evidences with leaf indexes in [start, end), in order.
+func Range(ctx context.Context, q store.Querier, start, end int64) ([]*Stored, error) {
+	return queryStored(ctx, q, `WHERE seq >= ? AND seq < ? ORDER BY seq`, start, end)
+}
+
+// Entries returns the log entries (document digests) of [start, end), for
+// the log's public entry bundles.
+func Entries(ctx context.Context, q store.Querier, start, end int64) ([][]byte, error) {
+	sts, err := Range(ctx, q, start, end)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(sts))
+	for i, st := range sts {
+		if st.Seq != start+int64(i) {
+			return nil, fmt.Errorf("evidence: leaf %d is missing from the store", start+int64(i))
+		}
+		e := tlog.EntryFor(st.Document)
+		out[i] = e[:]
+	}
+	return out, nil
+}

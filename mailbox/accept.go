@@ -1,0 +1,146 @@
+package mailbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kephs/kep/blob"
+	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/store"
+)
+
+// Submission is a message that passed the access-point checks.
+type Submission struct {
+	Sender     *store.Account
+	Operator   *store.Operator // the operator who sent it for a company account
+	Original   blob.Digest     // the signed original, in the content store
+	Size       int64
+	BlobGen    int64 // from blob.Writer.CommitDeferred: made durable before the evidence
+	From       string
+	Recipients []string
+	HeaderID   string
+	IletiID    string
+	IletiTip   string
+	AuthMethod string
+	AuthTime   time.Time
+}
+
+// Accept records an accepted message in one transaction (kep-domain.md,
+// "Messages and envelopes"; TS 102 640-2 SubmissionAcceptanceRejection):
+// the signed original is durable in the content store before anything
+// refers to it; then the message row, the acceptance evidence (10) signed
+// and logged, one queued delivery per recipient, the copy in the sender's
+// Sent folder and the usage record commit together. When Accept returns
+// nil the message cannot be lost; when it fails nothing of it remains.
+func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *evidence.Record, error) {
+	s.init()
+	if err := s.Blobs.Sync(sub.BlobGen); err != nil {
+		return nil, nil, fmt.Errorf("store the original: %w", err)
+	}
+	now := s.now()
+	msg := &KEPMessage{Digest: sub.Original, Size: sub.Size, SenderAccount: sub.Sender.ID, From: sub.From, HeaderID: sub.HeaderID,
+		IletiID: sub.IletiID, IletiTip: sub.IletiTip, SubmittedAt: now}
+	if sub.Operator != nil {
+		msg.OperatorID = sub.Operator.ID
+	}
+	ev := &evidence.Evidence{
+		ID: evidence.NewID(), Code: evidence.Accepted, EventTime: now, SubmissionTime: now,
+		SenderAuthentication: evidence.Authentication{Method: sub.AuthMethod, Time: sub.AuthTime},
+		Sender:               senderParty(sub.Sender, sub.From),
+		Operator:             operatorParty(sub.Operator),
+		Message: evidence.Message{MessageID: sub.HeaderID, IletiID: sub.IletiID, IletiTip: sub.IletiTip,
+			DigestAlgorithm: evidence.DigestSHA256, Digest: append([]byte(nil), sub.Original[:]...), Size: sub.Size},
+	}
+	for _, r := range sub.Recipients {
+		ev.Recipients = append(ev.Recipients, evidence.Party{Address: r})
+	}
+	msg.EvidenceID = ev.ID
+	rec := &evidence.Record{Evidence: ev, AccountID: sub.Sender.ID}
+	var sent *Folder
+	err := s.Issuer.Issue(ctx, []*evidence.Record{rec}, func(ctx context.Context, tx *store.Tx) error {
+		if err := insertMessage(ctx, tx, msg); err != nil {
+			return err
+		}
+		rec.MessageID = msg.ID
+		for _, r := range sub.Recipients {
+			if _, err := tx.Exec(ctx, `INSERT INTO deliveries (message_id, recipient, state, next_at) VALUES (?, ?, 'queued', ?)`, msg.ID, r, store.Millis(now)); err != nil {
+				return err
+			}
+		}
+		// The original stays in the content store while deliveries need it.
+		if err := HoldRef(ctx, tx, sub.Original); err != nil {
+			return err
+		}
+		if err := EnsureFolders(ctx, tx, sub.Sender.ID, now); err != nil {
+			return err
+		}
+		f, err := GetFolder(ctx, tx, sub.Sender.ID, Sent)
+		if err != nil {
+			return err
+		}
+		sent = f
+		d := sub.Original
+		if _, err := Append(ctx, tx, f, New{Kind: KindSent, MessageID: msg.ID, Ref: -1, Content: &d, Size: sub.Size, InternalDate: now, Flags: []string{`\Seen`}}); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO usage (account_id, at, kind, quantity, message_id) VALUES (?, ?, 'recipient', ?, ?)`, sub.Sender.ID, store.Millis(now), len(sub.Recipients), msg.ID)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	s.Hub.Notify(sub.Sender.ID, sent.ID)
+	s.Wake()
+	return msg, rec, nil
+}
+
+// Rejection is a submission refused at the access point.
+type Rejection struct {
+	Sender     *store.Account // nil when the sender is not known (then no Delil copy)
+	Operator   *store.Operator
+	From       string
+	Recipients []string
+	Digest     []byte // SHA-256 of the message as received, when there was one
+	Size       int64
+	HeaderID   string
+	IletiID    string
+	IletiTip   string
+	Reason     evidence.Reason
+	AuthMethod string
+	AuthTime   time.Time
+}
+
+// Reject issues the rejection evidence (11) for a refused submission. It
+// reaches the sender's evidence folder; the message itself is not kept.
+func (s *Service) Reject(ctx context.Context, rj *Rejection) (*evidence.Record, error) {
+	s.init()
+	now := s.now()
+	ev := &evidence.Evidence{
+		ID: evidence.NewID(), Code: evidence.Rejected, EventTime: now, SubmissionTime: now,
+		Reasons:              []evidence.Reason{rj.Reason},
+		SenderAuthentication: evidence.Authentication{Method: rj.AuthMethod, Time: rj.AuthTime},
+		Operator:             operatorParty(rj.Operator),
+		Message:              evidence.Message{MessageID: rj.HeaderID, IletiID: rj.IletiID, IletiTip: rj.IletiTip, Size: rj.Size},
+	}
+	if ev.Message.IletiTip == "" {
+		ev.Message.IletiTip = evidence.IletiTipStandart
+	}
+	if len(rj.Digest) > 0 {
+		ev.Message.DigestAlgorithm, ev.Message.Digest = evidence.DigestSHA256, rj.Digest
+	}
+	rec := &evidence.Record{Evidence: ev}
+	if rj.Sender != nil {
+		ev.Sender = senderParty(rj.Sender, rj.From)
+		rec.AccountID = rj.Sender.ID
+	} else {
+		ev.Sender = evidence.Party{Address: rj.From}
+	}
+	for _, r := range rj.Recipients {
+		ev.Recipients = append(ev.Recipients, evidence.Party{Address: r})
+	}
+	if err := s.Issuer.Issue(ctx, []*evidence.Record{rec}, nil); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}

@@ -1,0 +1,286 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/blob"
+	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/store"
+)
+
+// RunDelivery delivers queued messages until ctx ends: woken by Accept, and
+// every few seconds for retries.
+func (s *Service) RunDelivery(ctx context.Context) {
+	s.init()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		for {
+			n, err := s.DeliverQueued(ctx, 256)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.Log.Error("delivery", "err", err)
+				break
+			}
+			if n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// DeliverQueued delivers up to limit queued deliveries that are due and
+// returns how many it handled.
+func (s *Service) DeliverQueued(ctx context.Context, limit int) (int, error) {
+	s.init()
+	now := s.now()
+	ds, err := queryDeliveries(ctx, s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY id LIMIT ?`, store.Millis(now), limit)
+	if err != nil {
+		return 0, err
+	}
+	byMsg := map[int64][]*Delivery{}
+	var order []int64
+	for _, d := range ds {
+		if byMsg[d.MessageID] == nil {
+			order = append(order, d.MessageID)
+		}
+		byMsg[d.MessageID] = append(byMsg[d.MessageID], d)
+	}
+	// Messages are delivered concurrently so that their evidence shares
+	// log commits and their envelopes share file-system syncs.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, deliveryConcurrency)
+	for _, id := range order {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(id int64) {
+			defer func() { <-sem; wg.Done() }()
+			if err := s.deliverMessage(ctx, id, byMsg[id]); err != nil {
+				s.Log.Error("deliver message", "message", id, "err", err)
+				// Retry later rather than spin on it.
+				_, _ = s.DB.Q().Exec(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_at = ?, reason = ? WHERE message_id = ? AND state = 'queued'`,
+					store.Millis(now.Add(time.Minute)), truncate(err.Error(), 300), id)
+			}
+		}(id)
+	}
+	wg.Wait()
+	return len(ds), nil
+}
+
+// deliveryConcurrency bounds the messages delivered at once.
+const deliveryConcurrency = 32
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// outcome is what happens to one recipient.
+type outcome struct {
+	d      *Delivery
+	acct   *store.Account
+	ok     bool
+	reason evidence.Reason
+}
+
+// deliverMessage places one message into its local recipients' INBOXes in
+// the provider's envelope, issuing 40 for each placed copy and 41, with the
+// reason, for each that could not be placed — evidence, mailbox entries and
+// delivery states in one transaction.
+func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Delivery) error {
+	q := s.DB.Q()
+	msg, err := GetKEPMessage(ctx, q, msgID)
+	if err != nil {
+		return err
+	}
+	base, sender, err := s.baseEvidence(ctx, q, msg)
+	if err != nil {
+		return err
+	}
+	// The envelope is the same for every recipient: made once.
+	env, envSize, err := s.envelope(ctx, msg, sender)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	var outs []*outcome
+	var recs []*evidence.Record
+	for _, d := range ds {
+		o := &outcome{d: d}
+		if !strings.HasSuffix(strings.ToLower(d.Recipient), "@"+s.Domain) {
+			// Relay to other providers is not part of this node yet: the
+			// submission refuses such recipients, so this is a stale row.
+			o.reason = evidence.ReasonUnknownRecipient()
+			o.reason.Text = "Alıcının hizmet sağlayıcısına iletim yapılamıyor / the recipient's provider cannot be reached from this node."
+		} else if a, err := store.GetAccountByAddress(ctx, q, strings.ToLower(d.Recipient)); errors.Is(err, store.ErrNotFound) {
+			o.reason = evidence.ReasonUnknownRecipient()
+		} else if err != nil {
+			return err
+		} else {
+			o.acct = a
+			switch {
+			case account.Status(a.Status) != account.Active:
+				o.reason = evidence.ReasonMailboxClosed()
+			case a.UsedBytes+envSize > a.QuotaBytes:
+				o.reason = evidence.ReasonMailboxFull()
+			default:
+				o.ok = true
+			}
+		}
+		e := *base
+		e.ID, e.EventTime = evidence.NewID(), now
+		e.Recipients = []evidence.Party{recipientParty(d.Recipient, o.acct)}
+		if o.ok {
+			e.Code = evidence.Delivered
+		} else {
+			e.Code = evidence.NotDelivered
+			e.Reasons = []evidence.Reason{o.reason}
+		}
+		outs = append(outs, o)
+		recs = append(recs, &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Recipient})
+	}
+	var notify [][2]int64
+	var unused []blob.Digest
+	err = s.Issuer.Issue(ctx, recs, func(ctx context.Context, tx *store.Tx) error {
+		notify, unused = notify[:0], unused[:0]
+		if msg.Envelope == nil {
+			if _, err := tx.Exec(ctx, `UPDATE messages SET envelope = ? WHERE id = ?`, env[:], msg.ID); err != nil {
+				return err
+			}
+		}
+		for _, o := range outs {
+			if !o.ok {
+				if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = 'failed', attempts = attempts + 1, account_id = ?, reason = ? WHERE id = ? AND state = 'queued'`,
+					nullID(accountID(o.acct)), o.reason.Code, o.d.ID); err != nil {
+					return err
+				}
+				continue
+			}
+			// Re-check the quota inside the transaction: other deliveries may
+			// have filled the mailbox since it was read.
+			a, err := store.GetAccount(ctx, tx, o.acct.ID)
+			if err != nil {
+				return err
+			}
+			if a.UsedBytes+envSize > a.QuotaBytes {
+				return errQuotaRace
+			}
+			deadline, rule := s.Policy.Deadline(msg.IletiTip, now)
+			if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, account_id = ?, delivered_at = ?, deemed_at = ?, rule = ?, reason = '' WHERE id = ? AND state = 'queued'`,
+				a.ID, store.Millis(now), store.Millis(deadline), rule, o.d.ID); err != nil {
+				return err
+			}
+			if err := EnsureFolders(ctx, tx, a.ID, now); err != nil {
+				return err
+			}
+			inbox, err := GetFolder(ctx, tx, a.ID, Inbox)
+			if err != nil {
+				return err
+			}
+			d := env
+			if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.ID, Ref: -1, Content: &d, Size: envSize, InternalDate: now}); err != nil {
+				return err
+			}
+			if err := s.quotaNotices(ctx, tx, a, a.UsedBytes, a.UsedBytes+envSize, inbox, now); err != nil {
+				return err
+			}
+			notify = append(notify, [2]int64{a.ID, inbox.ID})
+		}
+		// Every recipient handled: the original is no longer needed for
+		// delivery (the sender's Sent copy may still hold it).
+		var left int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM deliveries WHERE message_id = ? AND state = 'queued'`, msg.ID).Scan(&left); err != nil {
+			return err
+		}
+		if left == 0 {
+			free, err := ReleaseRef(ctx, tx, msg.Digest)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if free {
+				unused = append(unused, msg.Digest)
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errQuotaRace) {
+		return nil // the next pass re-reads the quota and issues 41 if it is still full
+	}
+	if err != nil {
+		return err
+	}
+	s.deleteBlobs(unused)
+	for _, n := range notify {
+		s.Hub.Notify(n[0], n[1])
+	}
+	return nil
+}
+
+var errQuotaRace = errors.New("quota changed during delivery")
+
+func accountID(a *store.Account) int64 {
+	if a == nil {
+		return 0
+	}
+	return a.ID
+}
+
+func (s *Service) deleteBlobs(ds []blob.Digest) {
+	for _, d := range ds {
+		if err := s.Blobs.Delete(d); err != nil {
+			s.Log.Error("delete content", "digest", d.String(), "err", err)
+		}
+	}
+}
+
+// quotaNotices puts a notice in the INBOX when usage crosses 80, 90 or 100 %
+// of the quota (kep-domain.md, "Accounts": warn before it bites), once per
+// crossing.
+func (s *Service) quotaNotices(ctx context.Context, tx store.Querier, a *store.Account, before, after int64, inbox *Folder, now time.Time) error {
+	if a.QuotaBytes <= 0 {
+		return nil
+	}
+	for _, level := range []int64{100, 90, 80} {
+		limit := a.QuotaBytes * level / 100
+		if before < limit && after >= limit {
+			res, err := tx.Exec(ctx, `INSERT INTO quota_notices (account_id, level, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, a.ID, level, store.Millis(now))
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return nil
+			}
+			notice := renderNotice(s.Domain, s.Provider, a.Address, int(level), now, a.QuotaBytes)
+			_, err = Append(ctx, tx, inbox, New{Kind: KindNotice, Ref: level, Size: int64(len(notice)), InternalDate: now})
+			return err
+		}
+	}
+	return nil
+}
+
+// forgetQuotaNotices clears the notices above the current usage, so that
+// crossing a level again warns again.
+func forgetQuotaNotices(ctx context.Context, q store.Querier, accountID int64) error {
+	a, err := store.GetAccount(ctx, q, accountID)
+	if err != nil || a.QuotaBytes <= 0 {
+		return err
+	}
+	pct := a.UsedBytes * 100 / a.QuotaBytes
+	_, err = q.Exec(ctx, `DELETE FROM quota_notices WHERE account_id = ? AND level > ?`, accountID, pct)
+	return err
+}

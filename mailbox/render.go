@@ -1,0 +1,331 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/kephs/kep/blob"
+	"github.com/kephs/kep/cms"
+	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/store"
+)
+
+// Headers of the original that the envelope repeats.
+type originalHeaders struct {
+	From, To, Cc, Subject, Date, MessageID string
+}
+
+func readOriginalHeaders(r io.Reader) (originalHeaders, error) {
+	m, err := mail.ReadMessage(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return originalHeaders{}, fmt.Errorf("read the original's header: %w", err)
+	}
+	h := m.Header
+	return originalHeaders{From: h.Get("From"), To: h.Get("To"), Cc: h.Get("Cc"), Subject: h.Get("Subject"), Date: h.Get("Date"), MessageID: h.Get("Message-Id")}, nil
+}
+
+// istanbul is the calendar shown to people (times in evidence stay UTC).
+func (s *Service) local(t time.Time) string {
+	return t.In(s.Policy.Location).Format("02.01.2006 15:04:05 MST")
+}
+
+// envelope makes (once per message) the provider's signed envelope (EN 319
+// 532-3 layout; PEC's "busta di trasporto", RFC 6109 §3.1.1): multipart/
+// signed by the provider, containing multipart/mixed with a human-readable
+// introduction in Turkish and English, the acceptance evidence as XML, and
+// the signed original, byte for byte, as message/rfc822. Its headers carry
+// X-TR-REM-iletiTip and X-TR-REM-iletiID.
+func (s *Service) envelope(ctx context.Context, msg *KEPMessage, sender *store.Account) (blob.Digest, int64, error) {
+	if msg.Envelope != nil && s.Blobs.Has(*msg.Envelope) {
+		f, err := s.Blobs.Open(*msg.Envelope)
+		if err != nil {
+			return blob.Digest{}, 0, err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return blob.Digest{}, 0, err
+		}
+		return *msg.Envelope, st.Size(), nil
+	}
+	original, err := s.Blobs.ReadAll(msg.Digest)
+	if err != nil {
+		return blob.Digest{}, 0, fmt.Errorf("the original of message %d: %w", msg.ID, err)
+	}
+	oh, err := readOriginalHeaders(bytes.NewReader(original))
+	if err != nil {
+		return blob.Digest{}, 0, err
+	}
+	acc, err := evidence.Get(ctx, s.DB.Q(), msg.EvidenceID)
+	if err != nil {
+		return blob.Digest{}, 0, fmt.Errorf("the acceptance evidence of message %d: %w", msg.ID, err)
+	}
+	boundary := "kep-mixed-" + strings.ReplaceAll(msg.EvidenceID, "-", "")
+	var entity bytes.Buffer
+	entity.Grow(len(original) + len(acc.Document)*2 + 2048)
+	fmt.Fprintf(&entity, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
+	fmt.Fprintf(&entity, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
+	entity.WriteString(crlf(s.introduction(msg, sender, oh)))
+	fmt.Fprintf(&entity, "\r\n--%s\r\nContent-Type: application/xml; charset=utf-8; name=\"delil-kabul.xml\"\r\n", boundary)
+	entity.WriteString("Content-Disposition: attachment; filename=\"delil-kabul.xml\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	writeBase64(&entity, acc.Document)
+	fmt.Fprintf(&entity, "--%s\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"ileti.eml\"\r\n\r\n", boundary)
+	entity.Write(original)
+	if !bytes.HasSuffix(original, []byte("\r\n")) {
+		entity.WriteString("\r\n")
+	}
+	fmt.Fprintf(&entity, "--%s--\r\n", boundary)
+
+	var hdr bytes.Buffer
+	writeHeader(&hdr, "From", oh.From)
+	writeHeader(&hdr, "Sender", fmt.Sprintf("%s <postmaster@%s>", mime.QEncoding.Encode("utf-8", s.Provider), s.Domain))
+	writeHeader(&hdr, "Reply-To", msg.From)
+	writeHeader(&hdr, "To", oh.To)
+	if oh.Cc != "" {
+		writeHeader(&hdr, "Cc", oh.Cc)
+	}
+	writeHeader(&hdr, "Subject", "KEP: "+decodeHeader(oh.Subject))
+	writeHeader(&hdr, "Date", msg.SubmittedAt.In(s.Policy.Location).Format(time.RFC1123Z))
+	writeHeader(&hdr, "Message-ID", "<"+msg.EvidenceID+"@"+s.Domain+">")
+	if oh.MessageID != "" {
+		writeHeader(&hdr, "X-Original-Message-ID", oh.MessageID)
+	}
+	writeHeader(&hdr, "X-TR-REM-iletiTip", msg.IletiTip)
+	writeHeader(&hdr, "X-TR-REM-iletiID", msg.IletiID)
+	writeHeader(&hdr, "MIME-Version", "1.0")
+
+	w, err := s.Blobs.Create()
+	if err != nil {
+		return blob.Digest{}, 0, err
+	}
+	if err := cms.WriteSigned(w, hdr.Bytes(), entity.Bytes(), s.SignerKey, s.SignerCert, s.SignerChain); err != nil {
+		w.Abort()
+		return blob.Digest{}, 0, fmt.Errorf("sign the envelope: %w", err)
+	}
+	size := w.Size()
+	d, gen, err := w.CommitDeferred()
+	if err != nil {
+		return blob.Digest{}, 0, err
+	}
+	if err := s.Blobs.Sync(gen); err != nil {
+		return blob.Digest{}, 0, err
+	}
+	return d, size, nil
+}
+
+func (s *Service) introduction(msg *KEPMessage, sender *store.Account, oh originalHeaders) string {
+	var b strings.Builder
+	when := s.local(msg.SubmittedAt)
+	fmt.Fprintf(&b, "Bu ileti Kayıtlı Elektronik Posta (KEP) sistemi üzerinden iletilmiştir.\n\n")
+	fmt.Fprintf(&b, "Gönderen:      %s (%s)\n", msg.From, sender.OwnerName)
+	fmt.Fprintf(&b, "Kabul zamanı:  %s\n", when)
+	fmt.Fprintf(&b, "İleti türü:    %s\n", msg.IletiTip)
+	fmt.Fprintf(&b, "İleti kimliği: %s\n", msg.IletiID)
+	fmt.Fprintf(&b, "Konu:          %s\n\n", decodeHeader(oh.Subject))
+	fmt.Fprintf(&b, "Gönderenin elektronik imzalı özgün iletisi ekteki ileti.eml dosyasındadır; %s\n", s.Provider)
+	fmt.Fprintf(&b, "tarafından imzalanan kabul delili delil-kabul.xml dosyasındadır. Bu zarf %s\n", s.Provider)
+	fmt.Fprintf(&b, "tarafından imzalanmıştır.\n\n")
+	fmt.Fprintf(&b, "This message was delivered through the Registered Electronic Mail (KEP)\nsystem.\n\n")
+	fmt.Fprintf(&b, "Sender:        %s (%s)\n", msg.From, sender.OwnerName)
+	fmt.Fprintf(&b, "Accepted at:   %s\n", when)
+	fmt.Fprintf(&b, "Message type:  %s\n", msg.IletiTip)
+	fmt.Fprintf(&b, "Message id:    %s\n\n", msg.IletiID)
+	fmt.Fprintf(&b, "The sender's e-signed original is attached as ileti.eml; the acceptance\n")
+	fmt.Fprintf(&b, "evidence signed by %s is attached as delil-kabul.xml. This envelope is\n", s.Provider)
+	fmt.Fprintf(&b, "signed by %s.\n", s.Provider)
+	return b.String()
+}
+
+func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+func writeHeader(b *bytes.Buffer, name, value string) {
+	value = strings.NewReplacer("\r", " ", "\n", " ").Replace(value)
+	if !isASCII(value) && name != "From" && name != "To" && name != "Cc" {
+		value = mime.QEncoding.Encode("utf-8", value)
+	}
+	b.WriteString(name)
+	b.WriteString(": ")
+	b.WriteString(value)
+	b.WriteString("\r\n")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeHeader(s string) string {
+	d, err := new(mime.WordDecoder).DecodeHeader(s)
+	if err != nil {
+		return s
+	}
+	return d
+}
+
+func writeBase64(b *bytes.Buffer, data []byte) {
+	enc := base64.StdEncoding.EncodeToString(data)
+	for len(enc) > 76 {
+		b.WriteString(enc[:76])
+		b.WriteString("\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc)
+	b.WriteString("\r\n")
+}
+
+// renderNotice is the provider's quota notice (kep-domain.md, "Accounts":
+// warn at 80/90/100 % before it bites). It is rendered from the level and
+// time alone, so it needs no storage of its own.
+func renderNotice(domain, provider, addr string, level int, at time.Time, quota int64) []byte {
+	var b bytes.Buffer
+	writeHeader(&b, "From", fmt.Sprintf("%s <postmaster@%s>", mime.QEncoding.Encode("utf-8", provider), domain))
+	writeHeader(&b, "To", addr)
+	writeHeader(&b, "Date", at.Format(time.RFC1123Z))
+	writeHeader(&b, "Subject", fmt.Sprintf("KEP kota uyarısı / quota warning: %%%d", level))
+	writeHeader(&b, "Message-ID", fmt.Sprintf("<quota-%d-%d@%s>", level, at.UnixMilli(), domain))
+	writeHeader(&b, "MIME-Version", "1.0")
+	writeHeader(&b, "Content-Type", "text/plain; charset=utf-8")
+	writeHeader(&b, "Content-Transfer-Encoding", "8bit")
+	b.WriteString("\r\n")
+	mb := float64(quota) / (1 << 20)
+	text := fmt.Sprintf("KEP hesabınız %s, %.0f MB kotasının %%%d'ine ulaştı.\n", addr, mb, level)
+	if level >= 100 {
+		text += "Kota doldu: yeni gelen iletiler teslim edilemeyecek ve göndericilerine teslim edilemedi delili (41) gidecek.\n"
+	}
+	text += "Yer açmak için eski iletileri silin ya da arşivleyin; ek kota hizmet sağlayıcınızdan alınabilir.\n\n"
+	text += fmt.Sprintf("Your KEP account %s has reached %d%% of its %.0f MB quota.\n", addr, level, mb)
+	if level >= 100 {
+		text += "The mailbox is full: new messages cannot be delivered and their senders receive non-delivery evidence (41).\n"
+	}
+	text += "Delete or archive old messages to make room; more quota is available from your provider.\n"
+	b.WriteString(crlf(text))
+	return b.Bytes()
+}
+
+// renderEvidenceItem is the message in the Delil folder for one evidence:
+// a short text in Turkish and English, the evidence XML and its bundle. It
+// is rendered from the evidence store, the same bytes every time.
+func (s *Service) renderEvidenceItem(ctx context.Context, seq int64, to string) ([]byte, error) {
+	st, err := evidence.GetSeq(ctx, s.DB.Q(), seq)
+	if err != nil {
+		return nil, err
+	}
+	e, err := evidence.Parse(st.Document)
+	if err != nil {
+		return nil, err
+	}
+	var bundle []byte
+	if s.Bundle != nil {
+		if bundle, err = s.Bundle(ctx, seq); err != nil {
+			return nil, err
+		}
+	}
+	id := e.ID
+	concerning := e.Message.IletiID
+	if len(e.Recipients) == 1 {
+		concerning = e.Recipients[0].Address
+	}
+	var b bytes.Buffer
+	writeHeader(&b, "From", fmt.Sprintf("%s <delil@%s>", mime.QEncoding.Encode("utf-8", s.Provider+" Delil"), s.Domain))
+	writeHeader(&b, "To", to)
+	writeHeader(&b, "Date", e.EventTime.In(s.Policy.Location).Format(time.RFC1123Z))
+	writeHeader(&b, "Subject", fmt.Sprintf("KEP delil %d: %s / %s — %s", int(e.Code), e.Code.LabelTR(), e.Code.Label(), concerning))
+	writeHeader(&b, "Message-ID", "<delil-"+id+"@"+s.Domain+">")
+	writeHeader(&b, "X-KEP-Delil-Kodu", fmt.Sprint(int(e.Code)))
+	writeHeader(&b, "X-KEP-Delil-ID", id)
+	if e.Message.IletiID != "" {
+		writeHeader(&b, "X-TR-REM-iletiID", e.Message.IletiID)
+	}
+	writeHeader(&b, "MIME-Version", "1.0")
+	boundary := "delil-" + strings.ReplaceAll(id, "-", "")
+	writeHeader(&b, "Content-Type", fmt.Sprintf("multipart/mixed; boundary=%q", boundary))
+	b.WriteString("\r\n")
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
+	var t strings.Builder
+	fmt.Fprintf(&t, "Delil %d: %s\n", int(e.Code), e.Code.LabelTR())
+	fmt.Fprintf(&t, "Zaman:          %s\n", s.local(e.EventTime))
+	fmt.Fprintf(&t, "Gönderen:       %s\n", e.Sender.Address)
+	for _, r := range e.Recipients {
+		fmt.Fprintf(&t, "Alıcı:          %s\n", r.Address)
+	}
+	if e.Message.IletiID != "" {
+		fmt.Fprintf(&t, "İleti kimliği:  %s\n", e.Message.IletiID)
+	}
+	for _, r := range e.Reasons {
+		fmt.Fprintf(&t, "Gerekçe:        %s\n", r.Text)
+	}
+	fmt.Fprintf(&t, "Delil kimliği:  %s\n\n", id)
+	fmt.Fprintf(&t, "Evidence %d: %s, at %s.\n", int(e.Code), e.Code.Label(), e.EventTime.UTC().Format(time.RFC3339))
+	t.WriteString("The evidence XML is attached, signed by the provider, with its bundle\n(delil-" + id + ".zip): verify it offline with `kep verify`.\n")
+	b.WriteString(crlf(t.String()))
+	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: application/xml; charset=utf-8; name=\"delil-%s.xml\"\r\n", boundary, id)
+	fmt.Fprintf(&b, "Content-Disposition: attachment; filename=\"delil-%s.xml\"\r\nContent-Transfer-Encoding: base64\r\n\r\n", id)
+	writeBase64(&b, st.Document)
+	if bundle != nil {
+		fmt.Fprintf(&b, "--%s\r\nContent-Type: %s; name=\"delil-%s.zip\"\r\n", boundary, evidence.BundleMediaType, id)
+		fmt.Fprintf(&b, "Content-Disposition: attachment; filename=\"delil-%s.zip\"\r\nContent-Transfer-Encoding: base64\r\n\r\n", id)
+		writeBase64(&b, bundle)
+	}
+	fmt.Fprintf(&b, "--%s--\r\n", boundary)
+	return b.Bytes(), nil
+}
+
+// Content returns the bytes of a mailbox message: from the content store,
+// or rendered for evidence items and notices.
+func (s *Service) Content(ctx context.Context, m *Message) ([]byte, error) {
+	s.init()
+	switch {
+	case m.HasContent:
+		b, err := s.Blobs.ReadAll(m.Content)
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil, fmt.Errorf("the content of this message was deleted: %w", err)
+		}
+		return b, err
+	case m.Kind == KindEvidence || m.Kind == KindNotice:
+		f, err := GetFolderByID(ctx, s.DB.Q(), m.FolderID)
+		if err != nil {
+			return nil, err
+		}
+		a, err := store.GetAccount(ctx, s.DB.Q(), f.AccountID)
+		if err != nil {
+			return nil, err
+		}
+		if m.Kind == KindNotice {
+			return renderNotice(s.Domain, s.Provider, a.Address, int(m.Ref), m.InternalDate, a.QuotaBytes), nil
+		}
+		b, err := s.renderEvidenceItem(ctx, m.Ref, a.Address)
+		if err != nil {
+			return nil, err
+		}
+		if m.Size < 0 {
+			_, _ = s.DB.Q().Exec(ctx, `UPDATE mailbox_messages SET size = ? WHERE id = ?`, len(b), m.ID)
+			m.Size = int64(len(b))
+		}
+		return b, nil
+	}
+	return nil, errors.New("mailbox: message has no content")
+}
+
+// Size returns a message's size, rendering an evidence item the first time.
+func (s *Service) Size(ctx context.Context, m *Message) (int64, error) {
+	if m.Size >= 0 {
+		return m.Size, nil
+	}
+	b, err := s.Content(ctx, m)
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(b)), nil
+}

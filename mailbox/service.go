@@ -1,0 +1,158 @@
+package mailbox
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/blob"
+	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/store"
+)
+
+// Policy holds the deemed-read rules (kep-domain.md, "Timing rules"):
+// configurable per message type, defaults 24 hours for standart and
+// eYazisma, the end of the fifth day after delivery for eTebligat.
+type Policy struct {
+	Standart      time.Duration
+	EYazisma      time.Duration
+	ETebligatDays int
+	Location      *time.Location // calendar for day-based deadlines
+}
+
+// DefaultPolicy returns the default deemed-read rules.
+func DefaultPolicy() Policy {
+	loc, err := time.LoadLocation("Europe/Istanbul")
+	if err != nil {
+		loc = time.FixedZone("TRT", 3*60*60) // Turkey has kept UTC+3 all year since 2016
+	}
+	return Policy{Standart: 24 * time.Hour, EYazisma: 24 * time.Hour, ETebligatDays: 5, Location: loc}
+}
+
+// Deadline returns when a message of type iletiTip delivered at t is deemed
+// read, and the rule that says so (named in evidence 61).
+func (p Policy) Deadline(iletiTip string, t time.Time) (time.Time, string) {
+	switch iletiTip {
+	case evidence.IletiTipETebligat:
+		// "the end of the fifth day after it reaches the address": the
+		// deadline is the midnight that ends day N after the delivery day,
+		// on the local calendar (7201 sayılı Tebligat Kanunu m. 7/a;
+		// Elektronik Tebligat Yönetmeliği).
+		l := t.In(p.Location)
+		end := time.Date(l.Year(), l.Month(), l.Day()+p.ETebligatDays+1, 0, 0, 0, 0, p.Location)
+		return end.UTC(), fmt.Sprintf("eTebligat: end of day %d after delivery (%s)", p.ETebligatDays, p.Location)
+	case evidence.IletiTipEYazisma:
+		return t.Add(p.EYazisma).UTC(), fmt.Sprintf("eYazisma: %s after delivery", p.EYazisma)
+	}
+	return t.Add(p.Standart).UTC(), fmt.Sprintf("standart: %s after delivery", p.Standart)
+}
+
+// Service runs the mailboxes of one provider.
+type Service struct {
+	DB       *store.DB
+	Blobs    *blob.Store
+	Issuer   *evidence.IssuerService
+	Accounts *account.Service
+	Policy   Policy
+	Domain   string // the provider's domain: recipients here are local
+	Provider string // the provider's name, for envelopes and notices
+	// Signer signs the provider's envelopes (S/MIME).
+	SignerKey   crypto.Signer
+	SignerCert  *x509.Certificate
+	SignerChain []*x509.Certificate
+	// Bundle makes the evidence bundle of a leaf index (the node knows the
+	// keys); used to render evidence items.
+	Bundle func(ctx context.Context, seq int64) ([]byte, error)
+	Now    func() time.Time
+	Log    *slog.Logger
+	Hub    *Hub
+
+	wake     chan struct{}
+	initOnce sync.Once
+}
+
+func (s *Service) init() {
+	s.initOnce.Do(func() {
+		s.wake = make(chan struct{}, 1)
+		if s.Hub == nil {
+			s.Hub = NewHub()
+		}
+		if s.Log == nil {
+			s.Log = slog.Default()
+		}
+		if s.Policy.Location == nil {
+			s.Policy = DefaultPolicy()
+		}
+	})
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Wake tells the delivery worker there is work.
+func (s *Service) Wake() {
+	s.init()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ErrNoAccess is returned when a principal may not act on an account.
+var ErrNoAccess = errors.New("not allowed on this account")
+
+// senderParty describes the sender of a message for evidence.
+func senderParty(a *store.Account, from string) evidence.Party {
+	if from == "" {
+		from = a.Address
+	}
+	return evidence.Party{Address: from, Identity: a.OwnerID, Name: a.OwnerName}
+}
+
+func operatorParty(o *store.Operator) *evidence.Party {
+	if o == nil {
+		return nil
+	}
+	return &evidence.Party{Identity: "TCKN:" + o.TCKN, Name: o.Name}
+}
+
+// baseEvidence fills the fields every evidence about msg shares.
+func (s *Service) baseEvidence(ctx context.Context, q store.Querier, msg *KEPMessage) (*evidence.Evidence, *store.Account, error) {
+	sender, err := store.GetAccount(ctx, q, msg.SenderAccount)
+	if err != nil {
+		return nil, nil, err
+	}
+	e := &evidence.Evidence{
+		SubmissionTime: msg.SubmittedAt,
+		Sender:         senderParty(sender, msg.From),
+		Message: evidence.Message{MessageID: msg.HeaderID, IletiID: msg.IletiID, IletiTip: msg.IletiTip,
+			DigestAlgorithm: evidence.DigestSHA256, Digest: append([]byte(nil), msg.Digest[:]...), Size: msg.Size},
+		RelatedEvidence: msg.EvidenceID,
+	}
+	if msg.OperatorID != 0 {
+		if o, err := store.GetOperator(ctx, q, msg.OperatorID); err == nil {
+			e.Operator = operatorParty(o)
+		}
+	}
+	return e, sender, nil
+}
+
+// recipientParty describes a recipient for evidence: the address, and the
+// identity when the account is ours.
+func recipientParty(addr string, a *store.Account) evidence.Party {
+	p := evidence.Party{Address: addr}
+	if a != nil {
+		p.Identity, p.Name = a.OwnerID, a.OwnerName
+	}
+	return p
+}

@@ -1,0 +1,318 @@
+package tsa
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"math/big"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// The ASN.1 of RFC 3161 (TSP), RFC 5652 (CMS) and RFC 5035 (ESS) that this
+// package reads and writes. Go's encoding/asn1 is DER-only: a token sent with
+// BER indefinite lengths is reported as malformed. TSAs send DER in practice.
+//
+// github.com/digitorus/timestamp encodes the Client's requests and gives the
+// PKIStatus/PKIFailureInfo vocabulary. Tokens are built and checked here
+// because its CreateResponse draws random serial numbers (we need increasing
+// ones), its pkcs7 signer puts time.Now() in signingTime whatever the TSA's
+// clock says, and its Parse checks the signature only when the token embeds
+// certificates, and never the chain, the EKU or the ESS binding.
+
+// CMS and TSP (RFC 5652 §5.1, §11; RFC 3161 §2.3, §2.4.2; RFC 5035 §3).
+var (
+	oidSignedData        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidTSTInfo           = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 1, 4} // id-ct-TSTInfo
+	oidAttrContentType   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 3}
+	oidAttrMessageDigest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
+	oidAttrSigningTime   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
+	oidAttrSigningCert   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 12} // ESS v1, RFC 2634 §5.4
+	oidAttrSigningCertV2 = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 47} // ESS v2, RFC 5035 §3
+	oidExtKeyUsage       = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidKPTimeStamping    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
+)
+
+// Signature algorithms (RFC 8017, RFC 4055, RFC 5480, RFC 5758, RFC 8419).
+var (
+	oidRSAEncryption   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidRSASSAPSS       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
+	oidSHA1WithRSA     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}
+	oidSHA256WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
+	oidSHA384WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}
+	oidSHA512WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}
+	oidECPublicKey     = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidECDSAWithSHA1   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 1}
+	oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
+	oidECDSAWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
+	oidECDSAWithSHA512 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
+	oidEd25519         = asn1.ObjectIdentifier{1, 3, 101, 112}
+)
+
+// Hash algorithms (RFC 3279, RFC 5754). The TSA accepts the SHA-2 family
+// for imprints; parsing also knows SHA-1 and SHA-224 for old tokens.
+var (
+	hashOIDs = map[crypto.Hash]asn1.ObjectIdentifier{
+		crypto.SHA1:   {1, 3, 14, 3, 2, 26},
+		crypto.SHA224: {2, 16, 840, 1, 101, 3, 4, 2, 4},
+		crypto.SHA256: {2, 16, 840, 1, 101, 3, 4, 2, 1},
+		crypto.SHA384: {2, 16, 840, 1, 101, 3, 4, 2, 2},
+		crypto.SHA512: {2, 16, 840, 1, 101, 3, 4, 2, 3},
+	}
+	supportedImprintHashes  = []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512}
+	supportedImprintSummary = "SHA-256, SHA-384, SHA-512"
+	asn1NULL                = asn1.RawValue{Tag: asn1.TagNull} // AlgorithmIdentifier parameters
+)
+
+func hashFromOID(oid asn1.ObjectIdentifier) crypto.Hash {
+	for h, o := range hashOIDs {
+		if o.Equal(oid) {
+			return h
+		}
+	}
+	return 0
+}
+
+// hashAlgID is the AlgorithmIdentifier of an imprint hash. RFC 5754 §2 wants
+// the parameters of SHA-2 identifiers absent and accepts NULL; OpenSSL and
+// digitorus/timestamp write NULL in requests, and so do we for imprints.
+func hashAlgID(h crypto.Hash) pkix.AlgorithmIdentifier {
+	return pkix.AlgorithmIdentifier{Algorithm: hashOIDs[h], Parameters: asn1NULL}
+}
+
+// RFC 3161 §2.4.1.
+type timeStampReq struct {
+	Version        int
+	MessageImprint messageImprint
+	ReqPolicy      asn1.ObjectIdentifier `asn1:"optional"`
+	Nonce          *big.Int              `asn1:"optional"`
+	CertReq        bool                  `asn1:"optional,default:false"`
+	Extensions     []pkix.Extension      `asn1:"optional,tag:0"`
+}
+
+// messageImprint keeps its DER so that the TSA can echo it exactly as
+// RFC 3161 §2.4.2 demands ("MUST have the same value").
+type messageImprint struct {
+	Raw           asn1.RawContent
+	HashAlgorithm pkix.AlgorithmIdentifier
+	HashedMessage []byte
+}
+
+// RFC 3161 §2.4.2.
+type timeStampResp struct {
+	Status         pkiStatusInfo
+	TimeStampToken asn1.RawValue `asn1:"optional"`
+}
+
+type pkiStatusInfo struct {
+	Status       int
+	StatusString []asn1.RawValue `asn1:"optional"` // PKIFreeText: SEQUENCE OF UTF8String
+	FailInfo     asn1.BitString  `asn1:"optional"`
+}
+
+type tstInfo struct {
+	Version        int
+	Policy         asn1.ObjectIdentifier
+	MessageImprint messageImprint
+	SerialNumber   *big.Int
+	GenTime        asn1.RawValue    // GeneralizedTime, parsed by parseGenTime
+	Accuracy       accuracy         `asn1:"optional"`
+	Ordering       bool             `asn1:"optional,default:false"`
+	Nonce          *big.Int         `asn1:"optional"`
+	TSA            asn1.RawValue    `asn1:"explicit,optional,tag:0"` // GeneralName
+	Extensions     []pkix.Extension `asn1:"optional,tag:1"`
+}
+
+type accuracy struct {
+	Seconds int `asn1:"optional"`
+	Millis  int `asn1:"optional,tag:0"`
+	Micros  int `asn1:"optional,tag:1"`
+}
+
+func (a accuracy) duration() time.Duration {
+	return time.Duration(a.Seconds)*time.Second + time.Duration(a.Millis)*time.Millisecond + time.Duration(a.Micros)*time.Microsecond
+}
+
+func accuracyOf(d time.Duration) accuracy {
+	if d <= 0 {
+		return accuracy{}
+	}
+	if d < time.Microsecond {
+		d = time.Microsecond
+	}
+	return accuracy{
+		Seconds: int(d / time.Second),
+		Millis:  int(d % time.Second / time.Millisecond),
+		Micros:  int(d % time.Millisecond / time.Microsecond),
+	}
+}
+
+// RFC 5652 §3 and §5.
+type contentInfo struct {
+	ContentType asn1.ObjectIdentifier
+	Content     asn1.RawValue `asn1:"explicit,tag:0"`
+}
+
+type signedData struct {
+	Version          int
+	DigestAlgorithms asn1.RawValue // SET OF AlgorithmIdentifier; the signer's is what counts
+	EncapContentInfo encapContentInfo
+	Certificates     asn1.RawValue `asn1:"optional,tag:0"` // [0] IMPLICIT CertificateSet
+	CRLs             asn1.RawValue `asn1:"optional,tag:1"`
+	SignerInfos      []signerInfo  `asn1:"set"`
+}
+
+type encapContentInfo struct {
+	EContentType asn1.ObjectIdentifier
+	EContent     []byte `asn1:"explicit,optional,tag:0"`
+}
+
+type signerInfo struct {
+	Version            int
+	SID                asn1.RawValue // issuerAndSerialNumber or [0] subjectKeyIdentifier
+	DigestAlgorithm    pkix.AlgorithmIdentifier
+	SignedAttrs        asn1.RawValue `asn1:"optional,tag:0"` // [0] IMPLICIT SET OF Attribute
+	SignatureAlgorithm pkix.AlgorithmIdentifier
+	Signature          []byte
+	UnsignedAttrs      asn1.RawValue `asn1:"optional,tag:1"`
+}
+
+type issuerAndSerial struct {
+	Issuer asn1.RawValue
+	Serial *big.Int
+}
+
+type attribute struct {
+	Type   asn1.ObjectIdentifier
+	Values asn1.RawValue // SET OF AttributeValue
+}
+
+// RFC 2634 §5.4 and RFC 5035 §3 (ESS signing-certificate attributes).
+type signingCertificate struct {
+	Certs    []essCertID
+	Policies asn1.RawValue `asn1:"optional"`
+}
+
+type essCertID struct {
+	CertHash     []byte
+	IssuerSerial asn1.RawValue `asn1:"optional"`
+}
+
+type signingCertificateV2 struct {
+	Certs    []essCertIDv2
+	Policies asn1.RawValue `asn1:"optional"`
+}
+
+type essCertIDv2 struct {
+	HashAlgorithm pkix.AlgorithmIdentifier `asn1:"optional"` // DEFAULT sha256
+	CertHash      []byte
+	IssuerSerial  asn1.RawValue `asn1:"optional"`
+}
+
+type essIssuerSerial struct {
+	Issuer asn1.RawValue // GeneralNames
+	Serial *big.Int
+}
+
+// tlv encodes one DER element around body.
+func tlv(class, tag int, compound bool, body []byte) []byte {
+	b, err := asn1.Marshal(asn1.RawValue{Class: class, Tag: tag, IsCompound: compound, Bytes: body})
+	if err != nil { // only for absurd lengths
+		panic(err)
+	}
+	return b
+}
+
+func mustMarshal(v any) []byte {
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("tsa: marshal %T: %v", v, err))
+	}
+	return b
+}
+
+// derSetOf concatenates elements in the order DER requires for a SET OF
+// (X.690 §11.6: ascending encodings).
+func derSetOf(elems [][]byte) []byte {
+	sorted := slices.Clone(elems)
+	slices.SortFunc(sorted, bytes.Compare)
+	return bytes.Join(sorted, nil)
+}
+
+// genTimeDER encodes t as GeneralizedTime the way RFC 3161 §2.4.2 wants it:
+// UTC with "Z", fractional seconds (here milliseconds) only when non-zero and
+// without trailing zeros. encoding/asn1 would write seconds only, and in the
+// time's own zone ("+0300" for Europe/Istanbul) unless given UTC.
+func genTimeDER(t time.Time) []byte {
+	t = t.UTC().Truncate(time.Millisecond)
+	s := t.Format("20060102150405.999") + "Z" // .999 drops trailing zeros and a bare dot
+	return tlv(asn1.ClassUniversal, asn1.TagGeneralizedTime, false, []byte(s))
+}
+
+// parseGenTime is lenient where encoding/asn1 is not: it accepts trailing
+// zeros in the fraction, which some TSAs write in spite of RFC 3161 §2.4.2.
+func parseGenTime(v asn1.RawValue) (time.Time, error) {
+	if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagGeneralizedTime || v.IsCompound {
+		return time.Time{}, fmt.Errorf("genTime is not a GeneralizedTime (tag %d)", v.Tag)
+	}
+	s := string(v.Bytes)
+	for _, layout := range []string{"20060102150405.999999999Z0700", "20060102150405Z0700"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("genTime %s is not a valid GeneralizedTime", strconv.Quote(s))
+}
+
+// failInfoBits encodes PKIFailureInfo bits as a DER named-bit BIT STRING.
+func failInfoBits(bits ...int) asn1.BitString {
+	maxBit := slices.Max(bits)
+	b := make([]byte, maxBit/8+1)
+	for _, i := range bits {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	return asn1.BitString{Bytes: b, BitLength: maxBit + 1}
+}
+
+// signatureAlgorithm maps a SignerInfo's signatureAlgorithm (RFC 5652 §5.3)
+// to the x509 algorithm that checks the signature. An OID that names its hash
+// (sha256WithRSAEncryption, ecdsa-with-SHA384) decides the hash; a bare
+// rsaEncryption or id-ecPublicKey, which old signers write, takes the hash of
+// digestAlgorithm (RFC 3370 §3.2, RFC 5753 §7.2).
+func signatureAlgorithm(sig asn1.ObjectIdentifier, digest crypto.Hash) (x509.SignatureAlgorithm, error) {
+	named := map[string]x509.SignatureAlgorithm{
+		oidSHA1WithRSA.String():     x509.SHA1WithRSA,
+		oidSHA256WithRSA.String():   x509.SHA256WithRSA,
+		oidSHA384WithRSA.String():   x509.SHA384WithRSA,
+		oidSHA512WithRSA.String():   x509.SHA512WithRSA,
+		oidECDSAWithSHA1.String():   x509.ECDSAWithSHA1,
+		oidECDSAWithSHA256.String(): x509.ECDSAWithSHA256,
+		oidECDSAWithSHA384.String(): x509.ECDSAWithSHA384,
+		oidECDSAWithSHA512.String(): x509.ECDSAWithSHA512,
+		oidEd25519.String():         x509.PureEd25519,
+	}
+	if a, ok := named[sig.String()]; ok {
+		return a, nil
+	}
+	var byDigest map[crypto.Hash]x509.SignatureAlgorithm
+	switch {
+	case sig.Equal(oidRSAEncryption):
+		byDigest = map[crypto.Hash]x509.SignatureAlgorithm{crypto.SHA1: x509.SHA1WithRSA, crypto.SHA256: x509.SHA256WithRSA, crypto.SHA384: x509.SHA384WithRSA, crypto.SHA512: x509.SHA512WithRSA}
+	case sig.Equal(oidECPublicKey):
+		byDigest = map[crypto.Hash]x509.SignatureAlgorithm{crypto.SHA1: x509.ECDSAWithSHA1, crypto.SHA256: x509.ECDSAWithSHA256, crypto.SHA384: x509.ECDSAWithSHA384, crypto.SHA512: x509.ECDSAWithSHA512}
+	case sig.Equal(oidRSASSAPSS):
+		// Assumes the usual parameters (MGF1 with the same hash, salt as long
+		// as the hash) instead of parsing RSASSA-PSS-params (RFC 4055 §3.1).
+		byDigest = map[crypto.Hash]x509.SignatureAlgorithm{crypto.SHA256: x509.SHA256WithRSAPSS, crypto.SHA384: x509.SHA384WithRSAPSS, crypto.SHA512: x509.SHA512WithRSAPSS}
+	default:
+		return 0, fmt.Errorf("unsupported signature algorithm %s", sig)
+	}
+	if a, ok := byDigest[digest]; ok {
+		return a, nil
+	}
+	return 0, fmt.Errorf("unsupported digest %v for signature algorithm %s", digest, sig)
+}
