@@ -32,14 +32,14 @@ const (
 	BundleMediaType = "application/vnd.kep.evidence-bundle+zip"
 
 	MemberMimetype      = "mimetype"
-	MemberEvidence      = "evidence.xml"                   // the signed evidence (XAdES-B enveloped signature)
-	MemberCertificates  = "META-INF/certificates.pem"      // the signer's certificate, then its chain
-	MemberCheckpoint    = "META-INF/checkpoint"            // C2SP signed note: the log's size and root hash
-	MemberTimestamp     = "META-INF/checkpoint.tsr"        // RFC 3161 TimeStampResp over the checkpoint member
-	MemberProof         = "META-INF/inclusion-proof.txt"   // the evidence's leaf index and audit path
-	MemberLogKey        = "META-INF/log-key.txt"           // the log's verifier key (must match the trust anchor)
-	MemberRetimestamp   = "META-INF/retimestamp-"          // + N + ".tsr": later time stamps over the checkpoint
-	bundleReadme        = "README.txt"                     // how to verify by hand
+	MemberEvidence      = "evidence.xml"                 // the signed evidence (XAdES-B enveloped signature)
+	MemberCertificates  = "META-INF/certificates.pem"    // the signer's certificate, then its chain
+	MemberCheckpoint    = "META-INF/checkpoint"          // C2SP signed note: the log's size and root hash
+	MemberTimestamp     = "META-INF/checkpoint.tsr"      // RFC 3161 TimeStampResp over the checkpoint member
+	MemberProof         = "META-INF/inclusion-proof.txt" // the evidence's leaf index and audit path
+	MemberLogKey        = "META-INF/log-key.txt"         // the log's verifier key (must match the trust anchor)
+	MemberRetimestamp   = "META-INF/retimestamp-"        // + N + ".tsr": later time stamps over the checkpoint
+	bundleReadme        = "README.txt"                   // how to verify by hand
 	maxBundleMemberSize = 4 << 20
 )
 

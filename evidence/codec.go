@@ -3,75 +3,177 @@ package evidence
 import (
 	"bytes"
 	"compress/flate"
-	_ "embed"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
+
+	"github.com/kephs/kep/store"
 )
 
-// Stored evidence is encoded to save space: a provider keeps billions of
-// evidences for 20 years, so bytes at rest matter more than CPU. The format
-// number is stored beside each row; formats are never changed once used,
-// only added.
-//
-//	0  the signed document as it is
-//	1  raw DEFLATE (RFC 1951) with the preset dictionary dict-v1.xml: a
-//	   sample evidence of each kind, so that the names, namespaces,
-//	   algorithm URIs and the provider's certificate that every evidence
-//	   repeats cost almost nothing
-const (
-	FormatRaw     = 0
-	FormatDeflate = 1
-)
+// Stored evidence is compressed: a provider keeps billions of evidences for
+// 20 years, so bytes at rest matter more than CPU. Every evidence repeats
+// the same element names, namespaces, algorithm URIs and — the largest
+// part — the provider's certificate, so each row is raw DEFLATE (RFC 1951)
+// with a preset dictionary made of sample evidences signed with the same
+// certificate. The dictionary is stored once (evidence_dicts) and its id,
+// derived from its SHA-256, is the row's format; format 0 is the document
+// as it is. A dictionary is never changed or removed: rows need it for as
+// long as they are kept.
 
-//go:embed dict-v1.xml
-var dictV1 []byte
+// Dict is a compression dictionary of stored evidence.
+type Dict struct {
+	ID   int64
+	Data []byte
+}
 
-var (
-	writerPool = sync.Pool{New: func() any {
-		w, err := flate.NewWriterDict(io.Discard, flate.BestCompression, dictV1)
+// FormatRaw marks a row stored without compression.
+const FormatRaw = 0
+
+// dictID derives a dictionary's id from its bytes: the first 8 bytes of its
+// SHA-256, never 0.
+func dictID(data []byte) int64 {
+	sum := sha256.Sum256(data)
+	id := int64(binary.BigEndian.Uint64(sum[:8]) >> 1)
+	if id == 0 {
+		id = 1
+	}
+	return id
+}
+
+// dicts caches dictionaries by id. Ids are content hashes, so the cache is
+// right across databases.
+var dicts sync.Map // int64 → []byte
+
+// EnsureDict returns the dictionary for evidence signed by s, making and
+// storing it the first time the certificate is used.
+func EnsureDict(ctx context.Context, db *store.DB, s *Signer) (*Dict, error) {
+	sum := sha256.Sum256(s.Certificate().Raw)
+	fp := hex.EncodeToString(sum[:])
+	var d Dict
+	err := db.Q().QueryRow(ctx, `SELECT id, dict FROM evidence_dicts WHERE cert = ? ORDER BY created_at LIMIT 1`, fp).Scan(&d.ID, &d.Data)
+	if err == nil {
+		dicts.Store(d.ID, d.Data)
+		return &d, nil
+	}
+	if !errors.Is(store.MapErr(err), store.ErrNotFound) {
+		return nil, err
+	}
+	data, err := sampleDictionary(s)
+	if err != nil {
+		return nil, err
+	}
+	d = Dict{ID: dictID(data), Data: data}
+	_, err = db.Q().Exec(ctx, `INSERT INTO evidence_dicts (id, cert, dict, created_at) VALUES (?, ?, ?, ?)`, d.ID, fp, d.Data, store.Millis(time.Now()))
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return nil, err
+	}
+	dicts.Store(d.ID, d.Data)
+	return &d, nil
+}
+
+// sampleDictionary signs one sample evidence of the most frequent kinds. The
+// most frequent material goes last: DEFLATE finds matches in the last 32 KB
+// of the dictionary, nearer is cheaper.
+func sampleDictionary(s *Signer) ([]byte, error) {
+	t := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	sample := func(c Code) *Evidence {
+		e := &Evidence{
+			ID: "01900000-0000-7000-8000-000000000000", Code: c, EventTime: t, SubmissionTime: t,
+			IssuerPolicyID: "urn:kep:tr:policy:hs01.kep.tr:evidence:1",
+			Issuer:         Issuer{Name: "HS01 KEP", Domain: "hs01.kep.tr", Country: "TR"},
+			Sender:         Party{Address: "ayse.yilmaz@hs01.kep.tr", Identity: "TCKN:10000000146", Name: "Ayşe Yılmaz"},
+			Recipients:     []Party{{Address: "mehmet.ozturk@hs01.kep.tr", Identity: "TCKN:10000000078", Name: "Mehmet Öztürk"}},
+			Message: Message{MessageID: "<0190@client.example>", IletiID: "01900000-0000-7000-8000-000000000000", IletiTip: IletiTipStandart,
+				DigestAlgorithm: DigestSHA256, Digest: make([]byte, 32), Size: 10240},
+			RelatedEvidence: "01900000-0000-7000-8000-000000000000",
+		}
+		if c == Accepted || c == Rejected {
+			e.SenderAuthentication = Authentication{Method: AuthSMTPCMS, Time: t}
+		}
+		switch c {
+		case Rejected:
+			e.Reasons = []Reason{ReasonNotSigned()}
+		case NotDelivered:
+			e.Reasons = []Reason{ReasonMailboxFull()}
+		case DeemedRead:
+			e.Reasons = []Reason{ReasonDeemedReadStandart24h()}
+		}
+		return e
+	}
+	var out []byte
+	for _, c := range []Code{DeemedRead, NotDelivered, Rejected, Read, Accepted, Delivered} {
+		doc, err := s.Sign(sample(c))
+		if err != nil {
+			return nil, fmt.Errorf("evidence: make the storage dictionary: %w", err)
+		}
+		out = append(out, doc...)
+	}
+	return out, nil
+}
+
+var writers sync.Map // dict id → *sync.Pool of *flate.Writer
+
+// Encode returns the stored form of a signed evidence document.
+func Encode(doc []byte, d *Dict) (format int64, data []byte) {
+	if d == nil {
+		return FormatRaw, doc
+	}
+	p, _ := writers.LoadOrStore(d.ID, &sync.Pool{New: func() any {
+		w, err := flate.NewWriterDict(io.Discard, flate.BestCompression, d.Data)
 		if err != nil {
 			panic(err)
 		}
 		return w
-	}}
-)
-
-// Encode returns the stored form of a signed evidence document.
-func Encode(doc []byte) (format int, data []byte) {
+	}})
+	pool := p.(*sync.Pool)
 	var buf bytes.Buffer
-	buf.Grow(len(doc) / 2)
-	w := writerPool.Get().(*flate.Writer)
+	buf.Grow(len(doc) / 4)
+	w := pool.Get().(*flate.Writer)
 	w.Reset(&buf)
 	w.Write(doc)
-	if err := w.Close(); err != nil {
-		writerPool.Put(w)
+	err := w.Close()
+	pool.Put(w)
+	if err != nil {
 		return FormatRaw, doc
 	}
-	writerPool.Put(w)
-	return FormatDeflate, buf.Bytes()
+	return d.ID, buf.Bytes()
 }
 
 // maxDocument bounds a decoded evidence document.
 const maxDocument = 1 << 20
 
-// Decode returns the signed evidence document from its stored form.
-func Decode(format int, data []byte) ([]byte, error) {
-	switch format {
-	case FormatRaw:
+// Decode returns the signed evidence document from its stored form,
+// reading the dictionary from q the first time it is needed.
+func Decode(ctx context.Context, q store.Querier, format int64, data []byte) ([]byte, error) {
+	if format == FormatRaw {
 		return data, nil
-	case FormatDeflate:
-		r := flate.NewReaderDict(bytes.NewReader(data), dictV1)
-		defer r.Close()
-		out, err := io.ReadAll(io.LimitReader(r, maxDocument+1))
-		if err != nil {
-			return nil, fmt.Errorf("evidence: stored evidence is damaged: %w", err)
-		}
-		if len(out) > maxDocument {
-			return nil, errors.New("evidence: stored evidence is too large")
-		}
-		return out, nil
 	}
-	return nil, fmt.Errorf("evidence: unknown storage format %d", format)
+	v, ok := dicts.Load(format)
+	if !ok {
+		var dict []byte
+		if err := q.QueryRow(ctx, `SELECT dict FROM evidence_dicts WHERE id = ?`, format).Scan(&dict); err != nil {
+			return nil, fmt.Errorf("evidence: stored with dictionary %d, which the store does not have: %w", format, store.MapErr(err))
+		}
+		if dictID(dict) != format {
+			return nil, fmt.Errorf("evidence: dictionary %d is damaged", format)
+		}
+		dicts.Store(format, dict)
+		v = dict
+	}
+	r := flate.NewReaderDict(bytes.NewReader(data), v.([]byte))
+	defer r.Close()
+	out, err := io.ReadAll(io.LimitReader(r, maxDocument+1))
+	if err != nil {
+		return nil, fmt.Errorf("evidence: stored evidence is damaged: %w", err)
+	}
+	if len(out) > maxDocument {
+		return nil, errors.New("evidence: stored evidence is too large")
+	}
+	return out, nil
 }

@@ -380,3 +380,29 @@ func TestNewSignerErrors(t *testing.T) {
 		t.Error("nil accepted")
 	}
 }
+
+// TestSignConcurrent: one Signer shared by many goroutines (run with -race).
+func TestSignConcurrent(t *testing.T) {
+	s := getPKI(t).signer(t, "ecdsa-p256")
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for _, c := range Codes {
+				doc, err := s.Sign(sample(c))
+				if err == nil {
+					_, _, err = Verify(doc)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

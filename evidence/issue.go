@@ -56,6 +56,8 @@ type IssuerService struct {
 	Issuer   Issuer
 	PolicyID string
 	Now      func() time.Time
+	// Dict compresses stored evidence (EnsureDict); nil stores it raw.
+	Dict *Dict
 }
 
 // ErrAlreadyIssued is returned when the store already holds a delivery or
@@ -96,7 +98,7 @@ func (s *IssuerService) Issue(ctx context.Context, recs []*Record, write func(ct
 		}
 		for i, r := range recs {
 			r.Seq = first + int64(i)
-			if err := insert(ctx, tx, r); err != nil {
+			if err := insert(ctx, tx, r, s.Dict); err != nil {
 				return err
 			}
 		}
@@ -112,8 +114,8 @@ func (s *IssuerService) now() time.Time {
 	return time.Now().UTC()
 }
 
-func insert(ctx context.Context, tx *store.Tx, r *Record) error {
-	format, data := Encode(r.Document)
+func insert(ctx context.Context, tx *store.Tx, r *Record, d *Dict) error {
+	format, data := Encode(r.Document, d)
 	e := r.Evidence
 	_, err := tx.Exec(ctx, `INSERT INTO evidence (seq, id, code, stage, account_id, message_id, subject, event_time, format, xml) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.Seq, e.ID, int(e.Code), string(StageOf(e.Code)), nullID(r.AccountID), nullID(r.MessageID), r.Subject, store.Millis(e.EventTime), format, data)
@@ -145,16 +147,17 @@ type Stored struct {
 
 const storedCols = `seq, id, code, stage, COALESCE(account_id, 0), COALESCE(message_id, 0), subject, event_time, format, xml FROM evidence`
 
-func scanStored(s interface{ Scan(...any) error }) (*Stored, error) {
+func scanStored(ctx context.Context, q store.Querier, s interface{ Scan(...any) error }) (*Stored, error) {
 	var st Stored
-	var code, format int
+	var code int
+	var format int64
 	var stage string
 	var at int64
 	var data []byte
 	if err := s.Scan(&st.Seq, &st.ID, &code, &stage, &st.AccountID, &st.MessageID, &st.Subject, &at, &format, &data); err != nil {
 		return nil, store.MapErr(err)
 	}
-	doc, err := Decode(format, data)
+	doc, err := Decode(ctx, q, format, data)
 	if err != nil {
 		return nil, fmt.Errorf("evidence %d: %w", st.Seq, err)
 	}
@@ -167,26 +170,49 @@ func queryStored(ctx context.Context, q store.Querier, where string, args ...any
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*Stored
+	type raw struct {
+		st     Stored
+		code   int
+		format int64
+		data   []byte
+		stage  string
+		at     int64
+	}
+	var rs []raw
 	for rows.Next() {
-		st, err := scanStored(rows)
-		if err != nil {
+		var r raw
+		if err := rows.Scan(&r.st.Seq, &r.st.ID, &r.code, &r.stage, &r.st.AccountID, &r.st.MessageID, &r.st.Subject, &r.at, &r.format, &r.data); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		out = append(out, st)
+		rs = append(rs, r)
 	}
-	return out, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// Decode after the rows are closed: a dictionary may have to be read.
+	out := make([]*Stored, len(rs))
+	for i := range rs {
+		r := &rs[i]
+		doc, err := Decode(ctx, q, r.format, r.data)
+		if err != nil {
+			return nil, fmt.Errorf("evidence %d: %w", r.st.Seq, err)
+		}
+		r.st.Code, r.st.Stage, r.st.EventTime, r.st.Document = Code(r.code), Stage(r.stage), store.FromMillis(r.at), doc
+		out[i] = &r.st
+	}
+	return out, nil
 }
 
 // Get returns a stored evidence by its identifier.
 func Get(ctx context.Context, q store.Querier, id string) (*Stored, error) {
-	return scanStored(q.QueryRow(ctx, `SELECT `+storedCols+` WHERE id = ?`, id))
+	return scanStored(ctx, q, q.QueryRow(ctx, `SELECT `+storedCols+` WHERE id = ?`, id))
 }
 
 // GetSeq returns a stored evidence by its leaf index.
 func GetSeq(ctx context.Context, q store.Querier, seq int64) (*Stored, error) {
-	return scanStored(q.QueryRow(ctx, `SELECT `+storedCols+` WHERE seq = ?`, seq))
+	return scanStored(ctx, q, q.QueryRow(ctx, `SELECT `+storedCols+` WHERE seq = ?`, seq))
 }
 
 // ByMessage returns every evidence about a message, in log order.

@@ -41,13 +41,14 @@ const (
 	ElemRetrieval  = "RetrievalNonRetrievalByRecipient"
 )
 
-// EventCode URIs. TS 102 640-2 (Annex B, event codes) defines Acceptance,
-// Rejection, Delivery, DeliveryExpiration and Retrieval under
-// http://uri.etsi.org/REM/Event#. (The printed specification writes them as
-// "http:uri.etsi.org/REM/Event#…", without "//"; some implementations copy
-// that typo. We write the well-formed URI.) Where the specification has no
-// event we are sure of, the URI is a KEP one under EventKEPBase: the root
-// element already names the evidence type, the EventCode refines it.
+// EventCode URIs. TS 102 640-2 (Annex B) lists the event URIs under
+// http://uri.etsi.org/REM/Event#; Acceptance, Rejection, Delivery and
+// DeliveryExpiration are the ones REM implementations (e-CODEX) use, and
+// Retrieval follows the same pattern. The printed specification writes them
+// as "http:uri.etsi.org/REM/Event#…", without "//", a typo some
+// implementations copy; we write the well-formed URI. Where we are not sure
+// of an ETSI event, the URI is a KEP one under EventKEPBase: the root element
+// already names the evidence type, the EventCode refines it.
 const (
 	EventETSIBase = "http://uri.etsi.org/REM/Event#"
 	EventKEPBase  = "urn:kep:tr:evidence:event:"

@@ -117,7 +117,11 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	n.Issuer = &evidence.IssuerService{Signer: evSigner, Log: n.Log, Now: n.Now, PolicyID: cfg.Provider.Policy,
+	dict, err := evidence.EnsureDict(ctx, n.DB, evSigner)
+	if err != nil {
+		return err
+	}
+	n.Issuer = &evidence.IssuerService{Signer: evSigner, Log: n.Log, Now: n.Now, PolicyID: cfg.Provider.Policy, Dict: dict,
 		Issuer: evidence.Issuer{Name: cfg.Provider.Name, Domain: cfg.Provider.Domain, Country: "TR"}}
 	loc, err := time.LoadLocation(cfg.Timing.TimeZone)
 	if err != nil {

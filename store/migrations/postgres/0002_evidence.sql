@@ -9,7 +9,7 @@ CREATE TABLE evidence (
     message_id  BIGINT,
     subject     TEXT NOT NULL DEFAULT '',
     event_time  BIGINT NOT NULL,
-    format      INTEGER NOT NULL,
+    format      BIGINT NOT NULL,
     xml         BYTEA NOT NULL
 );
 CREATE INDEX evidence_message ON evidence(message_id);

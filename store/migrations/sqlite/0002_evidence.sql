@@ -12,7 +12,7 @@ CREATE TABLE evidence (
     message_id  INTEGER,                  -- the message it is about
     subject     TEXT NOT NULL DEFAULT '', -- the recipient it concerns ('' for the whole message)
     event_time  INTEGER NOT NULL,
-    format      INTEGER NOT NULL,         -- encoding of xml: see evidence.Codec
+    format      INTEGER NOT NULL,         -- encoding of xml: 0 raw, else the evidence_dicts id (see evidence/codec.go)
     xml         BLOB NOT NULL             -- the signed evidence document, encoded
 );
 CREATE INDEX evidence_message ON evidence(message_id);

@@ -1,0 +1,16 @@
+-- Compression dictionaries of stored evidence, one per signing certificate:
+-- sample evidences signed with it, so that what every evidence repeats (names,
+-- namespaces, algorithm URIs, the certificate itself) is stored once. The id
+-- is derived from the dictionary's SHA-256 and written as each evidence
+-- row's format. Kept as long as the evidence: append-only.
+CREATE TABLE evidence_dicts (
+    id          BIGINT PRIMARY KEY,
+    cert        TEXT NOT NULL,   -- SHA-256 of the signing certificate, hex
+    dict        BYTEA NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX evidence_dicts_cert ON evidence_dicts(cert);
+CREATE TRIGGER evidence_dicts_append_only BEFORE UPDATE OR DELETE ON evidence_dicts
+FOR EACH ROW EXECUTE FUNCTION kep_append_only('evidence dictionaries cannot be changed or removed');
+CREATE TRIGGER evidence_dicts_no_truncate BEFORE TRUNCATE ON evidence_dicts
+FOR EACH STATEMENT EXECUTE FUNCTION kep_append_only('evidence dictionaries cannot be changed or removed');
