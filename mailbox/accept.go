@@ -48,7 +48,7 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		ID: evidence.NewID(), Code: evidence.Accepted, EventTime: now, SubmissionTime: now,
 		SenderAuthentication: evidence.Authentication{Method: sub.AuthMethod, Time: sub.AuthTime},
 		Sender:               senderParty(sub.Sender, sub.From),
-		Operator:             operatorParty(sub.Operator),
+		Operator:             operatorParty(sub.Operator, sub.Sender.Address),
 		Message: evidence.Message{MessageID: sub.HeaderID, IletiID: sub.IletiID, IletiTip: sub.IletiTip,
 			DigestAlgorithm: evidence.DigestSHA256, Digest: append([]byte(nil), sub.Original[:]...), Size: sub.Size},
 	}
@@ -120,7 +120,7 @@ func (s *Service) Reject(ctx context.Context, rj *Rejection) (*evidence.Record, 
 		ID: evidence.NewID(), Code: evidence.Rejected, EventTime: now, SubmissionTime: now,
 		Reasons:              []evidence.Reason{rj.Reason},
 		SenderAuthentication: evidence.Authentication{Method: rj.AuthMethod, Time: rj.AuthTime},
-		Operator:             operatorParty(rj.Operator),
+		Operator:             operatorParty(rj.Operator, rj.From),
 		Message:              evidence.Message{MessageID: rj.HeaderID, IletiID: rj.IletiID, IletiTip: rj.IletiTip, Size: rj.Size},
 	}
 	if ev.Message.IletiTip == "" {

@@ -52,7 +52,7 @@ func (s *Service) MarkRead(ctx context.Context, p *account.Principal, m *Message
 	if p != nil && p.Operator != nil {
 		// Who opened it for the company (kep-domain.md: "evidence records
 		// which operator acted").
-		e.Operator = operatorParty(p.Operator)
+		e.Operator = operatorParty(p.Operator, recip.Address)
 	}
 	rec := &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Recipient}
 	err = s.Issuer.Issue(ctx, []*evidence.Record{rec}, func(ctx context.Context, tx *store.Tx) error {

@@ -119,11 +119,14 @@ func senderParty(a *store.Account, from string) evidence.Party {
 	return evidence.Party{Address: from, Identity: a.OwnerID, Name: a.OwnerName}
 }
 
-func operatorParty(o *store.Operator) *evidence.Party {
+// operatorParty describes the operator who acted on the account at addr:
+// kep:Operator carries the account acted for as its Address and the
+// operator's own identity.
+func operatorParty(o *store.Operator, addr string) *evidence.Party {
 	if o == nil {
 		return nil
 	}
-	return &evidence.Party{Identity: "TCKN:" + o.TCKN, Name: o.Name}
+	return &evidence.Party{Address: addr, Identity: "TCKN:" + o.TCKN, Name: o.Name}
 }
 
 // baseEvidence fills the fields every evidence about msg shares.
@@ -141,7 +144,7 @@ func (s *Service) baseEvidence(ctx context.Context, q store.Querier, msg *KEPMes
 	}
 	if msg.OperatorID != 0 {
 		if o, err := store.GetOperator(ctx, q, msg.OperatorID); err == nil {
-			e.Operator = operatorParty(o)
+			e.Operator = operatorParty(o, sender.Address)
 		}
 	}
 	return e, sender, nil

@@ -6,6 +6,8 @@ package providertest
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"crypto/x509/pkix"
 	"math/rand/v2"
 	"sync"
@@ -63,12 +65,15 @@ func New(t testing.TB, d store.Dialect) *World {
 	cfg, err := provider.Init(dir, provider.InitOptions{Provider: "hs01", Name: "HS01 KEP", ESignCA: ca, Config: func(c *config.Config) {
 		c.Store.DSN = dsn
 		c.Log.BatchSize = 256
+		c.SMTP.Submission, c.SMTP.Submissions = "127.0.0.1:0", "127.0.0.1:0"
+		c.IMAP.Listen, c.IMAP.ListenTLS, c.HTTP.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := &Clock{t: time.Now().UTC().Truncate(time.Millisecond)}
-	n, err := provider.Open(context.Background(), cfg, provider.Options{Now: clock.Now})
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := provider.Open(context.Background(), cfg, provider.Options{Now: clock.Now, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,3 +149,42 @@ func Each(t *testing.T, fn func(t *testing.T, w *World)) {
 
 // Q is the node's database as a Querier.
 func (w *World) Q() store.Querier { return w.Node.DB.Q() }
+
+// Start serves the node's protocols on loopback ports until the test ends.
+func (w *World) Start() *provider.Running {
+	w.T.Helper()
+	r, err := w.Node.Start(context.Background())
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	w.T.Cleanup(func() { r.Close() })
+	return r
+}
+
+// Company opens an active company account with a main operator (all
+// grants) and returns it with the operator as a Person (Account is the
+// company's account).
+func (w *World) Company(name string, grants account.Grant) (*store.Account, *Person) {
+	w.T.Helper()
+	ctx := context.Background()
+	co, err := w.Node.Accounts.Create(ctx, account.SystemActor, account.CreateRequest{Kind: account.Company,
+		Owner: identity.ID{Scheme: identity.VKN, Value: w.VKN()}, OwnerName: name, VerifiedBy: "test", Activate: true})
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	op := w.Operator(co, "Zeynep", "Kaya", account.MainOperator, grants)
+	return co, op
+}
+
+// Operator adds an operator with their own certificate to a company account.
+func (w *World) Operator(co *store.Account, given, surname string, role account.Role, grants account.Grant) *Person {
+	w.T.Helper()
+	tckn := w.TCKN()
+	p := &Person{TCKN: tckn, Password: "operator password " + tckn, Signer: w.Signer(tckn, given, surname), Account: co}
+	_, err := w.Node.Accounts.AddOperator(context.Background(), account.SystemActor, co.Address, account.OperatorRequest{
+		TCKN: tckn, Name: given + " " + surname, Password: p.Password, Certificate: p.Signer.Cert, Role: role, Grants: grants})
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	return p
+}
