@@ -6,10 +6,10 @@ package providertest
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"crypto/x509/pkix"
+	"log/slog"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"

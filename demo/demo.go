@@ -1,0 +1,474 @@
+// Package demo is in charge of `kep demo`: a complete KEP world on one
+// machine with no set-up — a development e-signature CA with sample signer
+// certificates, a development RFC 3161 time-stamp authority served over
+// HTTP, and provider hs01.kep.tr on loopback ports, seeded with sample
+// accounts (two persons, a company with a main operator and a read-only
+// sub-operator, and a receive-only account). It writes everything a person
+// or a script needs into <dir>/demo.json, and reuses the directory's state
+// when started again. Tests start the same world with one call.
+package demo
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/config"
+	"github.com/kephs/kep/identity"
+	"github.com/kephs/kep/pki"
+	"github.com/kephs/kep/provider"
+	"github.com/kephs/kep/tsa"
+)
+
+// Info is the content of demo.json: the stable way for people and scripts
+// to find every endpoint, credential and trust anchor of a demo world.
+// docs/demo.md describes each field.
+type Info struct {
+	Version   int            `json:"version"` // 1
+	Dir       string         `json:"dir"`
+	Providers []ProviderInfo `json:"providers"`
+	TSA       TSAInfo        `json:"tsa"`
+	Anchors   AnchorsInfo    `json:"trust_anchors"`
+	Accounts  []AccountInfo  `json:"accounts"`
+	Operators []OperatorInfo `json:"operators"`
+}
+
+// ProviderInfo describes one provider of the world.
+type ProviderInfo struct {
+	ID          string             `json:"id"`
+	Domain      string             `json:"domain"`
+	Config      string             `json:"config"`
+	Endpoints   provider.Endpoints `json:"endpoints"`
+	Certificate string             `json:"certificate"` // the provider's signing and TLS certificate (PEM)
+	CA          string             `json:"ca"`          // the CA that issued it: trust anchor for evidence and TLS
+	LogKey      string             `json:"log_key"`     // verifier key of the evidence log (C2SP signed note)
+	LogURL      string             `json:"log_url"`     // C2SP tlog-tiles base URL (checkpoint, tile/…)
+}
+
+// TSAInfo describes the development time-stamp authority.
+type TSAInfo struct {
+	URL         string `json:"url"`
+	Certificate string `json:"certificate"`
+	CA          string `json:"ca"`
+}
+
+// AnchorsInfo lists the trust anchors.
+type AnchorsInfo struct {
+	ESignCA     string   `json:"esign_ca"`     // e-signature CA that issued the users' certificates
+	TSACA       string   `json:"tsa_ca"`       // CA of the TSA's certificate
+	ProviderCAs []string `json:"provider_cas"` // CAs of the providers' certificates
+	Dir         string   `json:"dir"`          // a directory for `kep verify --anchors`
+}
+
+// AccountInfo describes one sample account and its holder's credentials.
+type AccountInfo struct {
+	Key            string `json:"key"` // short name used by `kep send --as`
+	Address        string `json:"address"`
+	Kind           string `json:"kind"`
+	Capability     string `json:"capability"`
+	Name           string `json:"name"`
+	Identity       string `json:"identity"`
+	Username       string `json:"username,omitempty"` // empty for accounts used only through operators
+	Password       string `json:"password,omitempty"`
+	Certificate    string `json:"certificate,omitempty"`
+	PrivateKey     string `json:"private_key,omitempty"`
+	PKCS12         string `json:"pkcs12,omitempty"`
+	PKCS12Password string `json:"pkcs12_password,omitempty"`
+}
+
+// OperatorInfo describes one operator of a company account.
+type OperatorInfo struct {
+	Key            string   `json:"key"`
+	Account        string   `json:"account"`
+	Name           string   `json:"name"`
+	TCKN           string   `json:"tckn"`
+	Role           string   `json:"role"`
+	Grants         []string `json:"grants"`
+	Username       string   `json:"username"`
+	Password       string   `json:"password"`
+	Certificate    string   `json:"certificate"`
+	PrivateKey     string   `json:"private_key"`
+	PKCS12         string   `json:"pkcs12"`
+	PKCS12Password string   `json:"pkcs12_password"`
+}
+
+// DefaultDir is where `kep demo` keeps its world when no --dir is given.
+func DefaultDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "kep-demo")
+	}
+	return filepath.Join(os.TempDir(), "kep-demo")
+}
+
+// Options tune a world.
+type Options struct {
+	// Ports picks fixed ports (the first run of `kep demo`, so that the
+	// printed tour stays valid); false picks free ports (tests).
+	Ports  bool
+	Logger *slog.Logger
+}
+
+// World is a running demo world.
+type World struct {
+	Info    *Info
+	Nodes   []*provider.Node
+	running []*provider.Running
+	tsaSrv  *http.Server
+}
+
+// Close stops everything.
+func (w *World) Close() error {
+	var errs []error
+	for _, r := range w.running {
+		errs = append(errs, r.Close())
+	}
+	for _, n := range w.Nodes {
+		errs = append(errs, n.Close())
+	}
+	if w.tsaSrv != nil {
+		errs = append(errs, w.tsaSrv.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// preferred ports of the first provider (hs01): submission, submissions,
+// imap, imaps, https, and the TSA.
+var preferred = []int{10587, 10465, 10143, 10993, 10443, 10318}
+
+func pickAddr(fixed bool, port int) string {
+	if fixed {
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			l.Close()
+			return l.Addr().String()
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Start creates the world in dir (or reuses it) and starts it.
+func Start(ctx context.Context, dir string, o Options) (*World, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	dir = abs
+	info, err := load(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		info, err = create(ctx, dir, o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	w := &World{Info: info}
+	if err := w.start(ctx, o); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func load(dir string) (*Info, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+	if err != nil {
+		return nil, err
+	}
+	var info Info
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("%s/demo.json is damaged (%v); remove the directory to start afresh", dir, err)
+	}
+	return &info, nil
+}
+
+func (w *World) start(ctx context.Context, o Options) error {
+	info := w.Info
+	// The TSA first: providers time-stamp their checkpoints through it.
+	tsaIs, err := pki.LoadIssued(info.TSA.Certificate, filepath.Join(info.Dir, "tsa", "tsa.key"))
+	if err != nil {
+		return err
+	}
+	srv, err := tsa.NewServer(tsaIs, provider.DevTSAPolicy, nil)
+	if err != nil {
+		return err
+	}
+	u := info.TSA.URL
+	host := u[len("http://"):]
+	if i := len(host) - 1; host[i] == '/' {
+		host = host[:i]
+	}
+	l, err := net.Listen("tcp", host)
+	if err != nil {
+		return fmt.Errorf("the demo's time-stamp authority cannot listen on %s (is another kep demo running?): %w", host, err)
+	}
+	w.tsaSrv = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go w.tsaSrv.Serve(l)
+	for i := range info.Providers {
+		p := &info.Providers[i]
+		cfg, err := config.Load(p.Config)
+		if err != nil {
+			return err
+		}
+		n, err := provider.Open(ctx, cfg, provider.Options{Logger: o.Logger})
+		if err != nil {
+			return err
+		}
+		w.Nodes = append(w.Nodes, n)
+		r, err := n.Start(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w (is another kep demo running?)", p.Domain, err)
+		}
+		w.running = append(w.running, r)
+		p.Endpoints = r.Endpoints
+		p.LogURL = "https://" + r.Endpoints.HTTPS + "/log/"
+	}
+	return writeInfo(info)
+}
+
+func writeInfo(info *Info) error {
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(info.Dir, "demo.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(info.Dir, "demo.json"))
+}
+
+// create makes a new world in dir: CAs, the TSA, the provider, accounts.
+func create(ctx context.Context, dir string, o Options) (*Info, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		return nil, fmt.Errorf("%s is not empty and has no demo.json; choose another --dir", dir)
+	}
+	info := &Info{Version: 1, Dir: dir}
+	const tenYears = 10 * 365 * 24 * time.Hour
+	esign, err := pki.NewRootCA(pkix.Name{Country: []string{"TR"}, Organization: []string{"KEP Demo"}, CommonName: "Demo E-Signature CA (not qualified)"}, pki.ECDSAP256, tenYears)
+	if err != nil {
+		return nil, err
+	}
+	tsaCA, err := pki.NewRootCA(pkix.Name{Country: []string{"TR"}, Organization: []string{"KEP Demo"}, CommonName: "Demo Time-Stamping CA"}, pki.ECDSAP256, tenYears)
+	if err != nil {
+		return nil, err
+	}
+	tsaCert, err := tsaCA.IssueTSA("Demo TSA", pki.ECDSAP256)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, _, err := tsaCert.WriteFiles(filepath.Join(dir, "tsa", "tsa"), ""); err != nil {
+		return nil, err
+	}
+	anchors := filepath.Join(dir, "anchors")
+	if err := os.MkdirAll(anchors, 0o700); err != nil {
+		return nil, err
+	}
+	write := func(name string, data []byte) (string, error) {
+		p := filepath.Join(anchors, name)
+		return p, os.WriteFile(p, data, 0o644)
+	}
+	if info.Anchors.ESignCA, err = write("esign-ca.pem", pki.CertPEM(esign.Cert)); err != nil {
+		return nil, err
+	}
+	if info.Anchors.TSACA, err = write("tsa-ca.pem", pki.CertPEM(tsaCA.Cert)); err != nil {
+		return nil, err
+	}
+	info.Anchors.Dir = anchors
+	tsaAddr := pickAddr(o.Ports, preferred[5])
+	info.TSA = TSAInfo{URL: "http://" + tsaAddr + "/", Certificate: filepath.Join(dir, "tsa", "tsa.crt"), CA: info.Anchors.TSACA}
+
+	pdir := filepath.Join(dir, "hs01")
+	cfg, err := provider.Init(pdir, provider.InitOptions{Provider: "hs01", Name: "HS01 KEP (demo)", ESignCA: esign, TSACA: tsaCA,
+		Config: func(c *config.Config) {
+			c.TSA.URL = info.TSA.URL
+			c.SMTP.Submission = pickAddr(o.Ports, preferred[0])
+			c.SMTP.Submissions = pickAddr(o.Ports, preferred[1])
+			c.IMAP.Listen = pickAddr(o.Ports, preferred[2])
+			c.IMAP.ListenTLS = pickAddr(o.Ports, preferred[3])
+			c.HTTP.Listen = pickAddr(o.Ports, preferred[4])
+			c.Log.CheckpointInterval = config.Duration{Duration: time.Second}
+			c.SMTP.Hostname = "localhost"
+		}})
+	if err != nil {
+		return nil, err
+	}
+	provCA := cfg.Path("keys/provider-ca.crt")
+	pcaBytes, err := os.ReadFile(provCA)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := write("provider-ca.pem", pcaBytes); err != nil {
+		return nil, err
+	}
+	vkey, err := os.ReadFile(cfg.Path("keys/log.pub"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := write("log.pub", vkey); err != nil {
+		return nil, err
+	}
+	info.Anchors.ProviderCAs = []string{filepath.Join(anchors, "provider-ca.pem")}
+	info.Providers = append(info.Providers, ProviderInfo{ID: "hs01", Domain: cfg.Provider.Domain, Config: cfg.Path("kep.toml"),
+		Certificate: cfg.Path(cfg.Keys.Cert), CA: provCA, LogKey: string(trimNL(vkey))})
+	if err := seed(ctx, cfg, esign, info); err != nil {
+		return nil, err
+	}
+	return info, writeInfo(info)
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// Sample people. The TCKNs are made valid from fixed first nine digits.
+var samples = []struct {
+	key, given, surname, first9 string
+}{
+	{"ayse", "Ayşe", "Yılmaz", "100000001"},
+	{"mehmet", "Mehmet", "Öztürk", "100000002"},
+	{"ece", "Ece", "Tan", "100000003"},
+	{"zeynep", "Zeynep", "Kaya", "100000004"},
+	{"emre", "Emre", "Şahin", "100000005"},
+}
+
+// seed opens the sample accounts and writes their credentials.
+func seed(ctx context.Context, cfg *config.Config, esign *pki.CA, info *Info) error {
+	n, err := provider.OpenAdmin(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	users := filepath.Join(info.Dir, "users")
+	person := func(i int) (tckn string, is *pki.Issued, files [3]string, pw, p12pw string, err error) {
+		s := samples[i]
+		if tckn, err = identity.CompleteTCKN(s.first9); err != nil {
+			return
+		}
+		if is, err = esign.IssueSigner(pki.SignerSubject(tckn, s.given, s.surname, "TCKN"), "", pki.RSA2048); err != nil {
+			return
+		}
+		p12pw = "p12-" + s.key
+		crt, key, p12, e := is.WriteFiles(filepath.Join(users, s.key), p12pw)
+		files, err = [3]string{crt, key, p12}, e
+		pw = s.key + "-" + account.GeneratePassword(10)
+		return
+	}
+	actor := account.Actor{Name: "demo", Remote: "local"}
+	for i, capab := range []account.Capability{account.SendReceive, account.SendReceive, account.ReceiveOnly} {
+		s := samples[i]
+		tckn, is, files, pw, p12pw, err := person(i)
+		if err != nil {
+			return err
+		}
+		req := account.CreateRequest{Kind: account.Person, Capability: capab, Owner: identity.ID{Scheme: identity.TCKN, Value: tckn},
+			GivenName: s.given, Surname: s.surname, Password: pw, Activate: true}
+		if capab == account.SendReceive {
+			req.Certificate = is.Cert
+		} else {
+			req.VerifiedBy = "demo: identity documents checked"
+		}
+		a, err := n.Accounts.Create(ctx, actor, req)
+		if err != nil {
+			return err
+		}
+		ai := AccountInfo{Key: s.key, Address: a.Address, Kind: a.Kind, Capability: a.Capability, Name: a.OwnerName, Identity: a.OwnerID,
+			Username: a.Address, Password: pw}
+		if capab == account.SendReceive {
+			ai.Certificate, ai.PrivateKey, ai.PKCS12, ai.PKCS12Password = files[0], files[1], files[2], p12pw
+		}
+		info.Accounts = append(info.Accounts, ai)
+	}
+	vkn, err := identity.CompleteVKN("123456789")
+	if err != nil {
+		return err
+	}
+	co, err := n.Accounts.Create(ctx, actor, account.CreateRequest{Kind: account.Company, Owner: identity.ID{Scheme: identity.VKN, Value: vkn},
+		OwnerName: "Deniz Lojistik A.Ş.", VerifiedBy: "demo: trade-registry certificate checked", Activate: true})
+	if err != nil {
+		return err
+	}
+	info.Accounts = append(info.Accounts, AccountInfo{Key: "deniz", Address: co.Address, Kind: co.Kind, Capability: co.Capability, Name: co.OwnerName, Identity: co.OwnerID})
+	for i, role := range map[int]account.Role{3: account.MainOperator, 4: account.SubOperator} {
+		s := samples[i]
+		tckn, is, files, pw, p12pw, err := person(i)
+		if err != nil {
+			return err
+		}
+		grants := account.AllGrants
+		if role == account.SubOperator {
+			grants = account.GrantRead
+		}
+		r, err := n.Accounts.AddOperator(ctx, actor, co.Address, account.OperatorRequest{TCKN: tckn, Name: s.given + " " + s.surname, Password: pw,
+			Certificate: is.Cert, Role: role, Grants: grants})
+		if err != nil {
+			return err
+		}
+		info.Operators = append(info.Operators, OperatorInfo{Key: s.key, Account: co.Address, Name: r.Name, TCKN: tckn, Role: r.Role,
+			Grants: splitGrants(account.Grant(r.Grants)), Username: tckn, Password: pw,
+			Certificate: files[0], PrivateKey: files[1], PKCS12: files[2], PKCS12Password: p12pw})
+	}
+	sortOperators(info.Operators)
+	return nil
+}
+
+func splitGrants(g account.Grant) []string {
+	var out []string
+	for _, name := range []string{"read", "send", "delete", "archive", "sms-notice", "email-notice"} {
+		if one, _ := account.ParseGrant(name); g&one != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func sortOperators(ops []OperatorInfo) {
+	if len(ops) == 2 && ops[0].Role != "main" {
+		ops[0], ops[1] = ops[1], ops[0]
+	}
+}
+
+// Account finds a sample account or operator by key ("ayse", "zeynep") or
+// address.
+func (info *Info) Account(key string) (*AccountInfo, *OperatorInfo) {
+	for i := range info.Accounts {
+		if info.Accounts[i].Key == key || info.Accounts[i].Address == key {
+			return &info.Accounts[i], nil
+		}
+	}
+	for i := range info.Operators {
+		if info.Operators[i].Key == key || info.Operators[i].TCKN == key {
+			return nil, &info.Operators[i]
+		}
+	}
+	return nil, nil
+}
+
+// Load reads a demo world's demo.json.
+func Load(dir string) (*Info, error) {
+	info, err := load(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no demo world in %s: start one with `kep demo --dir %s`", dir, dir)
+	}
+	return info, err
+}
