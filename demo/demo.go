@@ -394,9 +394,9 @@ func seed(ctx context.Context, cfg *config.Config, esign *pki.CA, info *Info) er
 		}
 		ai := AccountInfo{Key: s.key, Address: a.Address, Kind: a.Kind, Capability: a.Capability, Name: a.OwnerName, Identity: a.OwnerID,
 			Username: a.Address, Password: pw}
-		if capab == account.SendReceive {
-			ai.Certificate, ai.PrivateKey, ai.PKCS12, ai.PKCS12Password = files[0], files[1], files[2], p12pw
-		}
+		// A receive-only holder may still have an e-signature certificate:
+		// sending with it shows the receive-only refusal.
+		ai.Certificate, ai.PrivateKey, ai.PKCS12, ai.PKCS12Password = files[0], files[1], files[2], p12pw
 		info.Accounts = append(info.Accounts, ai)
 	}
 	vkn, err := identity.CompleteVKN("123456789")
@@ -404,7 +404,7 @@ func seed(ctx context.Context, cfg *config.Config, esign *pki.CA, info *Info) er
 		return err
 	}
 	co, err := n.Accounts.Create(ctx, actor, account.CreateRequest{Kind: account.Company, Owner: identity.ID{Scheme: identity.VKN, Value: vkn},
-		OwnerName: "Deniz Lojistik A.Ş.", VerifiedBy: "demo: trade-registry certificate checked", Activate: true})
+		OwnerName: "Deniz Lojistik A.Ş.", LocalPart: "Deniz Lojistik", VerifiedBy: "demo: trade-registry certificate checked", Activate: true})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/config"
@@ -201,4 +202,8 @@ func readSecret(v string) (string, error) {
 		return strings.TrimRight(string(b), "\r\n"), err
 	}
 	return v, nil
+}
+
+func fmtMillis(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05")
 }

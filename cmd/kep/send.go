@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/kephs/kep/client"
+	"github.com/kephs/kep/demo"
+	"github.com/kephs/kep/pki"
+)
+
+func init() {
+	register("send", "sign a message with your e-signature and submit it", cmdSend)
+}
+
+// listFlag collects a repeatable, comma-separated flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func cmdSend(ctx context.Context, args []string) error {
+	f := newFlags("send", "--to ADDRESS [--subject S] [--body TEXT] [--attach FILE] (--demo DIR --as NAME | --server HOST:PORT --user U --password P --cert C --key K)")
+	demoDir := f.String("demo", "", "a kep demo directory: server, credentials and keys come from its demo.json")
+	as := f.String("as", "", "with --demo: the sample account or operator to send as (ayse, mehmet, zeynep, …)")
+	server := f.String("server", "", "submission service host:port")
+	implicit := f.Bool("implicit-tls", false, "TLS from the first byte (port 465) instead of STARTTLS (port 587)")
+	caFile := f.String("ca", "", "CA certificate that the server's certificate must chain to")
+	insecure := f.Bool("insecure", false, "do not check the server's certificate")
+	user := f.String("user", "", "user name: your KEP address, or your TCKN as an operator")
+	password := f.String("password", "", "password; @FILE reads it from a file, - from standard input")
+	certFile := f.String("cert", "", "your e-signature certificate (PEM, chain after it)")
+	keyFile := f.String("key", "", "your private key (PEM)")
+	p12File := f.String("p12", "", "your certificate and key as PKCS#12, instead of --cert and --key")
+	p12Pass := f.String("p12-password", "", "the PKCS#12 file's password")
+	from := f.String("from", "", "From address (default: your account)")
+	var to, cc, attach listFlag
+	f.Var(&to, "to", "recipient KEP address (repeatable, or comma-separated)")
+	f.Var(&cc, "cc", "copy recipient KEP address (repeatable)")
+	f.Var(&attach, "attach", "file to attach (repeatable)")
+	subject := f.String("subject", "", "subject")
+	body := f.String("body", "", "message text")
+	bodyFile := f.String("body-file", "", "read the message text from a file")
+	tip := f.String("tip", "standart", "X-TR-REM-iletiTip: standart, eYazisma or eTebligat")
+	iletiID := f.String("ileti-id", "", "X-TR-REM-iletiID (default: the provider assigns one)")
+	save := f.String("save", "", "also write the signed message to this file")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	sub := client.Submission{Addr: *server, Implicit: *implicit, Username: *user}
+	var signer *client.Signer
+	var roots *x509.CertPool
+	if *demoDir != "" || *as != "" {
+		if *as == "" {
+			return errors.New("--demo needs --as NAME (a key from demo.json: ayse, mehmet, zeynep, …)")
+		}
+		dir := *demoDir
+		if dir == "" {
+			dir = demo.DefaultDir()
+		}
+		info, err := demo.Load(dir)
+		if err != nil {
+			return err
+		}
+		a, o := info.Account(*as)
+		var crt, key string
+		switch {
+		case a != nil && a.Username != "":
+			sub.Username, sub.Password, crt, key = a.Username, a.Password, a.Certificate, a.PrivateKey
+			if *from == "" {
+				*from = a.Address
+			}
+		case o != nil:
+			sub.Username, sub.Password, crt, key = o.Username, o.Password, o.Certificate, o.PrivateKey
+			if *from == "" {
+				*from = o.Account
+			}
+		default:
+			return fmt.Errorf("no account or operator %q in %s/demo.json", *as, dir)
+		}
+		if crt != "" && *certFile == "" && *p12File == "" {
+			*certFile, *keyFile = crt, key
+		}
+		if sub.Addr == "" {
+			sub.Addr = info.Providers[0].Endpoints.Submission
+			if *implicit {
+				sub.Addr = info.Providers[0].Endpoints.Submissions
+			}
+		}
+		if *caFile == "" {
+			*caFile = info.Providers[0].CA
+		}
+	}
+	if *password != "" {
+		pw, err := readSecret(*password)
+		if err != nil {
+			return err
+		}
+		sub.Password = pw
+	}
+	switch {
+	case *p12File != "":
+		is, err := pki.LoadPKCS12(*p12File, *p12Pass)
+		if err != nil {
+			return err
+		}
+		signer = &client.Signer{Key: is.Key, Cert: is.Cert, Chain: is.Chain}
+	case *certFile != "":
+		is, err := pki.LoadIssued(*certFile, *keyFile)
+		if err != nil {
+			return err
+		}
+		signer = &client.Signer{Key: is.Key, Cert: is.Cert, Chain: is.Chain}
+	}
+	if sub.Addr == "" || sub.Username == "" {
+		return errors.New("say where and as whom to send: --server and --user (or --demo DIR --as NAME)")
+	}
+	if signer == nil {
+		return errors.New("a KEP message must be signed: give --cert and --key, or --p12")
+	}
+	if *from == "" {
+		if !strings.Contains(sub.Username, "@") {
+			return errors.New("operators must give --from: the company address they send for")
+		}
+		*from = sub.Username
+	}
+	if len(to) == 0 {
+		return errors.New("--to is required")
+	}
+	if *caFile != "" {
+		certs, err := pki.LoadCertsPEM(*caFile)
+		if err != nil {
+			return err
+		}
+		roots = x509.NewCertPool()
+		for _, c := range certs {
+			roots.AddCert(c)
+		}
+	}
+	host := sub.Addr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	sub.TLS = &tls.Config{RootCAs: roots, ServerName: host, InsecureSkipVerify: *insecure, MinVersion: tls.VersionTLS12}
+	text := *body
+	if *bodyFile != "" {
+		b, err := os.ReadFile(*bodyFile)
+		if err != nil {
+			return err
+		}
+		text = string(b)
+	}
+	m := &client.Message{From: *from, To: to, Cc: cc, Subject: *subject, Body: text, IletiTip: *tip, IletiID: *iletiID}
+	for _, p := range attach {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		m.Attachments = append(m.Attachments, client.Attachment{Name: p, Data: b})
+	}
+	raw, err := m.Sign(signer)
+	if err != nil {
+		return err
+	}
+	if *save != "" {
+		if err := os.WriteFile(*save, raw, 0o600); err != nil {
+			return err
+		}
+	}
+	c, err := client.Dial(sub)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := c.Send(*from, m.Recipients(), raw)
+	if err != nil {
+		return err
+	}
+	if !res.Accepted {
+		return &exitError{code: 1, msg: fmt.Sprintf("refused (%d %s): %s", res.Code, res.Enhanced, res.Reply)}
+	}
+	fmt.Printf("accepted: evidence %s\n", res.EvidenceID)
+	return nil
+}

@@ -1,0 +1,148 @@
+package demo_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kephs/kep/client"
+	"github.com/kephs/kep/demo"
+	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/pki"
+)
+
+func sendAs(t *testing.T, info *demo.Info, key, to string) *client.Result {
+	t.Helper()
+	a, o := info.Account(key)
+	user, pass, crt, k, from := "", "", "", "", ""
+	if a != nil {
+		user, pass, crt, k, from = a.Username, a.Password, a.Certificate, a.PrivateKey, a.Address
+	} else {
+		user, pass, crt, k, from = o.Username, o.Password, o.Certificate, o.PrivateKey, o.Account
+	}
+	is, err := pki.LoadIssued(crt, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	cas, _ := pki.LoadCertsPEM(info.Providers[0].CA)
+	roots.AddCert(cas[0])
+	c, err := client.Dial(client.Submission{Addr: info.Providers[0].Endpoints.Submission, Username: user, Password: pass,
+		TLS: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := &client.Message{From: from, To: []string{to}, Subject: "Demo", Body: "Merhaba"}
+	raw, err := m.Sign(&client.Signer{Key: is.Key, Cert: is.Cert, Chain: is.Chain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Send(from, m.Recipients(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestDemoWorld(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "world")
+	ctx := context.Background()
+	w, err := demo.Start(ctx, dir, demo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := demo.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every file demo.json names exists.
+	for _, p := range []string{info.TSA.Certificate, info.Anchors.ESignCA, info.Anchors.TSACA, info.Providers[0].Config, info.Providers[0].Certificate, info.Providers[0].CA} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("demo.json names a missing file: %v", err)
+		}
+	}
+	kinds := map[string]int{}
+	for _, a := range info.Accounts {
+		kinds[a.Kind+"/"+a.Capability]++
+		for _, p := range []string{a.Certificate, a.PrivateKey, a.PKCS12} {
+			if p != "" {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("%s: %v", a.Key, err)
+				}
+			}
+		}
+		if a.PKCS12 != "" {
+			if _, err := pki.LoadPKCS12(a.PKCS12, a.PKCS12Password); err != nil {
+				t.Errorf("%s: PKCS#12 does not open with its password: %v", a.Key, err)
+			}
+		}
+	}
+	if kinds["person/send-receive"] != 2 || kinds["person/receive-only"] != 1 || kinds["company/send-receive"] != 1 {
+		t.Fatalf("sample accounts: %v", kinds)
+	}
+	if len(info.Operators) != 2 || info.Operators[0].Role != "main" || strings.Join(info.Operators[1].Grants, ",") != "read" {
+		t.Fatalf("operators: %+v", info.Operators)
+	}
+	mehmet := info.Accounts[1].Address
+	if r := sendAs(t, info, "ayse", mehmet); !r.Accepted || r.EvidenceID == "" {
+		t.Fatalf("ayse: %+v", r)
+	}
+	if r := sendAs(t, info, "zeynep", mehmet); !r.Accepted {
+		t.Fatalf("main operator: %+v", r)
+	}
+	if r := sendAs(t, info, "ece", mehmet); r.Accepted || !strings.Contains(r.Reply, "receive-only") {
+		t.Fatalf("receive-only: %+v", r)
+	}
+	if r := sendAs(t, info, "emre", mehmet); r.Accepted || !strings.Contains(r.Reply, "no send grant") {
+		t.Fatalf("read-only operator: %+v", r)
+	}
+	n := w.Nodes[0]
+	size := n.Log.Size()
+	w.Close()
+	// Started again, the world keeps its state.
+	w2, err := demo.Start(ctx, dir, demo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if got := w2.Nodes[0].Log.Size(); got < size {
+		t.Fatalf("log size %d after restart, was %d", got, size)
+	}
+	info2, _ := demo.Load(dir)
+	if r := sendAs(t, info2, "ayse", mehmet); !r.Accepted {
+		t.Fatalf("after restart: %+v", r)
+	}
+	// Evidence bundles verify against the anchors of demo.json.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := w2.Nodes[0].Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st, err := evidence.GetSeq(ctx, w2.Nodes[0].DB.Q(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := w2.Nodes[0].Bundle(ctx, st.Seq)
+		if err == nil {
+			a := evidence.Anchors{ProviderCAs: x509.NewCertPool(), TSACAs: x509.NewCertPool(), LogKeys: []string{info2.Providers[0].LogKey}}
+			pc, _ := pki.LoadCertsPEM(info2.Anchors.ProviderCAs[0])
+			tc, _ := pki.LoadCertsPEM(info2.Anchors.TSACA)
+			a.ProviderCAs.AddCert(pc[0])
+			a.TSACAs.AddCert(tc[0])
+			if rep := evidence.VerifyBundle(b, a, nil); !rep.Valid {
+				t.Fatalf("bundle: %+v", rep.Checks)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
