@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -25,6 +26,10 @@ var argonParams = struct {
 	KeyLen  uint32
 }{19456, 2, 1, 32}
 
+// hashing bounds the argon2id computations running at once: each takes
+// 19 MiB, and a login storm must not take the server's memory with it.
+var hashing = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
 // MinPasswordLength is the shortest password accepted.
 const MinPasswordLength = 10
 
@@ -41,7 +46,9 @@ func HashPassword(password string) (string, error) {
 		return "", err
 	}
 	p := argonParams
+	hashing <- struct{}{}
 	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	<-hashing
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads, enc.EncodeToString(salt), enc.EncodeToString(key)), nil
 }
@@ -74,7 +81,9 @@ func CheckPassword(hash, password string) (bool, error) {
 	if err != nil || len(want) == 0 || len(want) > 128 {
 		return false, errBadHash
 	}
+	hashing <- struct{}{}
 	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	<-hashing
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 

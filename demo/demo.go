@@ -35,6 +35,7 @@ import (
 type Info struct {
 	Version   int            `json:"version"` // 1
 	Dir       string         `json:"dir"`
+	PID       int            `json:"pid"` // the process running the world, while it runs
 	Providers []ProviderInfo `json:"providers"`
 	TSA       TSAInfo        `json:"tsa"`
 	Anchors   AnchorsInfo    `json:"trust_anchors"`
@@ -113,7 +114,9 @@ func DefaultDir() string {
 type Options struct {
 	// Ports picks fixed ports (the first run of `kep demo`, so that the
 	// printed tour stays valid); false picks free ports (tests).
-	Ports  bool
+	Ports bool
+	// Quota overrides the default mailbox quota of a new world (bytes).
+	Quota int64
 	Logger *slog.Logger
 }
 
@@ -237,6 +240,7 @@ func (w *World) start(ctx context.Context, o Options) error {
 		p.Endpoints = r.Endpoints
 		p.LogURL = "https://" + r.Endpoints.HTTPS + "/log/"
 	}
+	info.PID = os.Getpid()
 	return writeInfo(info)
 }
 
@@ -306,6 +310,9 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 			c.HTTP.Listen = pickAddr(o.Ports, preferred[4])
 			c.Log.CheckpointInterval = config.Duration{Duration: time.Second}
 			c.SMTP.Hostname = "localhost"
+			if o.Quota > 0 {
+				c.Accounts.DefaultQuota = o.Quota
+			}
 		}})
 	if err != nil {
 		return nil, err

@@ -19,10 +19,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 	f := newFlags("demo", "[--dir DIR]")
 	dir := f.String("dir", demo.DefaultDir(), "where the world lives; an existing world is reused")
 	quiet := f.Bool("quiet", false, "print only the path of demo.json")
+	quota := f.Int64("quota", 0, "mailbox quota of the accounts of a new world, in bytes (default 100 MB)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	w, err := demo.Start(ctx, *dir, demo.Options{Ports: true})
+	w, err := demo.Start(ctx, *dir, demo.Options{Ports: !*quiet, Quota: *quota})
 	if err != nil {
 		return err
 	}
