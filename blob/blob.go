@@ -6,6 +6,7 @@
 package blob
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -60,6 +61,13 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("blob: %w", err)
 	}
+	// One level of 256 directories, made once: blobs are spread by the
+	// first byte of their digest.
+	for i := 0; i < 256; i++ {
+		if err := os.MkdirAll(filepath.Join(dir, fmt.Sprintf("%02x", i)), 0o700); err != nil {
+			return nil, fmt.Errorf("blob: %w", err)
+		}
+	}
 	s := &Store{dir: dir}
 	s.cond = sync.NewCond(&s.mu)
 	return s, nil
@@ -70,7 +78,7 @@ func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) path(d Digest) string {
 	h := d.String()
-	return filepath.Join(s.dir, h[:2], h[2:4], h)
+	return filepath.Join(s.dir, h[:2], h)
 }
 
 // Writer streams a new blob into the store. Close (or Commit) makes it
@@ -127,11 +135,7 @@ func (w *Writer) CommitDeferred() (Digest, int64, error) {
 	if err != nil {
 		return d, 0, err
 	}
-	w.s.mu.Lock()
-	w.s.written++
-	gen := w.s.written
-	w.s.mu.Unlock()
-	return d, gen, nil
+	return d, w.s.bump(), nil
 }
 
 func (w *Writer) commit(durable bool) (Digest, error) {
@@ -150,16 +154,10 @@ func (w *Writer) commit(durable bool) (Digest, error) {
 		os.Remove(w.f.Name())
 		return d, fmt.Errorf("blob: %w", err)
 	}
+	// Renaming over a blob of the same digest replaces it with identical
+	// bytes: harmless, and it repairs a half-written copy.
 	final := w.s.path(d)
-	if _, err := os.Stat(final); err == nil { // the same content is stored already
-		os.Remove(w.f.Name())
-		return d, nil
-	}
 	dir := filepath.Dir(final)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		os.Remove(w.f.Name())
-		return d, fmt.Errorf("blob: %w", err)
-	}
 	if err := os.Rename(w.f.Name(), final); err != nil {
 		os.Remove(w.f.Name())
 		return d, fmt.Errorf("blob: %w", err)
@@ -241,6 +239,52 @@ func syncDir(dir string) error {
 		return fmt.Errorf("blob: sync directory: %w", err)
 	}
 	return nil
+}
+
+// PutDeferred stores a small blob held in memory straight under its name —
+// no temporary file, no rename — and returns the generation to pass to Sync
+// (see Writer.CommitDeferred). Storing bytes the store holds already is a
+// no-op.
+func (s *Store) PutDeferred(data []byte) (Digest, int64, error) {
+	d := Digest(sha256.Sum256(data))
+	final := s.path(d)
+	f, err := os.OpenFile(final, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		if have, err := os.ReadFile(final); err == nil && bytes.Equal(have, data) {
+			return d, s.bump(), nil
+		}
+		// Another writer is half-way through the same bytes: write a copy
+		// of our own and rename it over (atomic).
+		w, err := s.Create()
+		if err != nil {
+			return d, 0, err
+		}
+		w.Write(data)
+		if _, err := w.commit(false); err != nil {
+			return d, 0, err
+		}
+		return d, s.bump(), nil
+	}
+	if err != nil {
+		return d, 0, fmt.Errorf("blob: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(final)
+		return d, 0, fmt.Errorf("blob: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(final)
+		return d, 0, fmt.Errorf("blob: %w", err)
+	}
+	return d, s.bump(), nil
+}
+
+func (s *Store) bump() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.written++
+	return s.written
 }
 
 // Put stores the bytes of r and returns their digest and size.

@@ -139,3 +139,21 @@ func BenchmarkPutDeferredParallel10KB(b *testing.B) {
 		}
 	})
 }
+
+func TestPutDeferred(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	data := []byte("a small signed original\r\n")
+	d, gen, err := s.PutDeferred(data)
+	if err != nil || d != Digest(sha256.Sum256(data)) {
+		t.Fatal(err)
+	}
+	if err := s.Sync(gen); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ReadAll(d); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	if d2, _, err := s.PutDeferred(data); err != nil || d2 != d {
+		t.Fatal("second put of the same bytes", err)
+	}
+}

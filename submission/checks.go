@@ -3,11 +3,11 @@ package submission
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/mail"
-	"os"
 	"strings"
 	"time"
 
@@ -36,15 +36,10 @@ type inspected struct {
 // maxSigningSkew is how far in the future a signing time may claim to be.
 const maxSigningSkew = 5 * time.Minute
 
-// inspect runs the access-point checks on the message written to w.
-func (ss *session) inspect(w *blob.Writer) (*inspected, *Refusal) {
-	d := w.Digest()
-	in := &inspected{size: w.Size(), digest: &d, recipients: append([]string(nil), ss.rcpt...), from: ss.from}
-	// The message is read back once: the signature check needs it whole.
-	data, err := os.ReadFile(w.File().Name())
-	if err != nil {
-		return in, refuse(451, codeTempFail, reasonMalformed, "The message could not be read back: %v", err)
-	}
+// inspect runs the access-point checks on a message.
+func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
+	d := blob.Digest(sha256.Sum256(data))
+	in := &inspected{size: int64(len(data)), digest: &d, recipients: append([]string(nil), ss.rcpt...), from: ss.from}
 	ctx := context.Background()
 	msg, err := mail.ReadMessage(bytes.NewReader(data))
 	if err != nil {

@@ -14,6 +14,7 @@
 package submission
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/identity"
 	"github.com/kephs/kep/mailbox"
@@ -133,6 +136,9 @@ func (l slogger) Printf(format string, v ...any) {
 }
 func (l slogger) Println(v ...any) { l.l.Debug("smtp", "msg", strings.TrimSpace(sprint(v...))) }
 
+// inMemory is the largest message read into memory whole.
+const inMemory = 1 << 20
+
 type backend struct{ s *Server }
 
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -215,13 +221,30 @@ func (ss *session) Data(r io.Reader) error {
 		return smtp.ErrAuthRequired
 	}
 	ctx := context.Background()
-	w, err := ss.s.mb.Blobs.Create()
-	if err != nil {
-		return tempFail(err)
+	// Messages up to inMemory bytes are read into memory and written to the
+	// content store in one go; larger ones stream into it and are read back
+	// once for the checks (a 100 MB message is never held twice).
+	var buf bytes.Buffer
+	_, err := io.CopyN(&buf, r, inMemory+1)
+	var data []byte
+	var w *blob.Writer
+	switch {
+	case errors.Is(err, io.EOF):
+		data, err = buf.Bytes(), nil
+	case err == nil:
+		if w, err = ss.s.mb.Blobs.Create(); err != nil {
+			return tempFail(err)
+		}
+		w.Write(buf.Bytes())
+		buf = bytes.Buffer{}
+		if _, err = io.Copy(w, r); err == nil {
+			data, err = os.ReadFile(w.File().Name())
+		}
 	}
-	_, err = io.Copy(w, r)
 	if err != nil {
-		w.Abort()
+		if w != nil {
+			w.Abort()
+		}
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			ref := refuse(552, codeTooBig, evidence.ReasonCodeSizeLimit, "The message is larger than the %d MB this provider accepts.", ss.s.opts.MaxMessageBytes>>20)
 			ss.reject(ctx, &inspected{}, ref)
@@ -229,13 +252,21 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		return err
 	}
-	in, ref := ss.inspect(w)
+	in, ref := ss.inspect(data)
 	if ref != nil {
-		w.Abort()
+		if w != nil {
+			w.Abort()
+		}
 		ss.reject(ctx, in, ref)
 		return ref.SMTP()
 	}
-	digest, gen, err := w.CommitDeferred()
+	var digest blob.Digest
+	var gen int64
+	if w != nil {
+		digest, gen, err = w.CommitDeferred()
+	} else {
+		digest, gen, err = ss.s.mb.Blobs.PutDeferred(data)
+	}
 	if err != nil {
 		return tempFail(err)
 	}
