@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -143,6 +144,27 @@ func WriteSigned(w io.Writer, header, entity []byte, key crypto.Signer, cert *x5
 	if err != nil {
 		return err
 	}
+	return writeSigned(w, hdr, entity, sig, boundary)
+}
+
+// WriteSignedParts writes the multipart/signed message made of header,
+// entity and its detached signature sig (from SignDetached over the same
+// entity), with the given boundary. Together with SignDetached and
+// Boundary it makes the same message byte for byte every time, so that a
+// signed message can be stored as its parts and its signature alone.
+// entity must be CRLF canonical (Canonical).
+func WriteSignedParts(w io.Writer, header, entity, sig []byte, boundary string) error {
+	hdr, err := outerHeader(header)
+	if err != nil {
+		return err
+	}
+	if bytes.Contains(entity, []byte(boundary)) {
+		return errors.New("cms: the boundary occurs in the entity")
+	}
+	return writeSigned(w, hdr, entity, sig, boundary)
+}
+
+func writeSigned(w io.Writer, hdr, entity, sig []byte, boundary string) error {
 	bw := &errWriter{w: w}
 	bw.Write(hdr)
 	bw.WriteString("Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\";\r\n" +
@@ -157,6 +179,36 @@ func WriteSigned(w io.Writer, header, entity []byte, key crypto.Signer, cert *x5
 	writeBase64Lines(bw, sig)
 	bw.WriteString("--" + boundary + "--\r\n")
 	return bw.err
+}
+
+// Canonical returns entity with CRLF line breaks, checking that it is a
+// MIME entity (header, empty line, body): what SignDetached should sign.
+func Canonical(entity []byte) ([]byte, error) { return canonicalEntity(entity) }
+
+// Boundary returns a multipart boundary that does not occur in entity,
+// derived from seed alone: the same entity and seed give the same boundary.
+func Boundary(entity []byte, seed string) (string, error) {
+	return chooseBoundary(entity, &seededReader{seed: sha256.Sum256([]byte(seed))})
+}
+
+// seededReader is a deterministic byte stream: SHA-256 in counter mode.
+type seededReader struct {
+	seed [32]byte
+	n    uint64
+	buf  []byte
+}
+
+func (r *seededReader) Read(p []byte) (int, error) {
+	for len(r.buf) < len(p) {
+		var ctr [8]byte
+		binary.BigEndian.PutUint64(ctr[:], r.n)
+		r.n++
+		h := sha256.Sum256(append(r.seed[:], ctr[:]...))
+		r.buf = append(r.buf, h[:]...)
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
 }
 
 // SignOpaque returns an application/pkcs7-mime signed-data message (RFC 8551

@@ -112,8 +112,8 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 	if err != nil {
 		return err
 	}
-	// The envelope is the same for every recipient: made once.
-	env, envSize, err := s.envelope(ctx, msg, sender)
+	// The envelope is the same for every recipient: signed once.
+	envSig, envSize, err := s.signEnvelope(ctx, msg)
 	if err != nil {
 		return err
 	}
@@ -158,8 +158,8 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 	var unused []blob.Digest
 	err = s.Issuer.Issue(ctx, recs, func(ctx context.Context, tx *store.Tx) error {
 		notify, unused = notify[:0], unused[:0]
-		if msg.Envelope == nil {
-			if _, err := tx.Exec(ctx, `UPDATE messages SET envelope = ? WHERE id = ?`, env[:], msg.ID); err != nil {
+		if msg.EnvelopeSig == nil {
+			if _, err := tx.Exec(ctx, `UPDATE messages SET envelope_sig = ?, envelope_size = ? WHERE id = ? AND envelope_sig IS NULL`, envSig, envSize, msg.ID); err != nil {
 				return err
 			}
 		}
@@ -192,7 +192,8 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 			if err != nil {
 				return err
 			}
-			d := env
+			// The row holds the original (the envelope is rendered from it).
+			d := msg.Digest
 			if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.ID, Ref: -1, Content: &d, Size: envSize, InternalDate: now}); err != nil {
 				return err
 			}

@@ -21,7 +21,11 @@ type KEPMessage struct {
 	IletiTip      string // standart, eYazisma, eTebligat
 	SubmittedAt   time.Time
 	EvidenceID    string // the acceptance evidence (10)
-	Envelope      *blob.Digest
+	// EnvelopeSig is the provider's detached signature over its envelope,
+	// made at first delivery; the envelope itself is rendered from the
+	// original, the acceptance evidence and this signature (render.go).
+	EnvelopeSig  []byte
+	EnvelopeSize int64
 }
 
 func insertMessage(ctx context.Context, q store.Querier, m *KEPMessage) error {
@@ -35,21 +39,16 @@ func insertMessage(ctx context.Context, q store.Querier, m *KEPMessage) error {
 	return nil
 }
 
-const kepMsgCols = `id, digest, size, sender_account, COALESCE(operator_id, 0), from_addr, header_id, ileti_id, ileti_tip, submitted_at, evidence_id, envelope FROM messages`
+const kepMsgCols = `id, digest, size, sender_account, COALESCE(operator_id, 0), from_addr, header_id, ileti_id, ileti_tip, submitted_at, evidence_id, envelope_sig, COALESCE(envelope_size, 0) FROM messages`
 
 func scanKEPMessage(s interface{ Scan(...any) error }) (*KEPMessage, error) {
 	var m KEPMessage
-	var digest, env []byte
+	var digest []byte
 	var at int64
-	if err := s.Scan(&m.ID, &digest, &m.Size, &m.SenderAccount, &m.OperatorID, &m.From, &m.HeaderID, &m.IletiID, &m.IletiTip, &at, &m.EvidenceID, &env); err != nil {
+	if err := s.Scan(&m.ID, &digest, &m.Size, &m.SenderAccount, &m.OperatorID, &m.From, &m.HeaderID, &m.IletiID, &m.IletiTip, &at, &m.EvidenceID, &m.EnvelopeSig, &m.EnvelopeSize); err != nil {
 		return nil, store.MapErr(err)
 	}
 	copy(m.Digest[:], digest)
-	if len(env) == 32 {
-		var d blob.Digest
-		copy(d[:], env)
-		m.Envelope = &d
-	}
 	m.SubmittedAt = store.FromMillis(at)
 	return &m, nil
 }

@@ -37,95 +37,136 @@ func (s *Service) local(t time.Time) string {
 	return t.In(s.Policy.Location).Format("02.01.2006 15:04:05 MST")
 }
 
-// envelope makes (once per message) the provider's signed envelope (EN 319
-// 532-3 layout; PEC's "busta di trasporto", RFC 6109 §3.1.1): multipart/
-// signed by the provider, containing multipart/mixed with a human-readable
-// introduction in Turkish and English, the acceptance evidence as XML, and
-// the signed original, byte for byte, as message/rfc822. Its headers carry
-// X-TR-REM-iletiTip and X-TR-REM-iletiID.
-func (s *Service) envelope(ctx context.Context, msg *KEPMessage, sender *store.Account) (blob.Digest, int64, error) {
-	if msg.Envelope != nil && s.Blobs.Has(*msg.Envelope) {
-		f, err := s.Blobs.Open(*msg.Envelope)
-		if err != nil {
-			return blob.Digest{}, 0, err
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return blob.Digest{}, 0, err
-		}
-		return *msg.Envelope, st.Size(), nil
-	}
+// The provider's envelope (EN 319 532-3 layout; PEC's "busta di trasporto",
+// RFC 6109 §3.1.1): multipart/signed by the provider, containing
+// multipart/mixed with a human-readable introduction in Turkish and
+// English, the acceptance evidence as XML, and the signed original, byte
+// for byte, as message/rfc822. Its headers carry X-TR-REM-iletiTip and
+// X-TR-REM-iletiID. It is the same for every recipient, and it is not
+// stored: it is rendered, the same bytes every time, from the original,
+// the acceptance evidence and the signature made at first delivery — so a
+// message costs its original once in the content store, whatever its size
+// and its number of recipients.
+
+// envelopeParts builds the envelope's outer header and the signed entity.
+func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage) (hdr, entity []byte, err error) {
 	original, err := s.Blobs.ReadAll(msg.Digest)
 	if err != nil {
-		return blob.Digest{}, 0, fmt.Errorf("the original of message %d: %w", msg.ID, err)
+		return nil, nil, fmt.Errorf("the original of message %d: %w", msg.ID, err)
 	}
 	oh, err := readOriginalHeaders(bytes.NewReader(original))
 	if err != nil {
-		return blob.Digest{}, 0, err
+		return nil, nil, err
 	}
 	acc, err := evidence.Get(ctx, s.DB.Q(), msg.EvidenceID)
 	if err != nil {
-		return blob.Digest{}, 0, fmt.Errorf("the acceptance evidence of message %d: %w", msg.ID, err)
+		return nil, nil, fmt.Errorf("the acceptance evidence of message %d: %w", msg.ID, err)
+	}
+	senderName := ""
+	if e, err := evidence.Parse(acc.Document); err == nil {
+		senderName = e.Sender.Name
 	}
 	boundary := "kep-mixed-" + strings.ReplaceAll(msg.EvidenceID, "-", "")
-	var entity bytes.Buffer
-	entity.Grow(len(original) + len(acc.Document)*2 + 2048)
-	fmt.Fprintf(&entity, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
-	fmt.Fprintf(&entity, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
-	entity.WriteString(crlf(s.introduction(msg, sender, oh)))
-	fmt.Fprintf(&entity, "\r\n--%s\r\nContent-Type: application/xml; charset=utf-8; name=\"delil-kabul.xml\"\r\n", boundary)
-	entity.WriteString("Content-Disposition: attachment; filename=\"delil-kabul.xml\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-	writeBase64(&entity, acc.Document)
-	fmt.Fprintf(&entity, "--%s\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"ileti.eml\"\r\n\r\n", boundary)
-	entity.Write(original)
+	var b bytes.Buffer
+	b.Grow(len(original) + len(acc.Document)*2 + 4096)
+	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
+	b.WriteString(crlf(s.introduction(msg, senderName, oh)))
+	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: application/xml; charset=utf-8; name=\"delil-kabul.xml\"\r\n", boundary)
+	b.WriteString("Content-Disposition: attachment; filename=\"delil-kabul.xml\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	writeBase64(&b, acc.Document)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"ileti.eml\"\r\n\r\n", boundary)
+	b.Write(original)
 	if !bytes.HasSuffix(original, []byte("\r\n")) {
-		entity.WriteString("\r\n")
+		b.WriteString("\r\n")
 	}
-	fmt.Fprintf(&entity, "--%s--\r\n", boundary)
+	fmt.Fprintf(&b, "--%s--\r\n", boundary)
+	if entity, err = cms.Canonical(b.Bytes()); err != nil {
+		return nil, nil, err
+	}
 
-	var hdr bytes.Buffer
-	writeHeader(&hdr, "From", oh.From)
-	writeHeader(&hdr, "Sender", fmt.Sprintf("%s <postmaster@%s>", mime.QEncoding.Encode("utf-8", s.Provider), s.Domain))
-	writeHeader(&hdr, "Reply-To", msg.From)
-	writeHeader(&hdr, "To", oh.To)
+	var h bytes.Buffer
+	writeHeader(&h, "From", oh.From)
+	writeHeader(&h, "Sender", fmt.Sprintf("%s <postmaster@%s>", mime.QEncoding.Encode("utf-8", s.Provider), s.Domain))
+	writeHeader(&h, "Reply-To", msg.From)
+	writeHeader(&h, "To", oh.To)
 	if oh.Cc != "" {
-		writeHeader(&hdr, "Cc", oh.Cc)
+		writeHeader(&h, "Cc", oh.Cc)
 	}
-	writeHeader(&hdr, "Subject", "KEP: "+decodeHeader(oh.Subject))
-	writeHeader(&hdr, "Date", msg.SubmittedAt.In(s.Policy.Location).Format(time.RFC1123Z))
-	writeHeader(&hdr, "Message-ID", "<"+msg.EvidenceID+"@"+s.Domain+">")
+	writeHeader(&h, "Subject", "KEP: "+decodeHeader(oh.Subject))
+	writeHeader(&h, "Date", msg.SubmittedAt.In(s.Policy.Location).Format(time.RFC1123Z))
+	writeHeader(&h, "Message-ID", "<"+msg.EvidenceID+"@"+s.Domain+">")
 	if oh.MessageID != "" {
-		writeHeader(&hdr, "X-Original-Message-ID", oh.MessageID)
+		writeHeader(&h, "X-Original-Message-ID", oh.MessageID)
 	}
-	writeHeader(&hdr, "X-TR-REM-iletiTip", msg.IletiTip)
-	writeHeader(&hdr, "X-TR-REM-iletiID", msg.IletiID)
-	writeHeader(&hdr, "MIME-Version", "1.0")
-
-	w, err := s.Blobs.Create()
-	if err != nil {
-		return blob.Digest{}, 0, err
-	}
-	if err := cms.WriteSigned(w, hdr.Bytes(), entity.Bytes(), s.SignerKey, s.SignerCert, s.SignerChain); err != nil {
-		w.Abort()
-		return blob.Digest{}, 0, fmt.Errorf("sign the envelope: %w", err)
-	}
-	size := w.Size()
-	d, gen, err := w.CommitDeferred()
-	if err != nil {
-		return blob.Digest{}, 0, err
-	}
-	if err := s.Blobs.Sync(gen); err != nil {
-		return blob.Digest{}, 0, err
-	}
-	return d, size, nil
+	writeHeader(&h, "X-TR-REM-iletiTip", msg.IletiTip)
+	writeHeader(&h, "X-TR-REM-iletiID", msg.IletiID)
+	writeHeader(&h, "MIME-Version", "1.0")
+	return h.Bytes(), entity, nil
 }
 
-func (s *Service) introduction(msg *KEPMessage, sender *store.Account, oh originalHeaders) string {
+// signEnvelope makes the envelope's signature (once per message) and
+// returns it with the envelope's size.
+func (s *Service) signEnvelope(ctx context.Context, msg *KEPMessage) ([]byte, int64, error) {
+	if msg.EnvelopeSig != nil {
+		return msg.EnvelopeSig, msg.EnvelopeSize, nil
+	}
+	hdr, entity, err := s.envelopeParts(ctx, msg)
+	if err != nil {
+		return nil, 0, err
+	}
+	sig, err := cms.SignDetached(entity, s.SignerKey, s.SignerCert, s.SignerChain)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sign the envelope: %w", err)
+	}
+	var n countWriter
+	if err := s.writeEnvelope(&n, msg, hdr, entity, sig); err != nil {
+		return nil, 0, err
+	}
+	return sig, int64(n), nil
+}
+
+func (s *Service) writeEnvelope(w io.Writer, msg *KEPMessage, hdr, entity, sig []byte) error {
+	boundary, err := cms.Boundary(entity, "envelope "+msg.EvidenceID)
+	if err != nil {
+		return err
+	}
+	return cms.WriteSignedParts(w, hdr, entity, sig, boundary)
+}
+
+// renderEnvelope returns the envelope of an accepted message.
+func (s *Service) renderEnvelope(ctx context.Context, messageID int64) ([]byte, error) {
+	msg, err := GetKEPMessage(ctx, s.DB.Q(), messageID)
+	if err != nil {
+		return nil, err
+	}
+	if msg.EnvelopeSig == nil {
+		return nil, fmt.Errorf("message %d has not been delivered yet", messageID)
+	}
+	hdr, entity, err := s.envelopeParts(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.Grow(len(hdr) + len(entity) + 2*len(msg.EnvelopeSig) + 512)
+	if err := s.writeEnvelope(&b, msg, hdr, entity, msg.EnvelopeSig); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
+}
+
+func (s *Service) introduction(msg *KEPMessage, senderName string, oh originalHeaders) string {
 	var b strings.Builder
 	when := s.local(msg.SubmittedAt)
 	fmt.Fprintf(&b, "Bu ileti Kayıtlı Elektronik Posta (KEP) sistemi üzerinden iletilmiştir.\n\n")
-	fmt.Fprintf(&b, "Gönderen:      %s (%s)\n", msg.From, sender.OwnerName)
+	fmt.Fprintf(&b, "Gönderen:      %s (%s)\n", msg.From, senderName)
 	fmt.Fprintf(&b, "Kabul zamanı:  %s\n", when)
 	fmt.Fprintf(&b, "İleti türü:    %s\n", msg.IletiTip)
 	fmt.Fprintf(&b, "İleti kimliği: %s\n", msg.IletiID)
@@ -134,7 +175,7 @@ func (s *Service) introduction(msg *KEPMessage, sender *store.Account, oh origin
 	fmt.Fprintf(&b, "tarafından imzalanan kabul delili delil-kabul.xml dosyasındadır. Bu zarf %s\n", s.Provider)
 	fmt.Fprintf(&b, "tarafından imzalanmıştır.\n\n")
 	fmt.Fprintf(&b, "This message was delivered through the Registered Electronic Mail (KEP)\nsystem.\n\n")
-	fmt.Fprintf(&b, "Sender:        %s (%s)\n", msg.From, sender.OwnerName)
+	fmt.Fprintf(&b, "Sender:        %s (%s)\n", msg.From, senderName)
 	fmt.Fprintf(&b, "Accepted at:   %s\n", when)
 	fmt.Fprintf(&b, "Message type:  %s\n", msg.IletiTip)
 	fmt.Fprintf(&b, "Message id:    %s\n\n", msg.IletiID)
@@ -287,6 +328,8 @@ func (s *Service) renderEvidenceItem(ctx context.Context, seq int64, to string) 
 func (s *Service) Content(ctx context.Context, m *Message) ([]byte, error) {
 	s.init()
 	switch {
+	case m.Kind == KindKEP && m.MessageID != 0:
+		return s.renderEnvelope(ctx, m.MessageID)
 	case m.HasContent:
 		b, err := s.Blobs.ReadAll(m.Content)
 		if errors.Is(err, blob.ErrNotFound) {

@@ -41,6 +41,9 @@ func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
 	d := blob.Digest(sha256.Sum256(data))
 	in := &inspected{size: int64(len(data)), digest: &d, recipients: append([]string(nil), ss.rcpt...), from: ss.from}
 	ctx := context.Background()
+	if i := bareLineBreak(data); i >= 0 {
+		return in, refuse(550, codeSyntax, reasonMalformed, "The message has a bare CR or LF at byte %d; lines must end in CRLF (RFC 5322 §2.3).", i)
+	}
 	msg, err := mail.ReadMessage(bytes.NewReader(data))
 	if err != nil {
 		return in, refuse(550, codeSyntax, reasonMalformed, "The message header cannot be read (%v); send an RFC 5322 message.", err)
@@ -200,4 +203,21 @@ func whoSigns(p *account.Principal, sender *store.Account) string {
 		return fmt.Sprintf("operator %s", p.Operator.Name)
 	}
 	return "the holder of " + sender.Address
+}
+
+// bareLineBreak returns the offset of the first CR or LF that is not part
+// of a CRLF pair, or -1.
+func bareLineBreak(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '\r':
+			if i+1 >= len(b) || b[i+1] != '\n' {
+				return i
+			}
+			i++
+		case '\n':
+			return i
+		}
+	}
+	return -1
 }

@@ -14,7 +14,8 @@ CREATE TABLE messages (
     ileti_tip       TEXT NOT NULL,            -- standart, eYazisma, eTebligat
     submitted_at    BIGINT NOT NULL,
     evidence_id     TEXT NOT NULL,            -- the acceptance evidence (10)
-    envelope        BYTEA                      -- digest of the provider's envelope, once built
+    envelope_sig    BYTEA,
+    envelope_size   BIGINT
 );
 CREATE INDEX messages_sender ON messages(sender_account, id);
 

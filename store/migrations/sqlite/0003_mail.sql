@@ -14,7 +14,8 @@ CREATE TABLE messages (
     ileti_tip       TEXT NOT NULL,            -- standart, eYazisma, eTebligat
     submitted_at    INTEGER NOT NULL,
     evidence_id     TEXT NOT NULL,            -- the acceptance evidence (10)
-    envelope        BLOB                      -- digest of the provider's envelope, once built
+    envelope_sig    BLOB,                     -- the detached CMS signature of the provider's envelope, once made
+    envelope_size   INTEGER                   -- the envelope's size in bytes
 );
 CREATE INDEX messages_sender ON messages(sender_account, id);
 
