@@ -6,13 +6,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	sumtlog "golang.org/x/mod/sumdb/tlog"
 
@@ -109,52 +113,71 @@ func ParseProof(b []byte) (index, size int64, proof sumtlog.RecordProof, err err
 }
 
 // fixedTime is the modification time written for every member, so that the
-// same bundle is byte-identical whenever it is made.
-var fixedTime = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+// same bundle is byte-identical whenever it is made: 2020-01-01 00:00:00 as
+// an MS-DOS date and time (APPNOTE.TXT 4.4.6).
+const (
+	fixedDOSDate = (2020-1980)<<9 | 1<<5 | 1
+	fixedDOSTime = 0
+)
 
-// Marshal writes the bundle as a ZIP file. The output is deterministic.
+// Marshal writes the bundle as a ZIP file. The output is deterministic: the
+// same bundle always yields the same bytes (see packBundle).
 func (b *Bundle) Marshal() ([]byte, error) {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	add := func(name string, method uint16, data []byte) error {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method, Modified: fixedTime})
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(data)
-		return err
-	}
 	_, size, _, err := tlog.ParseCheckpoint(tlog.NoteBody(b.Checkpoint))
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
-	members := []struct {
-		name string
-		data []byte
-	}{
+	ts, err := canonicalStampResponse(b.Timestamp)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: checkpoint time stamp: %w", err)
+	}
+	members := []bundleMember{
+		{MemberMimetype, []byte(BundleMediaType)},
 		{MemberEvidence, b.Evidence},
 		{MemberCertificates, pki.CertPEM(b.Certificates...)},
 		{MemberCheckpoint, b.Checkpoint},
-		{MemberTimestamp, b.Timestamp},
+		{MemberTimestamp, ts},
 		{MemberProof, FormatProof(b.Index, size, b.Proof)},
 		{MemberLogKey, []byte(b.LogKey + "\n")},
 	}
-	for i, ts := range b.Retimestamps {
-		members = append(members, struct {
-			name string
-			data []byte
-		}{fmt.Sprintf("%s%d.tsr", MemberRetimestamp, i+1), ts})
+	for i, r := range b.Retimestamps {
+		ts, err := canonicalStampResponse(r)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: later time stamp %d: %w", i+1, err)
+		}
+		members = append(members, bundleMember{fmt.Sprintf("%s%d.tsr", MemberRetimestamp, i+1), ts})
 	}
-	if err := add(MemberMimetype, zip.Store, []byte(BundleMediaType)); err != nil {
-		return nil, err
-	}
+	members = append(members, bundleMember{bundleReadme, []byte(readme)})
+	return packBundle(members)
+}
+
+type bundleMember struct {
+	name string
+	data []byte
+}
+
+// packBundle writes members, in order, as the canonical ZIP file of a
+// bundle: every member stored (method 0, no compression: the bytes of a
+// member are its content, and the file does not depend on a compressor's
+// output, which may change from one version to the next), no data
+// descriptor, no extra field, no comment, version 2.0, the fixed date. The
+// "mimetype" member comes first, so its content starts at byte 38 (ASiC,
+// EN 319 162-1 A.1). ParseBundle accepts only this form: any byte of a
+// bundle that is changed, added or removed makes it fail.
+func packBundle(members []bundleMember) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
 	for _, m := range members {
-		if err := add(m.name, zip.Deflate, m.data); err != nil {
+		fh := &zip.FileHeader{Name: m.name, Method: zip.Store, CreatorVersion: 20, ReaderVersion: 20,
+			ModifiedDate: fixedDOSDate, ModifiedTime: fixedDOSTime, CRC32: crc32.ChecksumIEEE(m.data),
+			CompressedSize64: uint64(len(m.data)), UncompressedSize64: uint64(len(m.data))}
+		w, err := zw.CreateRaw(fh)
+		if err != nil {
 			return nil, err
 		}
-	}
-	if err := add(bundleReadme, zip.Deflate, []byte(readme)); err != nil {
-		return nil, err
+		if _, err := w.Write(m.data); err != nil {
+			return nil, err
+		}
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
@@ -178,8 +201,11 @@ Verify by hand:               see docs/evidence.md ("Verifying without kep").
 // ErrBundle is the class of errors about a bundle's container.
 var ErrBundle = errors.New("bundle")
 
-// ParseBundle reads a bundle and checks its container: the mimetype member
-// first, stored; every required member present once; nothing unknown.
+// ParseBundle reads a bundle and checks its container: the members Marshal
+// writes, in its order, each once, nothing unknown, each member in its
+// canonical form, and the whole file byte for byte the canonical ZIP of
+// those members (packBundle). The signatures and time stamps are
+// VerifyBundle's business.
 func ParseBundle(data []byte) (*Bundle, error) {
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
@@ -192,7 +218,8 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		return nil, fmt.Errorf("%w: %d members is too many", ErrBundle, len(zr.File))
 	}
 	got := map[string][]byte{}
-	var stamps []string
+	var members []bundleMember
+	stamps := 0
 	for _, f := range zr.File {
 		known := f.Name == MemberMimetype || f.Name == MemberEvidence || f.Name == MemberCertificates || f.Name == MemberCheckpoint ||
 			f.Name == MemberTimestamp || f.Name == MemberProof || f.Name == MemberLogKey || f.Name == bundleReadme ||
@@ -216,37 +243,42 @@ func ParseBundle(data []byte) (*Bundle, error) {
 			return nil, fmt.Errorf("%w: member %q is damaged: %v", ErrBundle, f.Name, err)
 		}
 		got[f.Name] = b
+		members = append(members, bundleMember{f.Name, b})
 		if strings.HasPrefix(f.Name, MemberRetimestamp) {
-			stamps = append(stamps, f.Name)
+			stamps++
 		}
 	}
 	if string(got[MemberMimetype]) != BundleMediaType {
 		return nil, fmt.Errorf("%w: mimetype is %q, want %q", ErrBundle, got[MemberMimetype], BundleMediaType)
 	}
-	for _, m := range []string{MemberEvidence, MemberCertificates, MemberCheckpoint, MemberTimestamp, MemberProof, MemberLogKey} {
+	for _, m := range []string{MemberEvidence, MemberCertificates, MemberCheckpoint, MemberTimestamp, MemberProof, MemberLogKey, bundleReadme} {
 		if _, ok := got[m]; !ok {
 			return nil, fmt.Errorf("%w: member %q is missing", ErrBundle, m)
 		}
 	}
-	if r, ok := got[bundleReadme]; ok && string(r) != readme {
+	if string(got[bundleReadme]) != readme {
 		return nil, fmt.Errorf("%w: member %q was changed", ErrBundle, bundleReadme)
 	}
-	b := &Bundle{Evidence: got[MemberEvidence], Checkpoint: got[MemberCheckpoint], Timestamp: got[MemberTimestamp],
-		LogKey: strings.TrimSpace(string(got[MemberLogKey]))}
-	if strings.Count(string(got[MemberLogKey]), "\n") != 1 || !strings.HasSuffix(string(got[MemberLogKey]), "\n") {
-		return nil, fmt.Errorf("%w: member %q must be one line", ErrBundle, MemberLogKey)
+	b := &Bundle{Evidence: got[MemberEvidence], Checkpoint: got[MemberCheckpoint], Timestamp: got[MemberTimestamp]}
+	key, ok := strings.CutSuffix(string(got[MemberLogKey]), "\n")
+	if !ok || key == "" || strings.ContainsFunc(key, unicode.IsSpace) {
+		return nil, fmt.Errorf("%w: member %q must be one line: the key and a newline", ErrBundle, MemberLogKey)
 	}
+	b.LogKey = key
 	certs, err := pki.ParseCertsPEM(got[MemberCertificates])
 	if err != nil {
 		return nil, fmt.Errorf("%w: member %q: %v", ErrBundle, MemberCertificates, err)
 	}
 	if !bytes.Equal(pki.CertPEM(certs...), got[MemberCertificates]) {
-		return nil, fmt.Errorf("%w: member %q holds more than certificates", ErrBundle, MemberCertificates)
+		return nil, fmt.Errorf("%w: member %q holds more than certificates, or not in canonical PEM", ErrBundle, MemberCertificates)
 	}
 	b.Certificates = certs
 	index, size, proof, err := ParseProof(got[MemberProof])
 	if err != nil {
 		return nil, fmt.Errorf("%w: member %q: %v", ErrBundle, MemberProof, err)
+	}
+	if !bytes.Equal(FormatProof(index, size, proof), got[MemberProof]) {
+		return nil, fmt.Errorf("%w: member %q is not in canonical form", ErrBundle, MemberProof)
 	}
 	b.Index, b.Proof = index, proof
 	_, cpSize, _, err := tlog.ParseCheckpoint(tlog.NoteBody(b.Checkpoint))
@@ -263,6 +295,24 @@ func ParseBundle(data []byte) (*Bundle, error) {
 			return nil, fmt.Errorf("%w: later time stamps must be numbered 1, 2, …; %q is missing", ErrBundle, name)
 		}
 		b.Retimestamps = append(b.Retimestamps, ts)
+	}
+	// The members in Marshal's order, then the file byte for byte.
+	want := []string{MemberMimetype, MemberEvidence, MemberCertificates, MemberCheckpoint, MemberTimestamp, MemberProof, MemberLogKey}
+	for i := range stamps {
+		want = append(want, fmt.Sprintf("%s%d.tsr", MemberRetimestamp, i+1))
+	}
+	want = append(want, bundleReadme)
+	for i, m := range members {
+		if m.name != want[i] {
+			return nil, fmt.Errorf("%w: member %q is out of place: member %d must be %q", ErrBundle, m.name, i+1, want[i])
+		}
+	}
+	canon, err := packBundle(members)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBundle, err)
+	}
+	if !bytes.Equal(canon, data) {
+		return nil, fmt.Errorf("%w: the ZIP structure is not the canonical one of its members (the file was altered or re-packed)", ErrBundle)
 	}
 	return b, nil
 }
@@ -381,13 +431,18 @@ func VerifyBundle(data []byte, anchors Anchors, original []byte) *Report {
 		detail = fmt.Sprintf("checkpoint time-stamped at %s by %q", tok.Time.Format(time.RFC3339), subjectOf(tok.Signer(nil)))
 	}
 	r.add(CheckTimestamp, err, detail)
+	prev := tok
 	for i, ts := range b.Retimestamps {
 		tok, err := verifyStamp(ts, b.Checkpoint, anchors.TSACAs)
+		if err == nil && prev != nil && tok.Time.Before(prev.Time) {
+			err = fmt.Errorf("re-time-stamped at %s, before the time stamp it follows (%s)", tok.Time.Format(time.RFC3339), prev.Time.Format(time.RFC3339))
+		}
 		d := ""
 		if tok != nil {
 			d = fmt.Sprintf("re-time-stamped at %s", tok.Time.Format(time.RFC3339))
 		}
 		r.add(fmt.Sprintf("%s-%d", CheckRetimestamp, i+1), err, d)
+		prev = tok
 	}
 	if original != nil {
 		r.add(CheckOriginal, CheckOriginalDigest(e, original), "the original message has the digest the evidence states")
@@ -416,6 +471,9 @@ func everyCertUsed(carried []*x509.Certificate, chains [][]*x509.Certificate) er
 	return nil
 }
 
+// verifyStamp checks a time-stamp response over checkpoint: the token's
+// signature and TSA against roots (tsa.Token.VerifyData), and that nothing
+// outside the TSA's signature could have been changed (checkStampStructure).
 func verifyStamp(resp, checkpoint []byte, roots *x509.CertPool) (*tsa.Token, error) {
 	tok, err := tsa.ParseResponse(resp)
 	if err != nil {
@@ -424,7 +482,159 @@ func verifyStamp(resp, checkpoint []byte, roots *x509.CertPool) (*tsa.Token, err
 	if roots == nil {
 		return tok, errors.New("no TSA CA given as trust anchor")
 	}
-	return tok, tok.VerifyData(checkpoint, roots, nil)
+	if err := tok.VerifyData(checkpoint, roots, nil); err != nil {
+		return tok, err
+	}
+	return tok, checkStampStructure(resp, tok, roots)
+}
+
+// canonicalStampResponse returns a time-stamp response as bundles carry it:
+// a TimeStampResp whose PKIStatusInfo is granted (0) and nothing more, around
+// the token as the TSA signed it. The status text and a grantedWithMods
+// status of the TSA's reply are not signed: a bundle leaves them out rather
+// than carry bytes that could be changed unnoticed.
+func canonicalStampResponse(resp []byte) ([]byte, error) {
+	tok, err := tsa.ParseResponse(resp)
+	if err != nil {
+		return nil, err
+	}
+	return grantedResponse(tok.Raw)
+}
+
+func grantedResponse(token []byte) ([]byte, error) {
+	return asn1.Marshal(struct {
+		Status struct{ Status int }
+		Token  asn1.RawValue
+	}{Token: asn1.RawValue{FullBytes: token}})
+}
+
+// The CMS SignedData of a time-stamp token (RFC 5652 §5), for the parts the
+// TSA's signature does not cover.
+type stampContentInfo struct {
+	ContentType asn1.ObjectIdentifier
+	Content     asn1.RawValue // [0] EXPLICIT SignedData
+}
+
+type stampSignedData struct {
+	Version          int
+	DigestAlgorithms []pkix.AlgorithmIdentifier `asn1:"set"`
+	EncapContentInfo struct {
+		EContentType asn1.ObjectIdentifier
+		EContent     []byte `asn1:"explicit,tag:0"`
+	}
+	Certificates     asn1.RawValue     `asn1:"optional,tag:0"`
+	CRLs             asn1.RawValue     `asn1:"optional,tag:1"`
+	SignerInfos      []stampSignerInfo `asn1:"set"`
+}
+
+type stampSignerInfo struct {
+	Version            int
+	SID                asn1.RawValue
+	DigestAlgorithm    pkix.AlgorithmIdentifier
+	SignedAttrs        asn1.RawValue `asn1:"optional,tag:0"`
+	SignatureAlgorithm pkix.AlgorithmIdentifier
+	Signature          []byte
+	UnsignedAttrs      asn1.RawValue `asn1:"optional,tag:1"`
+}
+
+var oidRSASSAPSS = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
+
+// checkStampStructure requires the parts of a verified time-stamp response
+// that no signature covers to hold the one value they may have, so that a
+// changed byte anywhere in a bundle's .tsr member is caught:
+//
+//   - the response is canonicalStampResponse's: status granted, nothing else;
+//   - the token is DER, byte for byte the encoding of its parsed fields
+//     (encoding/asn1 does not check the length of an EXPLICIT tag against
+//     the element inside, so the length of eContent's [0] could be changed
+//     and still parse);
+//   - SignedData version 3 (RFC 5652 §5.1: eContentType is not id-data) and
+//     its digestAlgorithms the signer's digest algorithm alone;
+//   - no CRLs and no unsigned attributes, which nothing would check;
+//   - SignerInfo version 1 with issuerAndSerialNumber, 3 with a key
+//     identifier (RFC 5652 §5.3);
+//   - algorithm parameters absent or NULL (RSASSA-PSS aside);
+//   - every certificate carried is the TSA's or part of its verified chain.
+func checkStampStructure(resp []byte, tok *tsa.Token, roots *x509.CertPool) error {
+	canon, err := grantedResponse(tok.Raw)
+	if err != nil || !bytes.Equal(canon, resp) {
+		return errors.New("the time-stamp response is not in canonical form: status granted and nothing besides the token")
+	}
+	var ci stampContentInfo
+	var sd stampSignedData
+	if rest, err := asn1.Unmarshal(tok.Raw, &ci); err != nil || len(rest) > 0 {
+		return errors.New("the time-stamp token is not one DER ContentInfo")
+	}
+	if ci.Content.Class != asn1.ClassContextSpecific || ci.Content.Tag != 0 || !ci.Content.IsCompound {
+		return errors.New("the time-stamp token's content is not [0] EXPLICIT")
+	}
+	if rest, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(rest) > 0 {
+		return errors.New("the time-stamp token's SignedData is not DER")
+	}
+	sdDER, err := asn1.Marshal(sd)
+	if err == nil {
+		ci.Content = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: sdDER}
+		sdDER, err = asn1.Marshal(ci)
+	}
+	if err != nil || !bytes.Equal(sdDER, tok.Raw) {
+		return errors.New("the time-stamp token is not in DER: it differs from the encoding of its own fields")
+	}
+	if sd.Version != 3 {
+		return fmt.Errorf("the time-stamp token's SignedData has version %d, want 3 (RFC 5652 §5.1)", sd.Version)
+	}
+	if len(sd.SignerInfos) != 1 {
+		return fmt.Errorf("the time-stamp token has %d signers, want 1", len(sd.SignerInfos))
+	}
+	si := sd.SignerInfos[0]
+	if len(sd.DigestAlgorithms) != 1 || !sd.DigestAlgorithms[0].Algorithm.Equal(si.DigestAlgorithm.Algorithm) ||
+		!nullOrAbsent(sd.DigestAlgorithms[0]) || !nullOrAbsent(si.DigestAlgorithm) {
+		return errors.New("the time-stamp token's digestAlgorithms must be the signer's digest algorithm alone, without parameters")
+	}
+	if len(sd.CRLs.FullBytes) > 0 || len(si.UnsignedAttrs.FullBytes) > 0 {
+		return errors.New("the time-stamp token carries CRLs or unsigned attributes, which no signature covers")
+	}
+	want := 1
+	if si.SID.Class == asn1.ClassContextSpecific {
+		want = 3
+	}
+	if si.Version != want {
+		return fmt.Errorf("the time-stamp token's SignerInfo has version %d, want %d (RFC 5652 §5.3)", si.Version, want)
+	}
+	if !si.SignatureAlgorithm.Algorithm.Equal(oidRSASSAPSS) && !nullOrAbsent(si.SignatureAlgorithm) {
+		return errors.New("the time-stamp token's signature algorithm has parameters")
+	}
+	signer := tok.Signer(nil)
+	if signer == nil {
+		return errors.New("the time-stamp token does not carry its signer's certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range tok.Certificates {
+		inter.AddCert(c)
+	}
+	chains, err := signer.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: tok.Time,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}})
+	if err != nil {
+		return err
+	}
+	for _, c := range tok.Certificates {
+		used := false
+		for _, ch := range chains {
+			for _, x := range ch {
+				used = used || x.Equal(c)
+			}
+		}
+		if !used {
+			return fmt.Errorf("the time-stamp token carries %q, which is not part of the TSA's chain", c.Subject.String())
+		}
+	}
+	return nil
+}
+
+// nullOrAbsent reports whether an AlgorithmIdentifier has no parameters or
+// NULL (RFC 5754 §2 allows both for SHA-2).
+func nullOrAbsent(a pkix.AlgorithmIdentifier) bool {
+	p := a.Parameters.FullBytes
+	return len(p) == 0 || bytes.Equal(p, []byte{asn1.TagNull, 0})
 }
 
 // CheckOriginalDigest checks that original has the digest an evidence

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -54,8 +55,17 @@ func usage(w io.Writer) {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+	// KEP_CPUPROFILE=FILE writes a CPU profile of the command (for kep bench
+	// investigations: go tool pprof FILE).
+	if p := os.Getenv("KEP_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+		}
+	}
+	code := run(ctx, os.Args[1:], os.Stderr)
+	pprof.StopCPUProfile()
+	stop()
+	os.Exit(code)
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
