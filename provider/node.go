@@ -8,6 +8,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/kephs/kep/account"
@@ -240,8 +241,11 @@ func (n *Node) Checkpoint(ctx context.Context) (*tlog.Checkpoint, error) {
 // Run does the node's background work until ctx ends: checkpoints and the
 // Delil courier, delivery, and the deemed-read timers.
 func (n *Node) Run(ctx context.Context) {
-	go n.Mailbox.RunDelivery(ctx)
-	go n.Mailbox.RunTimers(ctx, 5*time.Second)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(2)
+	go func() { defer wg.Done(); n.Mailbox.RunDelivery(ctx) }()
+	go func() { defer wg.Done(); n.Mailbox.RunTimers(ctx, 5*time.Second) }()
 	interval := n.Config.Log.CheckpointInterval.Duration
 	if interval <= 0 {
 		interval = 2 * time.Second
