@@ -2,6 +2,7 @@ package identity
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kephs/kep/pki"
@@ -23,7 +25,20 @@ type TrustStore struct {
 	mu    sync.RWMutex
 	pool  *x509.CertPool // replaced, never modified, once published
 	certs []*x509.Certificate
+
+	// verified remembers chains that verified: a chain that verified at one
+	// time verifies at any time inside every certificate's validity period,
+	// so the costly path building runs once per signer, not per message.
+	verified  sync.Map // [32]byte → *verifiedChain
+	nverified atomic.Int64
 }
+
+type verifiedChain struct {
+	chains     [][]*x509.Certificate
+	from, till time.Time // the intersection of the chain's validity periods
+}
+
+const maxVerified = 10000
 
 // NewTrustStore returns a store trusting certs.
 func NewTrustStore(certs ...*x509.Certificate) *TrustStore {
@@ -123,6 +138,23 @@ func (ts *TrustStore) AddCert(c *x509.Certificate) {
 	pool.AddCert(c)
 	ts.pool = pool
 	ts.certs = append(slices.Clip(ts.certs), c)
+	ts.verified.Clear()
+	ts.nverified.Store(0)
+}
+
+func verifiedKey(cert *x509.Certificate, intermediates []*x509.Certificate, usages []x509.ExtKeyUsage) [32]byte {
+	h := sha256.New()
+	h.Write(cert.Raw)
+	for _, c := range intermediates {
+		h.Write([]byte{0})
+		h.Write(c.Raw)
+	}
+	for _, u := range usages {
+		fmt.Fprintf(h, "|%d", u)
+	}
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return k
 }
 
 // Certificates returns the trust anchors, in the order they were added.
@@ -176,6 +208,13 @@ func (ts *TrustStore) VerifyCertificate(cert *x509.Certificate, intermediates []
 		// An empty KeyUsages means ServerAuth to crypto/x509.
 		usages = []x509.ExtKeyUsage{x509.ExtKeyUsageAny}
 	}
+	key := verifiedKey(cert, intermediates, usages)
+	if v, ok := ts.verified.Load(key); ok {
+		vc := v.(*verifiedChain)
+		if !at.Before(vc.from) && !at.After(vc.till) {
+			return vc.chains, nil
+		}
+	}
 	roots := ts.snapshot()
 	inter := x509.NewCertPool()
 	for _, c := range intermediates {
@@ -188,6 +227,20 @@ func (ts *TrustStore) VerifyCertificate(cert *x509.Certificate, intermediates []
 		KeyUsages:     usages,
 	})
 	if err == nil {
+		if ts.nverified.Add(1) > maxVerified {
+			ts.verified.Clear()
+			ts.nverified.Store(0)
+		}
+		vc := &verifiedChain{chains: chains, from: cert.NotBefore, till: cert.NotAfter}
+		for _, c := range chains[0] {
+			if c.NotBefore.After(vc.from) {
+				vc.from = c.NotBefore
+			}
+			if c.NotAfter.Before(vc.till) {
+				vc.till = c.NotAfter
+			}
+		}
+		ts.verified.Store(key, vc)
 		return chains, nil
 	}
 	return nil, ts.explain(err, cert, intermediates, at, usages)

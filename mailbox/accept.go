@@ -39,7 +39,7 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		return nil, nil, fmt.Errorf("store the original: %w", err)
 	}
 	now := s.now()
-	msg := &KEPMessage{Digest: sub.Original, Size: sub.Size, SenderAccount: sub.Sender.ID, From: sub.From, HeaderID: sub.HeaderID,
+	msg := &KEPMessage{Digest: sub.Original, Size: sub.Size, SenderAccount: sub.Sender.ID, From: sub.From, SenderName: sub.Sender.OwnerName, HeaderID: sub.HeaderID,
 		IletiID: sub.IletiID, IletiTip: sub.IletiTip, SubmittedAt: now}
 	if sub.Operator != nil {
 		msg.OperatorID = sub.Operator.ID

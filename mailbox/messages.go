@@ -16,6 +16,7 @@ type KEPMessage struct {
 	SenderAccount int64
 	OperatorID    int64
 	From          string
+	SenderName    string // the sender's name at acceptance (the envelope shows it)
 	HeaderID      string // RFC 5322 Message-ID
 	IletiID       string // X-TR-REM-iletiID
 	IletiTip      string // standart, eYazisma, eTebligat
@@ -29,9 +30,9 @@ type KEPMessage struct {
 }
 
 func insertMessage(ctx context.Context, q store.Querier, m *KEPMessage) error {
-	id, err := store.InsertID(ctx, q, `INSERT INTO messages (digest, size, sender_account, operator_id, from_addr, header_id, ileti_id, ileti_tip, submitted_at, evidence_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.Digest[:], m.Size, m.SenderAccount, nullID(m.OperatorID), m.From, m.HeaderID, m.IletiID, m.IletiTip, store.Millis(m.SubmittedAt), m.EvidenceID)
+	id, err := store.InsertID(ctx, q, `INSERT INTO messages (digest, size, sender_account, operator_id, from_addr, sender_name, header_id, ileti_id, ileti_tip, submitted_at, evidence_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.Digest[:], m.Size, m.SenderAccount, nullID(m.OperatorID), m.From, m.SenderName, m.HeaderID, m.IletiID, m.IletiTip, store.Millis(m.SubmittedAt), m.EvidenceID)
 	if err != nil {
 		return err
 	}
@@ -39,13 +40,13 @@ func insertMessage(ctx context.Context, q store.Querier, m *KEPMessage) error {
 	return nil
 }
 
-const kepMsgCols = `id, digest, size, sender_account, COALESCE(operator_id, 0), from_addr, header_id, ileti_id, ileti_tip, submitted_at, evidence_id, envelope_sig, COALESCE(envelope_size, 0) FROM messages`
+const kepMsgCols = `id, digest, size, sender_account, COALESCE(operator_id, 0), from_addr, sender_name, header_id, ileti_id, ileti_tip, submitted_at, evidence_id, envelope_sig, COALESCE(envelope_size, 0) FROM messages`
 
 func scanKEPMessage(s interface{ Scan(...any) error }) (*KEPMessage, error) {
 	var m KEPMessage
 	var digest []byte
 	var at int64
-	if err := s.Scan(&m.ID, &digest, &m.Size, &m.SenderAccount, &m.OperatorID, &m.From, &m.HeaderID, &m.IletiID, &m.IletiTip, &at, &m.EvidenceID, &m.EnvelopeSig, &m.EnvelopeSize); err != nil {
+	if err := s.Scan(&m.ID, &digest, &m.Size, &m.SenderAccount, &m.OperatorID, &m.From, &m.SenderName, &m.HeaderID, &m.IletiID, &m.IletiTip, &at, &m.EvidenceID, &m.EnvelopeSig, &m.EnvelopeSize); err != nil {
 		return nil, store.MapErr(err)
 	}
 	copy(m.Digest[:], digest)

@@ -62,10 +62,7 @@ func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage) (hdr, enti
 	if err != nil {
 		return nil, nil, fmt.Errorf("the acceptance evidence of message %d: %w", msg.ID, err)
 	}
-	senderName := ""
-	if e, err := evidence.Parse(acc.Document); err == nil {
-		senderName = e.Sender.Name
-	}
+	senderName := msg.SenderName
 	boundary := "kep-mixed-" + strings.ReplaceAll(msg.EvidenceID, "-", "")
 	var b bytes.Buffer
 	b.Grow(len(original) + len(acc.Document)*2 + 4096)

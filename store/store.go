@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,6 +43,36 @@ type DB struct {
 	*sql.DB
 	Dialect Dialect
 	dsn     string
+
+	// stmts caches prepared statements by query text: SQLite otherwise
+	// parses every statement again on every execution.
+	stmts  sync.Map // string → *sql.Stmt
+	nstmts atomic.Int64
+}
+
+// maxCachedStmts bounds the statement cache (queries built with variable
+// IN lists would otherwise grow it without end).
+const maxCachedStmts = 2000
+
+// stmt returns the prepared statement for q (already rebound), or nil when
+// the cache is full or preparing fails (the caller then runs q directly).
+func (db *DB) stmt(ctx context.Context, q string) *sql.Stmt {
+	if v, ok := db.stmts.Load(q); ok {
+		return v.(*sql.Stmt)
+	}
+	if db.nstmts.Load() >= maxCachedStmts {
+		return nil
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	if v, loaded := db.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt)
+	}
+	db.nstmts.Add(1)
+	return st
 }
 
 // Errors the repositories return; match with errors.Is.
@@ -147,15 +179,29 @@ func (db *DB) Q() Querier { return dbq{db} }
 type dbq struct{ db *DB }
 
 func (q dbq) Exec(ctx context.Context, s string, args ...any) (sql.Result, error) {
-	r, err := q.db.ExecContext(ctx, q.db.Rebind(s), args...)
+	s = q.db.Rebind(s)
+	if st := q.db.stmt(ctx, s); st != nil {
+		r, err := st.ExecContext(ctx, args...)
+		return r, mapErr(err)
+	}
+	r, err := q.db.ExecContext(ctx, s, args...)
 	return r, mapErr(err)
 }
 func (q dbq) Query(ctx context.Context, s string, args ...any) (*sql.Rows, error) {
-	r, err := q.db.QueryContext(ctx, q.db.Rebind(s), args...)
+	s = q.db.Rebind(s)
+	if st := q.db.stmt(ctx, s); st != nil {
+		r, err := st.QueryContext(ctx, args...)
+		return r, mapErr(err)
+	}
+	r, err := q.db.QueryContext(ctx, s, args...)
 	return r, mapErr(err)
 }
 func (q dbq) QueryRow(ctx context.Context, s string, args ...any) *sql.Row {
-	return q.db.QueryRowContext(ctx, q.db.Rebind(s), args...)
+	s = q.db.Rebind(s)
+	if st := q.db.stmt(ctx, s); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return q.db.QueryRowContext(ctx, s, args...)
 }
 func (q dbq) Dialect() Dialect { return q.db.Dialect }
 
@@ -163,18 +209,47 @@ func (q dbq) Dialect() Dialect { return q.db.Dialect }
 type Tx struct {
 	tx *sql.Tx
 	d  Dialect
+	db *DB
+}
+
+// txStmt returns the cached statement bound to the transaction, or nil.
+// database/sql reuses the statement already prepared on the transaction's
+// connection.
+func (t *Tx) txStmt(ctx context.Context, s string) *sql.Stmt {
+	if t.db == nil || strings.HasPrefix(s, "SAVEPOINT") || strings.HasPrefix(s, "RELEASE") || strings.HasPrefix(s, "ROLLBACK") {
+		return nil
+	}
+	st := t.db.stmt(ctx, s)
+	if st == nil {
+		return nil
+	}
+	return t.tx.StmtContext(ctx, st)
 }
 
 func (t *Tx) Exec(ctx context.Context, s string, args ...any) (sql.Result, error) {
-	r, err := t.tx.ExecContext(ctx, rebind(t.d, s), args...)
+	s = rebind(t.d, s)
+	if st := t.txStmt(ctx, s); st != nil {
+		r, err := st.ExecContext(ctx, args...)
+		return r, mapErr(err)
+	}
+	r, err := t.tx.ExecContext(ctx, s, args...)
 	return r, mapErr(err)
 }
 func (t *Tx) Query(ctx context.Context, s string, args ...any) (*sql.Rows, error) {
-	r, err := t.tx.QueryContext(ctx, rebind(t.d, s), args...)
+	s = rebind(t.d, s)
+	if st := t.txStmt(ctx, s); st != nil {
+		r, err := st.QueryContext(ctx, args...)
+		return r, mapErr(err)
+	}
+	r, err := t.tx.QueryContext(ctx, s, args...)
 	return r, mapErr(err)
 }
 func (t *Tx) QueryRow(ctx context.Context, s string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, rebind(t.d, s), args...)
+	s = rebind(t.d, s)
+	if st := t.txStmt(ctx, s); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, s, args...)
 }
 func (t *Tx) Dialect() Dialect { return t.d }
 
@@ -185,7 +260,7 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", mapErr(err))
 	}
-	tx := &Tx{tx: stx, d: db.Dialect}
+	tx := &Tx{tx: stx, d: db.Dialect, db: db}
 	if err := fn(tx); err != nil {
 		stx.Rollback()
 		return err

@@ -9,6 +9,7 @@ CREATE TABLE messages (
     sender_account  BIGINT NOT NULL REFERENCES accounts(id),
     operator_id     BIGINT REFERENCES operators(id),
     from_addr       TEXT NOT NULL,
+    sender_name     TEXT NOT NULL DEFAULT '',  -- the sender's name at acceptance, as the envelope shows it
     header_id       TEXT NOT NULL DEFAULT '', -- RFC 5322 Message-ID
     ileti_id        TEXT NOT NULL DEFAULT '', -- X-TR-REM-iletiID
     ileti_tip       TEXT NOT NULL,            -- standart, eYazisma, eTebligat
