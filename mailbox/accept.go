@@ -72,10 +72,7 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		if err := HoldRef(ctx, tx, sub.Original); err != nil {
 			return err
 		}
-		if err := EnsureFolders(ctx, tx, sub.Sender.ID, now); err != nil {
-			return err
-		}
-		f, err := GetFolder(ctx, tx, sub.Sender.ID, Sent)
+		f, err := s.folder(ctx, tx, sub.Sender.ID, Sent)
 		if err != nil {
 			return err
 		}

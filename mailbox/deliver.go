@@ -171,36 +171,38 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 				}
 				continue
 			}
-			// Re-check the quota inside the transaction: other deliveries may
-			// have filled the mailbox since it was read.
-			a, err := store.GetAccount(ctx, tx, o.acct.ID)
+			// Charge the quota inside the transaction, on condition that it
+			// still fits: other deliveries may have filled the mailbox since
+			// it was read.
+			var used int64
+			err := tx.QueryRow(ctx, `UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes RETURNING used_bytes`,
+				envSize, o.acct.ID, envSize).Scan(&used)
+			if errors.Is(store.MapErr(err), store.ErrNotFound) {
+				return errQuotaRace
+			}
 			if err != nil {
 				return err
 			}
-			if a.UsedBytes+envSize > a.QuotaBytes {
-				return errQuotaRace
-			}
 			deadline, rule := s.Policy.Deadline(msg.IletiTip, now)
 			if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, account_id = ?, delivered_at = ?, deemed_at = ?, rule = ?, reason = '' WHERE id = ? AND state = 'queued'`,
-				a.ID, store.Millis(now), store.Millis(deadline), rule, o.d.ID); err != nil {
+				o.acct.ID, store.Millis(now), store.Millis(deadline), rule, o.d.ID); err != nil {
 				return err
 			}
-			if err := EnsureFolders(ctx, tx, a.ID, now); err != nil {
-				return err
-			}
-			inbox, err := GetFolder(ctx, tx, a.ID, Inbox)
+			inbox, err := s.folder(ctx, tx, o.acct.ID, Inbox)
 			if err != nil {
 				return err
 			}
 			// The row holds the original (the envelope is rendered from it).
 			d := msg.Digest
-			if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.ID, Ref: -1, Content: &d, Size: envSize, InternalDate: now}); err != nil {
+			if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.ID, Ref: -1, Content: &d, Size: envSize, InternalDate: now, Charged: true}); err != nil {
 				return err
 			}
-			if err := s.quotaNotices(ctx, tx, a, a.UsedBytes, a.UsedBytes+envSize, inbox, now); err != nil {
+			a := *o.acct
+			a.UsedBytes = used
+			if err := s.quotaNotices(ctx, tx, &a, used-envSize, used, inbox, now); err != nil {
 				return err
 			}
-			notify = append(notify, [2]int64{a.ID, inbox.ID})
+			notify = append(notify, [2]int64{o.acct.ID, inbox.ID})
 		}
 		// Every recipient handled: the original is no longer needed for
 		// delivery (the sender's Sent copy may still hold it).

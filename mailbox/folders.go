@@ -178,6 +178,8 @@ type New struct {
 	Size         int64
 	InternalDate time.Time
 	Flags        []string
+	// Charged says the caller charged the account's quota already.
+	Charged bool
 }
 
 // countsToQuota says which kinds use the account's quota: what the account
@@ -210,7 +212,7 @@ func Append(ctx context.Context, q store.Querier, f *Folder, m New) (uint32, err
 		f.ID, uid, string(m.Kind), nullID(m.MessageID), nullID(m.DeliveryID), seq, content, m.Size, store.Millis(m.InternalDate), joinFlags(m.Flags), modseq); err != nil {
 		return 0, err
 	}
-	if countsToQuota(m.Kind) {
+	if countsToQuota(m.Kind) && !m.Charged {
 		if _, err := store.AddAccountUsage(ctx, q, f.AccountID, m.Size); err != nil {
 			return 0, err
 		}

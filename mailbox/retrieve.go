@@ -208,10 +208,7 @@ func (s *Service) Courier(ctx context.Context, upTo int64) (int, error) {
 			for _, it := range items {
 				f := folders[it.account]
 				if f == nil {
-					if err := EnsureFolders(ctx, tx, it.account, s.now()); err != nil {
-						return err
-					}
-					if f, err = GetFolder(ctx, tx, it.account, Delil); err != nil {
+					if f, err = s.folder(ctx, tx, it.account, Delil); err != nil {
 						return err
 					}
 					folders[it.account] = f

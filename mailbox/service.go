@@ -75,6 +75,36 @@ type Service struct {
 
 	wake     chan struct{}
 	initOnce sync.Once
+	folders  sync.Map // folderKey → *Folder (ID and AccountID only)
+}
+
+type folderKey struct {
+	account int64
+	name    string
+}
+
+// folder returns an account's folder for appending, creating the standard
+// folders when the account has none yet. Folders that existed before are
+// remembered (folders are never removed), which saves the hot paths two
+// queries; folders made inside q's transaction are not, since it may still
+// roll back.
+func (s *Service) folder(ctx context.Context, q store.Querier, accountID int64, name string) (*Folder, error) {
+	key := folderKey{accountID, name}
+	if f, ok := s.folders.Load(key); ok {
+		return f.(*Folder), nil
+	}
+	f, err := GetFolder(ctx, q, accountID, name)
+	if err == nil {
+		s.folders.Store(key, &Folder{ID: f.ID, AccountID: f.AccountID, Name: f.Name})
+		return f, nil
+	}
+	if !errors.Is(err, ErrNoFolder) {
+		return nil, err
+	}
+	if err := EnsureFolders(ctx, q, accountID, s.now()); err != nil {
+		return nil, err
+	}
+	return GetFolder(ctx, q, accountID, name)
 }
 
 func (s *Service) init() {
