@@ -112,9 +112,9 @@ func ParseProof(b []byte) (index, size int64, proof sumtlog.RecordProof, err err
 	return index, size, proof, nil
 }
 
-// fixedTime is the modification time written for every member, so that the
-// same bundle is byte-identical whenever it is made: 2020-01-01 00:00:00 as
-// an MS-DOS date and time (APPNOTE.TXT 4.4.6).
+// The modification time written for every member, so that the same bundle
+// is byte-identical whenever it is made: 2020-01-01 00:00:00 as an MS-DOS
+// date and time (APPNOTE.TXT 4.4.6).
 const (
 	fixedDOSDate = (2020-1980)<<9 | 1<<5 | 1
 	fixedDOSTime = 0
@@ -430,8 +430,11 @@ func VerifyBundle(data []byte, anchors Anchors, original []byte) *Report {
 	if tok != nil {
 		detail = fmt.Sprintf("checkpoint time-stamped at %s by %q", tok.Time.Format(time.RFC3339), subjectOf(tok.Signer(nil)))
 	}
-	r.add(CheckTimestamp, err, detail)
-	prev := tok
+	var prev *tsa.Token // the last time stamp that verified
+	if r.add(CheckTimestamp, err, detail) {
+		prev = tok
+	}
+	// Later time stamps are later: each no earlier than the one before.
 	for i, ts := range b.Retimestamps {
 		tok, err := verifyStamp(ts, b.Checkpoint, anchors.TSACAs)
 		if err == nil && prev != nil && tok.Time.Before(prev.Time) {
@@ -441,8 +444,9 @@ func VerifyBundle(data []byte, anchors Anchors, original []byte) *Report {
 		if tok != nil {
 			d = fmt.Sprintf("re-time-stamped at %s", tok.Time.Format(time.RFC3339))
 		}
-		r.add(fmt.Sprintf("%s-%d", CheckRetimestamp, i+1), err, d)
-		prev = tok
+		if r.add(fmt.Sprintf("%s-%d", CheckRetimestamp, i+1), err, d) {
+			prev = tok
+		}
 	}
 	if original != nil {
 		r.add(CheckOriginal, CheckOriginalDigest(e, original), "the original message has the digest the evidence states")
@@ -522,9 +526,9 @@ type stampSignedData struct {
 		EContentType asn1.ObjectIdentifier
 		EContent     []byte `asn1:"explicit,tag:0"`
 	}
-	Certificates     asn1.RawValue     `asn1:"optional,tag:0"`
-	CRLs             asn1.RawValue     `asn1:"optional,tag:1"`
-	SignerInfos      []stampSignerInfo `asn1:"set"`
+	Certificates asn1.RawValue     `asn1:"optional,tag:0"`
+	CRLs         asn1.RawValue     `asn1:"optional,tag:1"`
+	SignerInfos  []stampSignerInfo `asn1:"set"`
 }
 
 type stampSignerInfo struct {
@@ -607,8 +611,17 @@ func checkStampStructure(resp []byte, tok *tsa.Token, roots *x509.CertPool) erro
 	if signer == nil {
 		return errors.New("the time-stamp token does not carry its signer's certificate")
 	}
-	inter := x509.NewCertPool()
+	var others []*x509.Certificate
 	for _, c := range tok.Certificates {
+		if !c.Equal(signer) {
+			others = append(others, c)
+		}
+	}
+	if len(others) == 0 {
+		return nil // the TSA's certificate alone, pinned by its ESS attribute
+	}
+	inter := x509.NewCertPool()
+	for _, c := range others {
 		inter.AddCert(c)
 	}
 	chains, err := signer.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: tok.Time,
@@ -616,7 +629,7 @@ func checkStampStructure(resp []byte, tok *tsa.Token, roots *x509.CertPool) erro
 	if err != nil {
 		return err
 	}
-	for _, c := range tok.Certificates {
+	for _, c := range others {
 		used := false
 		for _, ch := range chains {
 			for _, x := range ch {

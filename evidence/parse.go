@@ -261,7 +261,7 @@ func decodeBase64(path, s string) ([]byte, error) {
 		}
 		return r
 	}, s)
-	b, err := base64.StdEncoding.DecodeString(s)
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return nil, perr(path, ErrBadValue, "base64: %v", err)
 	}

@@ -57,7 +57,7 @@ func ParseCheckpoint(body []byte) (origin string, size int64, root Hash, err err
 		return "", 0, Hash{}, fmt.Errorf("checkpoint: bad tree size %q", lines[1])
 	}
 	h, err := base64.StdEncoding.DecodeString(lines[2])
-	if err != nil || len(h) != len(root) {
+	if err != nil || len(h) != len(root) || base64.StdEncoding.EncodeToString(h) != lines[2] {
 		return "", 0, Hash{}, fmt.Errorf("checkpoint: bad root hash %q", lines[2])
 	}
 	copy(root[:], h)
@@ -72,6 +72,9 @@ func OpenCheckpoint(signed []byte, vkey string) (origin string, size int64, root
 		return "", 0, Hash{}, fmt.Errorf("checkpoint: bad log verifier key: %w", err)
 	}
 	n, err := note.Open(signed, note.VerifierList(v))
+	if err == nil {
+		err = canonicalSignatures(signed)
+	}
 	if err != nil {
 		return "", 0, Hash{}, fmt.Errorf("checkpoint signature: %w", err)
 	}
@@ -83,6 +86,25 @@ func OpenCheckpoint(signed []byte, vkey string) (origin string, size int64, root
 		return "", 0, Hash{}, fmt.Errorf("checkpoint: origin %q is not the log key's name %q", origin, v.Name())
 	}
 	return origin, size, root, nil
+}
+
+// canonicalSignatures requires every signature line of a signed note to be
+// in canonical standard base64 (padding bits zero): note.Open decodes
+// leniently, so a changed padding bit would otherwise leave the note
+// different and still verified.
+func canonicalSignatures(signed []byte) error {
+	i := bytes.LastIndex(signed, []byte("\n\n"))
+	if i < 0 {
+		return errors.New("malformed note")
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(string(signed[i+2:]), "\n"), "\n") {
+		_, b64, _ := strings.Cut(strings.TrimPrefix(line, "— "), " ")
+		sig, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || base64.StdEncoding.EncodeToString(sig) != b64 {
+			return fmt.Errorf("signature %q is not in canonical base64", b64)
+		}
+	}
+	return nil
 }
 
 // GenerateLogKey makes an Ed25519 note key named origin and returns the

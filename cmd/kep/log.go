@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kephs/kep/config"
+	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/pki"
+	"github.com/kephs/kep/provider"
+	"github.com/kephs/kep/store"
+	"github.com/kephs/kep/tlog"
+)
+
+func init() {
+	register("log verify", "audit the evidence log: recompute it from the evidence store, check every hash, checkpoint and time stamp", cmdLogVerify)
+	register("log consistency", "check that a checkpoint extends an older one (consistency proof)", cmdLogConsistency)
+	register("log checkpoint", "print the latest signed checkpoint", cmdLogCheckpoint)
+	register("log retimestamp", "add a fresh RFC 3161 time stamp over the latest checkpoint", cmdLogRetimestamp)
+	register("log proof", "print the inclusion proof of an evidence in the latest checkpoint", cmdLogProof)
+}
+
+// logKeyFlag adds --log-key: the log's verifier key, or a file holding it.
+// By default the key is derived from the configured signing key.
+func logKeyFlag(f *flags) func(cfg *config.Config) (string, error) {
+	v := f.String("log-key", "", "the log's verifier key, or a file holding it (default: derived from keys.log_key)")
+	return func(cfg *config.Config) (string, error) {
+		if *v == "" {
+			_, vkey, err := tlog.LoadSigner(cfg.Path(cfg.Keys.LogKey))
+			if err != nil {
+				return "", fmt.Errorf("keys.log_key: %w (or give --log-key)", err)
+			}
+			return vkey, nil
+		}
+		if b, err := os.ReadFile(*v); err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+		return *v, nil
+	}
+}
+
+// tsaRoots loads the configured time-stamping trust anchors.
+func tsaRoots(cfg *config.Config) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	for _, p := range cfg.Paths(cfg.TSA.TrustAnchors) {
+		certs, err := pki.LoadCertsPEM(p)
+		if err != nil {
+			return nil, fmt.Errorf("tsa.trust_anchors: %w", err)
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	return pool, nil
+}
+
+func cmdLogVerify(ctx context.Context, args []string) error {
+	f := newFlags("log verify", "[--config FILE | --dir DIR] [--log-key KEY]")
+	load := configFlags(f)
+	key := logKeyFlag(f)
+	chunk := f.Int("chunk", 1000, "evidence rows read at a time")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if _, err := f.args(0, "no arguments"); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	vkey, err := key(cfg)
+	if err != nil {
+		return err
+	}
+	roots, err := tsaRoots(cfg)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.DSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sum, err := tlog.Audit(ctx, db, auditRows(db.Q()), tlog.AuditOptions{VerifierKey: vkey, TSARoots: roots, Chunk: *chunk,
+		Report: func(p tlog.Problem) { fmt.Println(p) }})
+	if err != nil {
+		return err
+	}
+	if sum.Problems > 0 {
+		fmt.Printf("the log is NOT sound: %s\n", sum)
+		return &exitError{code: 1, msg: fmt.Sprintf("%d problems found", sum.Problems)}
+	}
+	fmt.Printf("the log is sound: %s; root %x\n", sum, sum.Root[:])
+	return nil
+}
+
+// auditRows reads evidence rows for tlog.Audit: each document decoded, and
+// its identifier, code, stage and event time compared with the row's
+// columns, so that a column changed behind the log's back is named too.
+func auditRows(q store.Querier) tlog.AuditReader {
+	return func(ctx context.Context, start, end int64) ([]tlog.AuditEntry, error) {
+		rows, err := q.Query(ctx, `SELECT seq, id, code, stage, event_time, format, xml FROM evidence WHERE seq >= ? AND seq < ? ORDER BY seq`, start, end)
+		if err != nil {
+			return nil, err
+		}
+		type row struct {
+			seq, at, format int64
+			id, stage       string
+			code            int
+			xml             []byte
+		}
+		var rs []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.seq, &r.id, &r.code, &r.stage, &r.at, &r.format, &r.xml); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			rs = append(rs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		// Decode after the rows are closed (a dictionary may have to be
+		// read), parsing on every core: parsing costs more than the rest of
+		// the audit together.
+		out := make([]tlog.AuditEntry, len(rs))
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					r := rs[i]
+					out[i] = auditRow(ctx, q, r.seq, r.id, r.code, r.stage, r.at, r.format, r.xml)
+				}
+			}()
+		}
+		for i := range rs {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		return out, nil
+	}
+}
+
+// auditRow decodes one evidence row and compares its columns with its
+// document.
+func auditRow(ctx context.Context, q store.Querier, seq int64, id string, code int, stage string, at, format int64, xml []byte) tlog.AuditEntry {
+	out := tlog.AuditEntry{Seq: seq, ID: id}
+	doc, err := evidence.Decode(ctx, q, format, xml)
+	if err != nil {
+		out.Err = err
+		return out
+	}
+	out.Document = doc
+	e, err := evidence.Parse(doc)
+	if err != nil {
+		out.Err = fmt.Errorf("its document is not a valid evidence: %w", err)
+		return out
+	}
+	var diffs []string
+	if e.ID != id {
+		diffs = append(diffs, fmt.Sprintf("id column says %s, its document %s", id, e.ID))
+	}
+	if int(e.Code) != code {
+		diffs = append(diffs, fmt.Sprintf("code column says %d, its document %d", code, int(e.Code)))
+	}
+	if st := string(evidence.StageOf(e.Code)); st != stage {
+		diffs = append(diffs, fmt.Sprintf("stage column says %s, its document %s", stage, st))
+	}
+	if ms := store.Millis(e.EventTime); ms != at {
+		diffs = append(diffs, fmt.Sprintf("event_time column says %s, its document %s",
+			store.FromMillis(at).Format(time.RFC3339Nano), e.EventTime.UTC().Format(time.RFC3339Nano)))
+	}
+	if len(diffs) > 0 {
+		out.Err = fmt.Errorf("its %s (the row was changed after it was logged)", strings.Join(diffs, "; its "))
+	}
+	return out
+}
+
+func cmdLogConsistency(ctx context.Context, args []string) error {
+	f := newFlags("log consistency", "OLD NEW  (each a stored checkpoint's size, or a file holding a signed checkpoint)")
+	load := configFlags(f)
+	key := logKeyFlag(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	pos, err := f.args(2, "OLD and NEW")
+	if err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	vkey, err := key(cfg)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, cfg.DSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	type point struct {
+		size int64
+		root tlog.Hash
+	}
+	open := func(arg string) (point, error) {
+		var signed []byte
+		if n, err := strconv.ParseInt(arg, 10, 64); err == nil {
+			cp, err := tlog.GetCheckpoint(ctx, db.Q(), n)
+			if errors.Is(err, store.ErrNotFound) {
+				return point{}, fmt.Errorf("no checkpoint of size %d is stored", n)
+			}
+			if err != nil {
+				return point{}, err
+			}
+			signed = cp.Note
+		} else if signed, err = os.ReadFile(arg); err != nil {
+			return point{}, err
+		}
+		_, size, root, err := tlog.OpenCheckpoint(signed, vkey)
+		if err != nil {
+			return point{}, fmt.Errorf("%s: %w", arg, err)
+		}
+		return point{size, root}, nil
+	}
+	old, err := open(pos[0])
+	if err != nil {
+		return err
+	}
+	cur, err := open(pos[1])
+	if err != nil {
+		return err
+	}
+	fail := func(format string, a ...any) error {
+		return &exitError{code: 1, msg: fmt.Sprintf("the checkpoint of size %d does NOT extend the checkpoint of size %d: ", cur.size, old.size) + fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case cur.size < old.size:
+		return fail("it is smaller")
+	case cur.size == old.size:
+		if cur.root != old.root {
+			return fail("same size, different root hashes: the log forked")
+		}
+		fmt.Printf("the checkpoints are of the same tree (size %d, root %x)\n", cur.size, cur.root[:])
+		return nil
+	}
+	proof, err := tlog.ProveConsistency(ctx, db.Q(), old.size, cur.size)
+	if err != nil {
+		return fail("no consistency proof from this store: %v", err)
+	}
+	if err := tlog.CheckConsistency(proof, cur.size, cur.root, old.size, old.root); err != nil {
+		return fail("%v", err)
+	}
+	fmt.Printf("the checkpoint of size %d extends the checkpoint of size %d: consistency proof of %d hashes verified\n", cur.size, old.size, len(proof))
+	return nil
+}
+
+func cmdLogCheckpoint(ctx context.Context, args []string) error {
+	f := newFlags("log checkpoint", "[--config FILE | --dir DIR]")
+	load := configFlags(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if _, err := f.args(0, "no arguments"); err != nil {
+		return err
+	}
+	n, err := openAdmin(ctx, load)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	cp, err := tlog.LatestCheckpoint(ctx, n.DB.Q())
+	if errors.Is(err, store.ErrNotFound) {
+		return errors.New("the log has no checkpoint yet")
+	}
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(cp.Note)
+	return err
+}
+
+func cmdLogRetimestamp(ctx context.Context, args []string) error {
+	f := newFlags("log retimestamp", "[--config FILE | --dir DIR]")
+	load := configFlags(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if _, err := f.args(0, "no arguments"); err != nil {
+		return err
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	n, err := provider.Open(ctx, cfg, provider.Options{})
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	cp, at, err := n.Checkpointer.Retimestamp(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("checkpoint of size %d re-time-stamped at %s\n", cp.Size, at.UTC().Format(time.RFC3339Nano))
+	return nil
+}
+
+func cmdLogProof(ctx context.Context, args []string) error {
+	f := newFlags("log proof", "SEQ  (an evidence's leaf index)")
+	load := configFlags(f)
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	pos, err := f.args(1, "one SEQ")
+	if err != nil {
+		return err
+	}
+	seq, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil || seq < 0 {
+		return fmt.Errorf("SEQ %q is not a leaf index", pos[0])
+	}
+	n, err := openAdmin(ctx, load)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	cp, err := tlog.LatestCheckpoint(ctx, n.DB.Q())
+	if errors.Is(err, store.ErrNotFound) {
+		return errors.New("the log has no checkpoint yet")
+	}
+	if err != nil {
+		return err
+	}
+	if seq >= cp.Size {
+		return fmt.Errorf("evidence %d is not in the latest checkpoint (size %d) yet", seq, cp.Size)
+	}
+	proof, err := tlog.ProveInclusion(ctx, n.DB.Q(), seq, cp.Size)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(evidence.FormatProof(seq, cp.Size, proof))
+	return err
+}
