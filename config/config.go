@@ -163,7 +163,18 @@ func Load(path string) (*Config, error) {
 		}
 		return nil, err
 	}
-	c := Default(filepath.Dir(abs), "", "")
+	// First the provider's id and domain, which other defaults derive from;
+	// then the whole file over the defaults for that provider.
+	var head struct {
+		Provider Provider `toml:"provider"`
+	}
+	if _, err := toml.Decode(string(b), &head); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if head.Provider.ID == "" || head.Provider.Domain == "" {
+		return nil, fmt.Errorf("%s: provider.id and provider.domain are required", path)
+	}
+	c := Default(filepath.Dir(abs), head.Provider.ID, head.Provider.Domain)
 	md, err := toml.Decode(string(b), c)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -172,12 +183,6 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: unknown key %s", path, und[0].String())
 	}
 	c.Dir = filepath.Dir(abs)
-	if c.Provider.ID == "" || c.Provider.Domain == "" {
-		return nil, fmt.Errorf("%s: provider.id and provider.domain are required", path)
-	}
-	if c.Log.Origin == "" {
-		c.Log.Origin = c.Provider.Domain + "/log"
-	}
 	return c, nil
 }
 

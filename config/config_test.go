@@ -56,3 +56,16 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatalf("unknown key: %v", err)
 	}
 }
+
+func TestDefaultsFollowTheDomain(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "kep.toml")
+	os.WriteFile(p, []byte("[provider]\nid = \"hs05\"\ndomain = \"hs05.kep.tr\"\n"), 0o600)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Origin != "hs05.kep.tr/log" || c.SMTP.Hostname != "mail.hs05.kep.tr" || c.Provider.Name != "HS05 KEP" || !strings.Contains(c.Provider.Policy, "hs05.kep.tr") {
+		t.Fatalf("derived defaults: %+v", c)
+	}
+}

@@ -116,7 +116,7 @@ type Options struct {
 	// printed tour stays valid); false picks free ports (tests).
 	Ports bool
 	// Quota overrides the default mailbox quota of a new world (bytes).
-	Quota int64
+	Quota  int64
 	Logger *slog.Logger
 }
 
@@ -131,6 +131,10 @@ type World struct {
 // Close stops everything.
 func (w *World) Close() error {
 	var errs []error
+	if w.Info != nil && w.Info.PID == os.Getpid() {
+		w.Info.PID = 0
+		errs = append(errs, writeInfo(w.Info))
+	}
 	for _, r := range w.running {
 		errs = append(errs, r.Close())
 	}

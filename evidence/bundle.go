@@ -696,16 +696,51 @@ func subjectOf(c *x509.Certificate) string {
 var ErrNotYetCheckpointed = errors.New("evidence: no checkpoint covers this evidence yet; try again in a few seconds")
 
 // Assemble gathers the bundle of the evidence at leaf index seq from the
-// store: the evidence, the first checkpoint that covers it with its time
-// stamps, and the inclusion proof in that checkpoint. chain is the provider's
-// signing certificate and its intermediates (not the root); logKey its log
-// verifier key. The same evidence always yields the same bundle.
-func Assemble(ctx context.Context, q store.Querier, seq int64, chain []*x509.Certificate, logKey string) (*Bundle, error) {
+// store: the evidence, a checkpoint that covers it with its time stamps,
+// and the inclusion proof in that checkpoint. The signer's certificate is
+// taken from the evidence itself (so bundles of evidence signed before a
+// certificate change still verify); intermediates lists the certificates
+// that may stand between it and its root (not the root: the verifier
+// brings it); those that do not issue it are left out.
+//
+// With latest false the checkpoint is the first that covers the evidence:
+// the same evidence always yields the same bundle (the Delil folder relies
+// on it). With latest true it is the newest checkpoint, carrying every
+// later time stamp (`kep log retimestamp`): the bundle to archive for the
+// long term.
+func Assemble(ctx context.Context, q store.Querier, seq int64, intermediates []*x509.Certificate, logKey string, latest bool) (*Bundle, error) {
 	st, err := GetSeq(ctx, q, seq)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := tlog.CoveringCheckpoint(ctx, q, seq)
+	signer, err := signerOf(st.Document)
+	if err != nil {
+		return nil, fmt.Errorf("evidence %d: %w", seq, err)
+	}
+	chain := []*x509.Certificate{signer}
+	for cur := signer; ; {
+		var next *x509.Certificate
+		for _, c := range intermediates {
+			if !c.Equal(cur) && bytes.Equal(cur.RawIssuer, c.RawSubject) && cur.CheckSignatureFrom(c) == nil {
+				next = c
+				break
+			}
+		}
+		if next == nil || bytes.Equal(next.RawIssuer, next.RawSubject) || len(chain) > 8 {
+			break
+		}
+		chain = append(chain, next)
+		cur = next
+	}
+	var cp *tlog.Checkpoint
+	if latest {
+		cp, err = tlog.LatestCheckpoint(ctx, q)
+		if err == nil && cp.Size <= seq {
+			err = store.ErrNotFound
+		}
+	} else {
+		cp, err = tlog.CoveringCheckpoint(ctx, q, seq)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotYetCheckpointed
 	}
@@ -722,4 +757,20 @@ func Assemble(ctx context.Context, q store.Querier, seq int64, chain []*x509.Cer
 	}
 	return &Bundle{Evidence: st.Document, Certificates: chain, Checkpoint: cp.Note, Timestamp: cp.TST, Index: seq, Proof: proof,
 		LogKey: logKey, Retimestamps: stamps}, nil
+}
+
+// signerOf reads the signer's certificate from a signed evidence document's
+// KeyInfo (the document's integrity is the log's and the verifier's job).
+func signerOf(doc []byte) (*x509.Certificate, error) {
+	const open, close = "<ds:X509Certificate>", "</ds:X509Certificate>"
+	i := bytes.Index(doc, []byte(open))
+	j := bytes.Index(doc, []byte(close))
+	if i < 0 || j < i {
+		return nil, errors.New("the evidence carries no signer certificate")
+	}
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(doc[i+len(open):j])), ""))
+	if err != nil {
+		return nil, fmt.Errorf("the evidence's signer certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
 }

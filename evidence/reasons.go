@@ -3,9 +3,10 @@ package evidence
 import "strconv"
 
 // ReasonKEPBase prefixes the reason codes the system defines. TS 102 640-2
-// leaves reason codes to the REM policy; ours are URNs in the KEP space, and
-// the sentence beside each one is Turkish, the language of the evidence's
-// readers (court experts, the parties).
+// leaves reason codes to the REM policy; ours are URNs in the KEP space. The
+// sentences of the reasons defined here are Turkish, the language of the
+// evidence's readers; callers may give their own sentence (the access point
+// puts its SMTP reply, in English, into rejection evidence).
 const ReasonKEPBase = "urn:kep:tr:evidence:reason:"
 
 // Reason codes. The access-point checks follow kep-domain.md "Messages and

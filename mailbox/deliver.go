@@ -113,7 +113,7 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 		return err
 	}
 	// The envelope is the same for every recipient: signed once.
-	envSig, envSize, err := s.signEnvelope(ctx, msg)
+	envSig, envSize, envParams, err := s.signEnvelope(ctx, msg)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 	err = s.Issuer.Issue(ctx, recs, func(ctx context.Context, tx *store.Tx) error {
 		notify, unused = notify[:0], unused[:0]
 		if msg.EnvelopeSig == nil {
-			if _, err := tx.Exec(ctx, `UPDATE messages SET envelope_sig = ?, envelope_size = ? WHERE id = ? AND envelope_sig IS NULL`, envSig, envSize, msg.ID); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE messages SET envelope_sig = ?, envelope_size = ?, envelope_params = ? WHERE id = ? AND envelope_sig IS NULL`, envSig, envSize, envParams, msg.ID); err != nil {
 				return err
 			}
 		}

@@ -25,8 +25,9 @@ type KEPMessage struct {
 	// EnvelopeSig is the provider's detached signature over its envelope,
 	// made at first delivery; the envelope itself is rendered from the
 	// original, the acceptance evidence and this signature (render.go).
-	EnvelopeSig  []byte
-	EnvelopeSize int64
+	EnvelopeSig    []byte
+	EnvelopeSize   int64
+	EnvelopeParams string // JSON of envelopeParams
 }
 
 func insertMessage(ctx context.Context, q store.Querier, m *KEPMessage) error {
@@ -40,13 +41,13 @@ func insertMessage(ctx context.Context, q store.Querier, m *KEPMessage) error {
 	return nil
 }
 
-const kepMsgCols = `id, digest, size, sender_account, COALESCE(operator_id, 0), from_addr, sender_name, header_id, ileti_id, ileti_tip, submitted_at, evidence_id, envelope_sig, COALESCE(envelope_size, 0) FROM messages`
+const kepMsgCols = `id, digest, size, sender_account, COALESCE(operator_id, 0), from_addr, sender_name, header_id, ileti_id, ileti_tip, submitted_at, evidence_id, envelope_sig, COALESCE(envelope_size, 0), COALESCE(envelope_params, '') FROM messages`
 
 func scanKEPMessage(s interface{ Scan(...any) error }) (*KEPMessage, error) {
 	var m KEPMessage
 	var digest []byte
 	var at int64
-	if err := s.Scan(&m.ID, &digest, &m.Size, &m.SenderAccount, &m.OperatorID, &m.From, &m.SenderName, &m.HeaderID, &m.IletiID, &m.IletiTip, &at, &m.EvidenceID, &m.EnvelopeSig, &m.EnvelopeSize); err != nil {
+	if err := s.Scan(&m.ID, &digest, &m.Size, &m.SenderAccount, &m.OperatorID, &m.From, &m.SenderName, &m.HeaderID, &m.IletiID, &m.IletiTip, &at, &m.EvidenceID, &m.EnvelopeSig, &m.EnvelopeSize, &m.EnvelopeParams); err != nil {
 		return nil, store.MapErr(err)
 	}
 	copy(m.Digest[:], digest)

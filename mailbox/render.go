@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,8 +49,25 @@ func (s *Service) local(t time.Time) string {
 // message costs its original once in the content store, whatever its size
 // and its number of recipients.
 
+// envelopeParams are the settings an envelope was rendered with, kept with
+// the message so that a later change of configuration (the provider's
+// name, the time zone) cannot change an envelope already signed.
+type envelopeParams struct {
+	Provider string `json:"provider"`
+	Domain   string `json:"domain"`
+	TimeZone string `json:"tz"`
+}
+
+func (s *Service) currentParams() envelopeParams {
+	return envelopeParams{Provider: s.Provider, Domain: s.Domain, TimeZone: s.Policy.Location.String()}
+}
+
 // envelopeParts builds the envelope's outer header and the signed entity.
-func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage) (hdr, entity []byte, err error) {
+func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage, p envelopeParams) (hdr, entity []byte, err error) {
+	loc, err := time.LoadLocation(p.TimeZone)
+	if err != nil {
+		return nil, nil, fmt.Errorf("message %d: envelope time zone: %w", msg.ID, err)
+	}
 	original, err := s.Blobs.ReadAll(msg.Digest)
 	if err != nil {
 		return nil, nil, fmt.Errorf("the original of message %d: %w", msg.ID, err)
@@ -68,7 +86,7 @@ func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage) (hdr, enti
 	b.Grow(len(original) + len(acc.Document)*2 + 4096)
 	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
-	b.WriteString(crlf(s.introduction(msg, senderName, oh)))
+	b.WriteString(crlf(introduction(msg, senderName, oh, p.Provider, loc)))
 	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: application/xml; charset=utf-8; name=\"delil-kabul.xml\"\r\n", boundary)
 	b.WriteString("Content-Disposition: attachment; filename=\"delil-kabul.xml\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
 	writeBase64(&b, acc.Document)
@@ -84,15 +102,15 @@ func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage) (hdr, enti
 
 	var h bytes.Buffer
 	writeHeader(&h, "From", oh.From)
-	writeHeader(&h, "Sender", fmt.Sprintf("%s <postmaster@%s>", mime.QEncoding.Encode("utf-8", s.Provider), s.Domain))
+	writeHeader(&h, "Sender", fmt.Sprintf("%s <postmaster@%s>", mime.QEncoding.Encode("utf-8", p.Provider), p.Domain))
 	writeHeader(&h, "Reply-To", msg.From)
 	writeHeader(&h, "To", oh.To)
 	if oh.Cc != "" {
 		writeHeader(&h, "Cc", oh.Cc)
 	}
 	writeHeader(&h, "Subject", "KEP: "+decodeHeader(oh.Subject))
-	writeHeader(&h, "Date", msg.SubmittedAt.In(s.Policy.Location).Format(time.RFC1123Z))
-	writeHeader(&h, "Message-ID", "<"+msg.EvidenceID+"@"+s.Domain+">")
+	writeHeader(&h, "Date", msg.SubmittedAt.In(loc).Format(time.RFC1123Z))
+	writeHeader(&h, "Message-ID", "<"+msg.EvidenceID+"@"+p.Domain+">")
 	if oh.MessageID != "" {
 		writeHeader(&h, "X-Original-Message-ID", oh.MessageID)
 	}
@@ -104,23 +122,28 @@ func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage) (hdr, enti
 
 // signEnvelope makes the envelope's signature (once per message) and
 // returns it with the envelope's size.
-func (s *Service) signEnvelope(ctx context.Context, msg *KEPMessage) ([]byte, int64, error) {
+func (s *Service) signEnvelope(ctx context.Context, msg *KEPMessage) ([]byte, int64, string, error) {
 	if msg.EnvelopeSig != nil {
-		return msg.EnvelopeSig, msg.EnvelopeSize, nil
+		return msg.EnvelopeSig, msg.EnvelopeSize, msg.EnvelopeParams, nil
 	}
-	hdr, entity, err := s.envelopeParts(ctx, msg)
+	p := s.currentParams()
+	pj, err := json.Marshal(p)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
+	}
+	hdr, entity, err := s.envelopeParts(ctx, msg, p)
+	if err != nil {
+		return nil, 0, "", err
 	}
 	sig, err := cms.SignDetached(entity, s.SignerKey, s.SignerCert, s.SignerChain)
 	if err != nil {
-		return nil, 0, fmt.Errorf("sign the envelope: %w", err)
+		return nil, 0, "", fmt.Errorf("sign the envelope: %w", err)
 	}
 	var n countWriter
 	if err := s.writeEnvelope(&n, msg, hdr, entity, sig); err != nil {
-		return nil, 0, err
+		return nil, 0, "", err
 	}
-	return sig, int64(n), nil
+	return sig, int64(n), string(pj), nil
 }
 
 func (s *Service) writeEnvelope(w io.Writer, msg *KEPMessage, hdr, entity, sig []byte) error {
@@ -140,7 +163,11 @@ func (s *Service) renderEnvelope(ctx context.Context, messageID int64) ([]byte, 
 	if msg.EnvelopeSig == nil {
 		return nil, fmt.Errorf("message %d has not been delivered yet", messageID)
 	}
-	hdr, entity, err := s.envelopeParts(ctx, msg)
+	var p envelopeParams
+	if err := json.Unmarshal([]byte(msg.EnvelopeParams), &p); err != nil {
+		return nil, fmt.Errorf("message %d: envelope parameters: %w", messageID, err)
+	}
+	hdr, entity, err := s.envelopeParts(ctx, msg, p)
 	if err != nil {
 		return nil, err
 	}
@@ -159,17 +186,17 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (s *Service) introduction(msg *KEPMessage, senderName string, oh originalHeaders) string {
+func introduction(msg *KEPMessage, senderName string, oh originalHeaders, provider string, loc *time.Location) string {
 	var b strings.Builder
-	when := s.local(msg.SubmittedAt)
+	when := msg.SubmittedAt.In(loc).Format("02.01.2006 15:04:05 MST")
 	fmt.Fprintf(&b, "Bu ileti Kayıtlı Elektronik Posta (KEP) sistemi üzerinden iletilmiştir.\n\n")
 	fmt.Fprintf(&b, "Gönderen:      %s (%s)\n", msg.From, senderName)
 	fmt.Fprintf(&b, "Kabul zamanı:  %s\n", when)
 	fmt.Fprintf(&b, "İleti türü:    %s\n", msg.IletiTip)
 	fmt.Fprintf(&b, "İleti kimliği: %s\n", msg.IletiID)
 	fmt.Fprintf(&b, "Konu:          %s\n\n", decodeHeader(oh.Subject))
-	fmt.Fprintf(&b, "Gönderenin elektronik imzalı özgün iletisi ekteki ileti.eml dosyasındadır; %s\n", s.Provider)
-	fmt.Fprintf(&b, "tarafından imzalanan kabul delili delil-kabul.xml dosyasındadır. Bu zarf %s\n", s.Provider)
+	fmt.Fprintf(&b, "Gönderenin elektronik imzalı özgün iletisi ekteki ileti.eml dosyasındadır; %s\n", provider)
+	fmt.Fprintf(&b, "tarafından imzalanan kabul delili delil-kabul.xml dosyasındadır. Bu zarf %s\n", provider)
 	fmt.Fprintf(&b, "tarafından imzalanmıştır.\n\n")
 	fmt.Fprintf(&b, "This message was delivered through the Registered Electronic Mail (KEP)\nsystem.\n\n")
 	fmt.Fprintf(&b, "Sender:        %s (%s)\n", msg.From, senderName)
@@ -177,8 +204,8 @@ func (s *Service) introduction(msg *KEPMessage, senderName string, oh originalHe
 	fmt.Fprintf(&b, "Message type:  %s\n", msg.IletiTip)
 	fmt.Fprintf(&b, "Message id:    %s\n\n", msg.IletiID)
 	fmt.Fprintf(&b, "The sender's e-signed original is attached as ileti.eml; the acceptance\n")
-	fmt.Fprintf(&b, "evidence signed by %s is attached as delil-kabul.xml. This envelope is\n", s.Provider)
-	fmt.Fprintf(&b, "signed by %s.\n", s.Provider)
+	fmt.Fprintf(&b, "evidence signed by %s is attached as delil-kabul.xml. This envelope is\n", provider)
+	fmt.Fprintf(&b, "signed by %s.\n", provider)
 	return b.String()
 }
 

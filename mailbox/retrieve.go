@@ -48,11 +48,10 @@ func (s *Service) MarkRead(ctx context.Context, p *account.Principal, m *Message
 	e := *base
 	e.ID, e.Code, e.EventTime = evidence.NewID(), evidence.Read, s.now()
 	e.Recipients = []evidence.Party{recipientParty(d.Recipient, recip)}
-	e.Operator = nil
 	if p != nil && p.Operator != nil {
-		// Who opened it for the company (kep-domain.md: "evidence records
-		// which operator acted").
-		e.Operator = operatorParty(p.Operator, recip.Address)
+		// Who opened it for the recipient company (kep-domain.md: "evidence
+		// records which operator acted"). kep:Operator stays the sender's.
+		e.Properties = append(e.Properties, evidence.Property{Name: "readingOperator", Value: "TCKN:" + p.Operator.TCKN + " " + p.Operator.Name})
 	}
 	rec := &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Recipient}
 	err = s.Issuer.Issue(ctx, []*evidence.Record{rec}, func(ctx context.Context, tx *store.Tx) error {
@@ -109,12 +108,16 @@ func (s *Service) deem(ctx context.Context, d *Delivery, now time.Time) (bool, e
 	e := *base
 	e.ID, e.Code, e.EventTime = evidence.NewID(), evidence.DeemedRead, now
 	e.Recipients = []evidence.Party{recipientParty(d.Recipient, recip)}
+	// The reason names the rule that fired, as configured for the type.
 	reason := evidence.ReasonDeemedReadStandart24h()
-	if msg.IletiTip == evidence.IletiTipETebligat {
+	switch msg.IletiTip {
+	case evidence.IletiTipETebligat:
 		reason = evidence.ReasonDeemedReadETebligat5Days()
+	case evidence.IletiTipEYazisma:
+		reason.Code = evidence.ReasonKEPBase + "deemed-read-eyazisma"
 	}
-	reason.Text = fmt.Sprintf("%s (kural / rule: %s; teslim / delivered %s, süre sonu / deadline %s)",
-		reason.Text, d.Rule, d.DeliveredAt.Format(time.RFC3339), d.DeemedAt.Format(time.RFC3339))
+	reason.Text = fmt.Sprintf("Alıcı iletiyi süresi içinde açmadığı için okunmuş sayılmıştır / deemed read: not opened in time (kural / rule: %s; teslim / delivered %s, süre sonu / deadline %s)",
+		d.Rule, d.DeliveredAt.Format(time.RFC3339), d.DeemedAt.Format(time.RFC3339))
 	e.Reasons = []evidence.Reason{reason}
 	rec := &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Recipient}
 	err = s.Issuer.Issue(ctx, []*evidence.Record{rec}, func(ctx context.Context, tx *store.Tx) error {

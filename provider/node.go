@@ -213,9 +213,20 @@ func (s serverStamper) Stamp(_ context.Context, data []byte) ([]byte, time.Time,
 	return tok.ResponseDER(), tok.Time, nil
 }
 
-// Bundle makes the evidence bundle of the evidence at leaf index seq.
+// Bundle makes the evidence bundle of the evidence at leaf index seq, with
+// the first checkpoint that covers it (the same bundle every time).
 func (n *Node) Bundle(ctx context.Context, seq int64) ([]byte, error) {
-	b, err := evidence.Assemble(ctx, n.DB.Q(), seq, append([]*x509.Certificate{n.Cert.Cert}, n.SigningChain()...), n.LogKey)
+	return n.bundle(ctx, seq, false)
+}
+
+// ArchiveBundle makes the bundle of an evidence with the newest checkpoint
+// and all its later time stamps: the one to keep for the long term.
+func (n *Node) ArchiveBundle(ctx context.Context, seq int64) ([]byte, error) {
+	return n.bundle(ctx, seq, true)
+}
+
+func (n *Node) bundle(ctx context.Context, seq int64, latest bool) ([]byte, error) {
+	b, err := evidence.Assemble(ctx, n.DB.Q(), seq, n.SigningChain(), n.LogKey, latest)
 	if err != nil {
 		return nil, err
 	}

@@ -23,11 +23,17 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	if db.Dialect == Postgres {
-		// One node migrates at a time.
-		if _, err := db.ExecContext(ctx, `SELECT pg_advisory_lock(4242001)`); err != nil {
+		// One node migrates at a time. The session lock lives on one
+		// connection, held until the migrations are done.
+		conn, err := db.Conn(ctx)
+		if err != nil {
 			return fmt.Errorf("store: migration lock: %w", err)
 		}
-		defer db.ExecContext(context.Background(), `SELECT pg_advisory_unlock(4242001)`)
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(4242001)`); err != nil {
+			return fmt.Errorf("store: migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock(4242001)`)
 	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrations table: %w", err)

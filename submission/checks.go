@@ -33,8 +33,12 @@ type inspected struct {
 	digest     *blob.Digest
 }
 
-// maxSigningSkew is how far in the future a signing time may claim to be.
-const maxSigningSkew = 5 * time.Minute
+// maxSigningSkew is how far in the future a signing time may claim to be;
+// maxSigningAge how far in the past.
+const (
+	maxSigningSkew = 5 * time.Minute
+	maxSigningAge  = 3 * 24 * time.Hour
+)
 
 // inspect runs the access-point checks on a message.
 func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
@@ -142,9 +146,17 @@ func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
 	if ref != nil {
 		return in, ref
 	}
+	// The certificate must be valid when the message was signed. The
+	// signing time is the signer's claim, so it is believed only within
+	// maxSigningAge: an older claim cannot make an expired certificate good.
 	at := time.Now()
-	if !signed.SigningTime.IsZero() && signed.SigningTime.Before(at.Add(maxSigningSkew)) {
-		at = signed.SigningTime
+	if st := signed.SigningTime; !st.IsZero() {
+		switch {
+		case st.Before(at.Add(-maxSigningAge)):
+			return in, refuse(550, codeCrypto, evidence.ReasonCodeUntrustedCertificate, "The message was signed on %s, more than %d days ago; sign it again and send it.", st.UTC().Format(time.RFC3339), int(maxSigningAge.Hours()/24))
+		case st.Before(at.Add(maxSigningSkew)):
+			at = st
+		}
 	}
 	var inter []*x509.Certificate
 	for _, c := range signed.Certificates {
@@ -177,10 +189,10 @@ func (ss *session) senderAccount(ctx context.Context, from string) (*store.Accou
 	}
 	a, err := store.GetAccountByAddress(ctx, q, from)
 	if err != nil || ss.p.RoleOn(a.ID) == nil {
-		return nil, refuse(550, codeNotAuth, evidence.ReasonCodeFromMismatch, "Operator %s does not act for %s.", ss.p.Operator.TCKN, from)
+		return nil, refuse(550, codeNotAuth, evidence.ReasonCodeFromMismatch, "Operator %s does not act for %s.", identity.Mask(ss.p.Operator.TCKN), from)
 	}
 	if !ss.p.Can(a.ID, account.GrantSend) {
-		return a, refuse(550, codeNotAuth, reasonNoSendGrant, "Operator %s has no send grant on %s; the main operator can grant it.", ss.p.Operator.TCKN, a.Address)
+		return a, refuse(550, codeNotAuth, reasonNoSendGrant, "Operator %s has no send grant on %s; the main operator can grant it.", identity.Mask(ss.p.Operator.TCKN), a.Address)
 	}
 	return a, nil
 }

@@ -25,7 +25,7 @@ type Checkpoint struct {
 	Root      Hash
 	Note      []byte // C2SP signed note whose body is a C2SP tlog-checkpoint
 	CreatedAt time.Time
-	TST       []byte // DER TimeStampToken over SHA-256(Note)
+	TST       []byte // DER TimeStampResp (granted) over SHA-256(Note)
 	TSTTime   time.Time
 }
 
@@ -209,7 +209,7 @@ func (c *Checkpointer) Run(ctx context.Context, l *Log, interval time.Duration, 
 		}
 		cp, err := c.Catchup(ctx, l.Size())
 		if err != nil {
-			continue // logged by the caller's metrics; retried next tick
+			continue // retried at the next tick
 		}
 		if cp != nil && notify != nil {
 			notify(cp)

@@ -51,7 +51,7 @@ type benchReport struct {
 
 func cmdBench(ctx context.Context, args []string) error {
 	f := newFlags("bench", "[--demo DIR] [-n MESSAGES] [-c SESSIONS] [-s SIZE]")
-	demoDir := f.String("demo", "", "a running `kep demo` world to load (default: start a fresh one in a temporary directory)")
+	demoDir := f.String("demo", "", "a running 'kep demo' world to load (default: start a fresh one in a temporary directory)")
 	n := f.Int("n", 20000, "messages to submit")
 	c := f.Int("c", 32, "concurrent SMTP sessions")
 	size := f.Int("s", 10240, "size of each message's signed text, in bytes")

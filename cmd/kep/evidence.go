@@ -17,7 +17,7 @@ func init() {
 }
 
 func cmdEvidenceList(ctx context.Context, args []string) error {
-	f := newFlags("evidence list", "--account ADDRESS | --message-id N")
+	f := newFlags("evidence list", "--account ADDRESS")
 	load := configFlags(f)
 	acct := f.String("account", "", "evidence in this account's evidence folder (what it sent)")
 	limit := f.Int("limit", 50, "most recent N")
@@ -88,6 +88,7 @@ func cmdEvidenceBundle(ctx context.Context, args []string) error {
 	load := configFlags(f)
 	id := f.String("id", "", "evidence identifier (required)")
 	out := f.String("out", "", "bundle file to write (required)")
+	first := f.Bool("first", false, "use the first checkpoint that covers the evidence (as in the Delil folder) instead of the newest, which carries every later time stamp")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -107,7 +108,10 @@ func cmdEvidenceBundle(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("evidence %s: %w", *id, err)
 	}
-	b, err := n.Bundle(ctx, st.Seq)
+	b, err := n.ArchiveBundle(ctx, st.Seq)
+	if *first {
+		b, err = n.Bundle(ctx, st.Seq)
+	}
 	if err != nil {
 		return err
 	}

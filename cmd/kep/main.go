@@ -169,7 +169,7 @@ func (f *flags) args(n int, names string) ([]string, error) {
 // configFlags adds --config and --dir.
 func configFlags(f *flags) func() (*config.Config, error) {
 	path := f.String("config", os.Getenv("KEP_CONFIG"), "configuration file (default $KEP_CONFIG or ./kep.toml)")
-	dir := f.String("dir", "", "provider directory made by `kep init` (uses DIR/kep.toml)")
+	dir := f.String("dir", "", "provider directory made by 'kep init' (uses DIR/kep.toml)")
 	return func() (*config.Config, error) {
 		p := *path
 		if *dir != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -18,9 +19,20 @@ func init() {
 	register("verify", "verify an evidence bundle offline; exit 0 only when every check holds", cmdVerify)
 }
 
+// cmdVerify exits 0 when the bundle is valid, 1 when it is not, and 2 when
+// it could not be checked at all (unreadable file, no trust anchors).
 func cmdVerify(ctx context.Context, args []string) error {
+	err := verifyBundle(args)
+	var ee *exitError
+	if err != nil && !errors.As(err, &ee) && !errors.Is(err, flag.ErrHelp) {
+		return &exitError{code: 2, msg: oneLine(err)}
+	}
+	return err
+}
+
+func verifyBundle(args []string) error {
 	f := newFlags("verify", "BUNDLE [--original message.eml] [--json] (--anchors DIR | --provider-ca F --tsa-ca F --log-key F)")
-	anchorsDir := f.String("anchors", "", "directory with provider-ca.pem, tsa-ca.pem and log.pub (as `kep demo` writes)")
+	anchorsDir := f.String("anchors", "", "directory with provider-ca.pem, tsa-ca.pem and log.pub (as 'kep demo' writes)")
 	var provCA, tsaCA, logKeys listFlag
 	f.Var(&provCA, "provider-ca", "PEM file of a provider CA trusted to sign evidence (repeatable)")
 	f.Var(&tsaCA, "tsa-ca", "PEM file of a CA trusted to certify time-stamp authorities (repeatable)")

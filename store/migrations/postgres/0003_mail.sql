@@ -15,6 +15,7 @@ CREATE TABLE messages (
     ileti_tip       TEXT NOT NULL,            -- standart, eYazisma, eTebligat
     submitted_at    BIGINT NOT NULL,
     evidence_id     TEXT NOT NULL,            -- the acceptance evidence (10)
+    envelope_params TEXT,                     -- what the envelope was rendered with (provider name, domain, time zone), JSON
     envelope_sig    BYTEA,
     envelope_size   BIGINT
 );

@@ -15,6 +15,7 @@ CREATE TABLE messages (
     ileti_tip       TEXT NOT NULL,            -- standart, eYazisma, eTebligat
     submitted_at    INTEGER NOT NULL,
     evidence_id     TEXT NOT NULL,            -- the acceptance evidence (10)
+    envelope_params TEXT,                     -- what the envelope was rendered with (provider name, domain, time zone), JSON
     envelope_sig    BLOB,                     -- the detached CMS signature of the provider's envelope, once made
     envelope_size   INTEGER                   -- the envelope's size in bytes
 );
