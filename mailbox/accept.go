@@ -68,20 +68,15 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 				return err
 			}
 		}
-		// The original stays in the content store while deliveries need it.
-		if err := HoldRef(ctx, tx, sub.Original); err != nil {
-			return err
-		}
 		f, err := s.folder(ctx, tx, sub.Sender.ID, Sent)
 		if err != nil {
 			return err
 		}
 		sent = f
+		// Two references to the original: the Sent copy's, and the one that
+		// keeps it in the content store while deliveries need it.
 		d := sub.Original
-		if _, err := Append(ctx, tx, f, New{Kind: KindSent, MessageID: msg.ID, Ref: -1, Content: &d, Size: sub.Size, InternalDate: now, Flags: []string{`\Seen`}}); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO usage (account_id, at, kind, quantity, message_id) VALUES (?, ?, 'recipient', ?, ?)`, sub.Sender.ID, store.Millis(now), len(sub.Recipients), msg.ID)
+		_, err = Append(ctx, tx, f, New{Kind: KindSent, MessageID: msg.ID, Ref: -1, Content: &d, Size: sub.Size, InternalDate: now, Flags: []string{`\Seen`}, ExtraRefs: 1})
 		return err
 	})
 	if err != nil {

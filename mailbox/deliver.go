@@ -154,10 +154,19 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 		outs = append(outs, o)
 		recs = append(recs, &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Recipient})
 	}
+	// When this pass handles every recipient still queued, the reference
+	// that kept the original for delivery is released (the Sent copy and the
+	// recipients' copies hold it from now on).
+	var queued int
+	if err := s.DB.Q().QueryRow(ctx, `SELECT COUNT(*) FROM deliveries WHERE message_id = ? AND state = 'queued'`, msg.ID).Scan(&queued); err != nil {
+		return err
+	}
+	last := queued == len(ds)
 	var notify [][2]int64
 	var unused []blob.Digest
 	err = s.Issuer.Issue(ctx, recs, func(ctx context.Context, tx *store.Tx) error {
 		notify, unused = notify[:0], unused[:0]
+		release := last
 		if msg.EnvelopeSig == nil {
 			if _, err := tx.Exec(ctx, `UPDATE messages SET envelope_sig = ?, envelope_size = ?, envelope_params = ? WHERE id = ? AND envelope_sig IS NULL`, envSig, envSize, envParams, msg.ID); err != nil {
 				return err
@@ -192,9 +201,14 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 			if err != nil {
 				return err
 			}
-			// The row holds the original (the envelope is rendered from it).
+			// The row holds the original (the envelope is rendered from it);
+			// the first one also takes over the delivery's reference.
 			d := msg.Digest
-			if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.ID, Ref: -1, Content: &d, Size: envSize, InternalDate: now, Charged: true}); err != nil {
+			n := New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.ID, Ref: -1, Content: &d, Size: envSize, InternalDate: now, Charged: true}
+			if release {
+				n.ExtraRefs, release = -1, false
+			}
+			if _, err := Append(ctx, tx, inbox, n); err != nil {
 				return err
 			}
 			a := *o.acct
@@ -204,13 +218,7 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 			}
 			notify = append(notify, [2]int64{o.acct.ID, inbox.ID})
 		}
-		// Every recipient handled: the original is no longer needed for
-		// delivery (the sender's Sent copy may still hold it).
-		var left int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM deliveries WHERE message_id = ? AND state = 'queued'`, msg.ID).Scan(&left); err != nil {
-			return err
-		}
-		if left == 0 {
+		if release { // no recipient took the reference over
 			free, err := ReleaseRef(ctx, tx, msg.Digest)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err

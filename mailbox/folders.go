@@ -180,6 +180,9 @@ type New struct {
 	Flags        []string
 	// Charged says the caller charged the account's quota already.
 	Charged bool
+	// ExtraRefs are references to Content taken or (negative) released in
+	// the same statement, for holders outside folders.
+	ExtraRefs int
 }
 
 // countsToQuota says which kinds use the account's quota: what the account
@@ -199,8 +202,10 @@ func Append(ctx context.Context, q store.Querier, f *Folder, m New) (uint32, err
 	var content any
 	if m.Content != nil {
 		content = m.Content[:]
-		if err := addRef(ctx, q, *m.Content, 1); err != nil {
-			return 0, err
+		if delta := 1 + m.ExtraRefs; delta != 0 {
+			if err := addRef(ctx, q, *m.Content, delta); err != nil {
+				return 0, err
+			}
 		}
 	}
 	var seq any

@@ -258,3 +258,40 @@ func TestETebligatDeadline(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestContentLeavesTheStoreWithItsLastCopy(t *testing.T) {
+	providertest.Each(t, func(t *testing.T, w *providertest.World) {
+		ctx := context.Background()
+		mb := w.Node.Mailbox
+		ayse, mehmet := w.Person("Ayşe", "Sil"), w.Person("Mehmet", "Sil")
+		raw := signedMessage(t, ayse, "standart", mehmet.Account.Address)
+		msg := submit(t, w, ayse, raw, "standart", mehmet.Account.Address)
+		if _, err := mb.DeliverQueued(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		remove := func(p *providertest.Person, folder string) {
+			f, _ := mailbox.GetFolder(ctx, w.Q(), p.Account.ID, folder)
+			ms, _ := mailbox.ListMessages(ctx, w.Q(), f.ID)
+			if len(ms) != 1 {
+				t.Fatalf("%s has %d messages", folder, len(ms))
+			}
+			if err := mb.RemoveMessages(ctx, &account.Principal{Account: p.Account}, f, []uint32{ms[0].UID}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		remove(mehmet, mailbox.Inbox)
+		if !w.Node.Blobs.Has(blob.Digest(msg.Digest)) {
+			t.Fatal("the original left the store while the Sent copy holds it")
+		}
+		if w.Refresh(mehmet.Account).UsedBytes != 0 {
+			t.Fatal("the recipient's quota was not given back")
+		}
+		remove(ayse, mailbox.Sent)
+		if w.Node.Blobs.Has(blob.Digest(msg.Digest)) {
+			t.Fatal("the original stayed in the store after its last copy was deleted")
+		}
+		if got := codes(t, w, msg.ID); got != "10: 40:"+mehmet.Account.Address {
+			t.Fatalf("evidence after deleting the content: %q", got)
+		}
+	})
+}

@@ -76,16 +76,8 @@ CREATE TABLE blob_refs (
     refs    INTEGER NOT NULL
 );
 
--- Usage records for billing: charges are per recipient address.
-CREATE TABLE usage (
-    id          INTEGER PRIMARY KEY,
-    account_id  INTEGER NOT NULL REFERENCES accounts(id),
-    at          INTEGER NOT NULL,
-    kind        TEXT NOT NULL,     -- recipient
-    quantity    INTEGER NOT NULL,
-    message_id  INTEGER REFERENCES messages(id)
-);
-CREATE INDEX usage_account ON usage(account_id, at);
+-- Usage for billing (charges are per recipient address) is read from
+-- messages and deliveries: one delivery row per recipient of each message.
 
 -- Quota notices already sent (80, 90, 100 %), so each is sent once per crossing.
 CREATE TABLE quota_notices (
