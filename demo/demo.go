@@ -24,6 +24,7 @@ import (
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/identity"
+	"github.com/kephs/kep/imapd"
 	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/tsa"
@@ -482,4 +483,14 @@ func Load(dir string) (*Info, error) {
 		return nil, fmt.Errorf("no demo world in %s: start one with `kep demo --dir %s`", dir, dir)
 	}
 	return info, err
+}
+
+// The IMAP server is wired into every node this program starts (`kep
+// demo`, `kep serve`): package provider cannot import imapd itself, whose
+// tests start provider nodes.
+func init() {
+	provider.IMAPFactory = func(n *provider.Node) provider.ProtocolServer {
+		return imapd.New(n.Mailbox, n.Accounts, n.TLSConfig(), imapd.Options{
+			MaxMessageBytes: n.Config.SMTP.MaxMessageBytes, Logger: n.Logger, Hostname: n.Config.SMTP.Hostname})
+	}
 }

@@ -276,7 +276,7 @@ func (s *Service) quotaNotices(ctx context.Context, tx store.Querier, a *store.A
 			if n, _ := res.RowsAffected(); n == 0 {
 				return nil
 			}
-			notice := renderNotice(s.Domain, s.Provider, a.Address, int(level), now, a.QuotaBytes)
+			notice := renderNotice(s.Domain, s.Provider, a.Address, int(level), now)
 			_, err = Append(ctx, tx, inbox, New{Kind: KindNotice, Ref: level, Size: int64(len(notice)), InternalDate: now})
 			return err
 		}

@@ -253,7 +253,7 @@ func writeBase64(b *bytes.Buffer, data []byte) {
 // renderNotice is the provider's quota notice (kep-domain.md, "Accounts":
 // warn at 80/90/100 % before it bites). It is rendered from the level and
 // time alone, so it needs no storage of its own.
-func renderNotice(domain, provider, addr string, level int, at time.Time, quota int64) []byte {
+func renderNotice(domain, provider, addr string, level int, at time.Time) []byte {
 	var b bytes.Buffer
 	writeHeader(&b, "From", fmt.Sprintf("%s <postmaster@%s>", mime.QEncoding.Encode("utf-8", provider), domain))
 	writeHeader(&b, "To", addr)
@@ -264,13 +264,12 @@ func renderNotice(domain, provider, addr string, level int, at time.Time, quota 
 	writeHeader(&b, "Content-Type", "text/plain; charset=utf-8")
 	writeHeader(&b, "Content-Transfer-Encoding", "8bit")
 	b.WriteString("\r\n")
-	mb := float64(quota) / (1 << 20)
-	text := fmt.Sprintf("KEP hesabınız %s, %.0f MB kotasının %%%d'ine ulaştı.\n", addr, mb, level)
+	text := fmt.Sprintf("KEP hesabınız %s, kotasının %%%d'ine ulaştı.\n", addr, level)
 	if level >= 100 {
 		text += "Kota doldu: yeni gelen iletiler teslim edilemeyecek ve göndericilerine teslim edilemedi delili (41) gidecek.\n"
 	}
 	text += "Yer açmak için eski iletileri silin ya da arşivleyin; ek kota hizmet sağlayıcınızdan alınabilir.\n\n"
-	text += fmt.Sprintf("Your KEP account %s has reached %d%% of its %.0f MB quota.\n", addr, level, mb)
+	text += fmt.Sprintf("Your KEP account %s has reached %d%% of its quota.\n", addr, level)
 	if level >= 100 {
 		text += "The mailbox is full: new messages cannot be delivered and their senders receive non-delivery evidence (41).\n"
 	}
@@ -370,7 +369,7 @@ func (s *Service) Content(ctx context.Context, m *Message) ([]byte, error) {
 			return nil, err
 		}
 		if m.Kind == KindNotice {
-			return renderNotice(s.Domain, s.Provider, a.Address, int(m.Ref), m.InternalDate, a.QuotaBytes), nil
+			return renderNotice(s.Domain, s.Provider, a.Address, int(m.Ref), m.InternalDate), nil
 		}
 		b, err := s.renderEvidenceItem(ctx, m.Ref, a.Address)
 		if err != nil {

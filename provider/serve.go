@@ -65,8 +65,9 @@ type ProtocolServer interface {
 	Close() error
 }
 
-// IMAPFactory, when set, makes the IMAP server of a node (set by the
-// package that provides it, to keep this package free of its import).
+// IMAPFactory, when set, makes the IMAP server of a node. Package demo sets
+// it for the kep binary; this package cannot import imapd, whose tests
+// start provider nodes.
 var IMAPFactory func(n *Node) ProtocolServer
 
 // Start listens on the configured addresses (port 0 picks a free port),
