@@ -66,34 +66,57 @@ type IssuerService struct {
 // retrieval evidence for the same message and recipient.
 var ErrAlreadyIssued = errors.New("evidence: this evidence was issued already")
 
+// Prepare signs and encodes recs without logging them, for a caller that
+// needs the signed documents before the transaction that logs them (the
+// envelope carries the acceptance evidence). Issue then logs them as they
+// are.
+func (s *IssuerService) Prepare(recs []*Record) error {
+	for _, r := range recs {
+		if err := s.prepare(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *IssuerService) prepare(r *Record) error {
+	if r.Document != nil && r.stored != nil {
+		return nil
+	}
+	e := r.Evidence
+	if e.ID == "" {
+		e.ID = NewID()
+	}
+	if e.EventTime.IsZero() {
+		e.EventTime = s.now()
+	}
+	if e.Issuer == (Issuer{}) {
+		e.Issuer = s.Issuer
+	}
+	if e.IssuerPolicyID == "" {
+		e.IssuerPolicyID = s.PolicyID
+	}
+	doc, err := s.Signer.Sign(e)
+	if err != nil {
+		return err
+	}
+	r.Document = doc
+	// Compressed here, by the caller's goroutine, not in the log's
+	// sequencer: the commit path stays short.
+	r.format, r.stored = Encode(doc, s.Dict)
+	return nil
+}
+
 // Issue signs and logs recs. write, when not nil, runs first in the same
 // transaction and may fill the records' MessageID. Issue fills each
 // record's Document and Seq.
 func (s *IssuerService) Issue(ctx context.Context, recs []*Record, write func(ctx context.Context, tx *store.Tx) error) error {
 	entries := make([][32]byte, len(recs))
 	for i, r := range recs {
-		e := r.Evidence
-		if e.ID == "" {
-			e.ID = NewID()
-		}
-		if e.EventTime.IsZero() {
-			e.EventTime = s.now()
-		}
-		if e.Issuer == (Issuer{}) {
-			e.Issuer = s.Issuer
-		}
-		if e.IssuerPolicyID == "" {
-			e.IssuerPolicyID = s.PolicyID
-		}
-		doc, err := s.Signer.Sign(e)
-		if err != nil {
+		if err := s.prepare(r); err != nil {
 			return err
 		}
-		r.Document = doc
-		// Compressed here, by the caller's goroutine, not in the log's
-		// sequencer: the commit path stays short.
-		r.format, r.stored = Encode(doc, s.Dict)
-		entries[i] = tlog.EntryFor(doc)
+		entries[i] = tlog.EntryFor(r.Document)
 	}
 	_, err := s.Log.Append(ctx, entries, func(ctx context.Context, tx *store.Tx, first int64) error {
 		if write != nil {

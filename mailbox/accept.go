@@ -12,11 +12,14 @@ import (
 
 // Submission is a message that passed the access-point checks.
 type Submission struct {
-	Sender     *store.Account
-	Operator   *store.Operator // the operator who sent it for a company account
-	Original   blob.Digest     // the signed original, in the content store
-	Size       int64
-	BlobGen    int64 // from blob.Writer.CommitDeferred: made durable before the evidence
+	Sender   *store.Account
+	Operator *store.Operator // the operator who sent it for a company account
+	Original blob.Digest     // the signed original, in the content store
+	Size     int64
+	BlobGen  int64 // from blob.Writer.CommitDeferred: made durable before the evidence
+	// Data, when the caller holds the original in memory, spares delivery
+	// reading it back from the content store.
+	Data       []byte
 	From       string
 	Recipients []string
 	HeaderID   string
@@ -57,6 +60,23 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 	}
 	msg.EvidenceID = ev.ID
 	rec := &evidence.Record{Evidence: ev, AccountID: sub.Sender.ID}
+	// For a message held in memory (the usual, small one) the provider's
+	// envelope is signed here, once for all recipients, and delivery has
+	// nothing left to sign; it carries the acceptance evidence, signed
+	// first. A large message's envelope is signed at delivery, so that
+	// acceptance never holds the message twice.
+	var fresh *freshMessage
+	if sub.Data != nil {
+		if err := s.Issuer.Prepare([]*evidence.Record{rec}); err != nil {
+			return nil, nil, err
+		}
+		fresh = &freshMessage{msg: msg, sender: sub.Sender, operator: sub.Operator, original: sub.Data, accepted: rec.Document}
+		sig, size, params, err := s.signEnvelope(ctx, msg, fresh)
+		if err != nil {
+			return nil, nil, err
+		}
+		msg.EnvelopeSig, msg.EnvelopeSize, msg.EnvelopeParams = sig, size, params
+	}
 	var sent *Folder
 	err := s.Issuer.Issue(ctx, []*evidence.Record{rec}, func(ctx context.Context, tx *store.Tx) error {
 		if err := insertMessage(ctx, tx, msg); err != nil {
@@ -73,14 +93,17 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 			return err
 		}
 		sent = f
-		// Two references to the original: the Sent copy's, and the one that
-		// keeps it in the content store while deliveries need it.
+		// The Sent copy holds the original, and so do the queued deliveries
+		// until they are done (see Unused).
 		d := sub.Original
-		_, err = Append(ctx, tx, f, New{Kind: KindSent, MessageID: msg.ID, Ref: -1, Content: &d, Size: sub.Size, InternalDate: now, Flags: []string{`\Seen`}, ExtraRefs: 1})
+		_, err = Append(ctx, tx, f, New{Kind: KindSent, MessageID: msg.ID, Ref: -1, Content: &d, Size: sub.Size, InternalDate: now, Flags: []string{`\Seen`}})
 		return err
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if fresh != nil {
+		s.fresh.put(fresh)
 	}
 	s.Hub.Notify(sub.Sender.ID, sent.ID)
 	s.Wake()

@@ -104,16 +104,26 @@ type outcome struct {
 // delivery states in one transaction.
 func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Delivery) error {
 	q := s.DB.Q()
-	msg, err := GetKEPMessage(ctx, q, msgID)
-	if err != nil {
-		return err
+	var msg *KEPMessage
+	var base *evidence.Evidence
+	var sender *store.Account
+	fresh := s.fresh.get(msgID)
+	if fresh != nil {
+		defer s.fresh.drop(msgID)
+		msg, sender = fresh.msg, fresh.sender
+		base = makeBase(msg, sender, fresh.operator)
+	} else {
+		var err error
+		if msg, err = GetKEPMessage(ctx, q, msgID); err != nil {
+			return err
+		}
+		if base, sender, err = s.baseEvidence(ctx, q, msg); err != nil {
+			return err
+		}
 	}
-	base, sender, err := s.baseEvidence(ctx, q, msg)
-	if err != nil {
-		return err
-	}
-	// The envelope is the same for every recipient: signed once.
-	envSig, envSize, envParams, err := s.signEnvelope(ctx, msg)
+	// The envelope is the same for every recipient: signed once, at
+	// acceptance (older rows may still need it made here).
+	envSig, envSize, envParams, err := s.signEnvelope(ctx, msg, fresh)
 	if err != nil {
 		return err
 	}
@@ -154,19 +164,11 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 		outs = append(outs, o)
 		recs = append(recs, &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Recipient})
 	}
-	// When this pass handles every recipient still queued, the reference
-	// that kept the original for delivery is released (the Sent copy and the
-	// recipients' copies hold it from now on).
-	var queued int
-	if err := s.DB.Q().QueryRow(ctx, `SELECT COUNT(*) FROM deliveries WHERE message_id = ? AND state = 'queued'`, msg.ID).Scan(&queued); err != nil {
-		return err
-	}
-	last := queued == len(ds)
 	var notify [][2]int64
 	var unused []blob.Digest
 	err = s.Issuer.Issue(ctx, recs, func(ctx context.Context, tx *store.Tx) error {
 		notify, unused = notify[:0], unused[:0]
-		release := last
+		delivered := false
 		if msg.EnvelopeSig == nil {
 			if _, err := tx.Exec(ctx, `UPDATE messages SET envelope_sig = ?, envelope_size = ?, envelope_params = ? WHERE id = ? AND envelope_sig IS NULL`, envSig, envSize, envParams, msg.ID); err != nil {
 				return err
@@ -201,14 +203,10 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 			if err != nil {
 				return err
 			}
-			// The row holds the original (the envelope is rendered from it);
-			// the first one also takes over the delivery's reference.
+			// The row holds the original (the envelope is rendered from it).
 			d := msg.Digest
-			n := New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.ID, Ref: -1, Content: &d, Size: envSize, InternalDate: now, Charged: true}
-			if release {
-				n.ExtraRefs, release = -1, false
-			}
-			if _, err := Append(ctx, tx, inbox, n); err != nil {
+			delivered = true
+			if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.ID, Ref: -1, Content: &d, Size: envSize, InternalDate: now, Charged: true}); err != nil {
 				return err
 			}
 			a := *o.acct
@@ -218,9 +216,9 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 			}
 			notify = append(notify, [2]int64{o.acct.ID, inbox.ID})
 		}
-		if release { // no recipient took the reference over
-			free, err := ReleaseRef(ctx, tx, msg.Digest)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if !delivered { // nobody received it: the Sent copy may be the last holder
+			free, err := Unused(ctx, tx, msg.Digest)
+			if err != nil {
 				return err
 			}
 			if free {

@@ -180,9 +180,6 @@ type New struct {
 	Flags        []string
 	// Charged says the caller charged the account's quota already.
 	Charged bool
-	// ExtraRefs are references to Content taken or (negative) released in
-	// the same statement, for holders outside folders.
-	ExtraRefs int
 }
 
 // countsToQuota says which kinds use the account's quota: what the account
@@ -202,11 +199,6 @@ func Append(ctx context.Context, q store.Querier, f *Folder, m New) (uint32, err
 	var content any
 	if m.Content != nil {
 		content = m.Content[:]
-		if delta := 1 + m.ExtraRefs; delta != 0 {
-			if err := addRef(ctx, q, *m.Content, delta); err != nil {
-				return 0, err
-			}
-		}
 	}
 	var seq any
 	if m.Kind == KindEvidence || m.Kind == KindNotice {
@@ -232,33 +224,18 @@ func nullID(id int64) any {
 	return id
 }
 
-func addRef(ctx context.Context, q store.Querier, d blob.Digest, delta int) error {
-	_, err := q.Exec(ctx, `INSERT INTO blob_refs (digest, refs) VALUES (?, ?) ON CONFLICT (digest) DO UPDATE SET refs = blob_refs.refs + ?`, d[:], delta, delta)
-	return err
-}
-
-// dropRef releases a reference and reports whether the blob is now unused.
-func dropRef(ctx context.Context, q store.Querier, d blob.Digest) (bool, error) {
-	var refs int64
-	err := q.QueryRow(ctx, `UPDATE blob_refs SET refs = refs - 1 WHERE digest = ? RETURNING refs`, d[:]).Scan(&refs)
-	if err != nil {
+// Unused reports whether no folder holds the blob d and no queued
+// delivery needs it: it may leave the content store. Use counts are not
+// kept: they are read from the rows that hold the blob (an index on
+// mailbox_messages.content and one on messages.digest).
+func Unused(ctx context.Context, q store.Querier, d blob.Digest) (bool, error) {
+	var n int
+	err := q.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM mailbox_messages WHERE content = ? LIMIT 1) x`, d[:]).Scan(&n)
+	if err != nil || n > 0 {
 		return false, store.MapErr(err)
 	}
-	if refs <= 0 {
-		_, err := q.Exec(ctx, `DELETE FROM blob_refs WHERE digest = ?`, d[:])
-		return true, err
-	}
-	return false, nil
-}
-
-// HoldRef takes a reference on a blob held outside mailboxes (a message's
-// original while it is being delivered).
-func HoldRef(ctx context.Context, q store.Querier, d blob.Digest) error { return addRef(ctx, q, d, 1) }
-
-// ReleaseRef drops such a reference; the caller deletes the blob from the
-// content store after commit when it reports unused.
-func ReleaseRef(ctx context.Context, q store.Querier, d blob.Digest) (bool, error) {
-	return dropRef(ctx, q, d)
+	err = q.QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM messages m JOIN deliveries d ON d.message_id = m.id WHERE m.digest = ? AND d.state = 'queued' LIMIT 1) x`, d[:]).Scan(&n)
+	return err == nil && n == 0, store.MapErr(err)
 }
 
 func joinFlags(fs []string) string { return strings.Join(fs, " ") }
@@ -351,7 +328,7 @@ func Remove(ctx context.Context, q store.Querier, f *Folder, uids []uint32) (unu
 			}
 		}
 		if m.HasContent {
-			free, err := dropRef(ctx, q, m.Content)
+			free, err := Unused(ctx, q, m.Content)
 			if err != nil {
 				return nil, err
 			}

@@ -86,7 +86,7 @@ func (s *Service) Materialize(ctx context.Context, m *Message) error {
 			return nil
 		}
 		won = true
-		return addRef(ctx, tx, d, 1)
+		return nil
 	})
 	if err != nil {
 		return err

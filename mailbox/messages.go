@@ -31,9 +31,10 @@ type KEPMessage struct {
 }
 
 func insertMessage(ctx context.Context, q store.Querier, m *KEPMessage) error {
-	id, err := store.InsertID(ctx, q, `INSERT INTO messages (digest, size, sender_account, operator_id, from_addr, sender_name, header_id, ileti_id, ileti_tip, submitted_at, evidence_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.Digest[:], m.Size, m.SenderAccount, nullID(m.OperatorID), m.From, m.SenderName, m.HeaderID, m.IletiID, m.IletiTip, store.Millis(m.SubmittedAt), m.EvidenceID)
+	id, err := store.InsertID(ctx, q, `INSERT INTO messages (digest, size, sender_account, operator_id, from_addr, sender_name, header_id, ileti_id, ileti_tip, submitted_at, evidence_id, envelope_sig, envelope_size, envelope_params)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.Digest[:], m.Size, m.SenderAccount, nullID(m.OperatorID), m.From, m.SenderName, m.HeaderID, m.IletiID, m.IletiTip, store.Millis(m.SubmittedAt), m.EvidenceID,
+		m.EnvelopeSig, nullInt(m.EnvelopeSize), nullStr(m.EnvelopeParams))
 	if err != nil {
 		return err
 	}
@@ -142,4 +143,18 @@ func MessagesOf(ctx context.Context, q store.Querier, accountID int64, limit int
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+func nullInt(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

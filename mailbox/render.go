@@ -63,33 +63,38 @@ func (s *Service) currentParams() envelopeParams {
 }
 
 // envelopeParts builds the envelope's outer header and the signed entity.
-func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage, p envelopeParams) (hdr, entity []byte, err error) {
+func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage, p envelopeParams, fresh *freshMessage) (hdr, entity []byte, err error) {
 	loc, err := time.LoadLocation(p.TimeZone)
 	if err != nil {
 		return nil, nil, fmt.Errorf("message %d: envelope time zone: %w", msg.ID, err)
 	}
-	original, err := s.Blobs.ReadAll(msg.Digest)
-	if err != nil {
-		return nil, nil, fmt.Errorf("the original of message %d: %w", msg.ID, err)
+	var original, accepted []byte
+	if fresh != nil {
+		original, accepted = fresh.original, fresh.accepted
+	} else {
+		if original, err = s.Blobs.ReadAll(msg.Digest); err != nil {
+			return nil, nil, fmt.Errorf("the original of message %d: %w", msg.ID, err)
+		}
+		acc, err := evidence.Get(ctx, s.DB.Q(), msg.EvidenceID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the acceptance evidence of message %d: %w", msg.ID, err)
+		}
+		accepted = acc.Document
 	}
 	oh, err := readOriginalHeaders(bytes.NewReader(original))
 	if err != nil {
 		return nil, nil, err
 	}
-	acc, err := evidence.Get(ctx, s.DB.Q(), msg.EvidenceID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("the acceptance evidence of message %d: %w", msg.ID, err)
-	}
 	senderName := msg.SenderName
 	boundary := "kep-mixed-" + strings.ReplaceAll(msg.EvidenceID, "-", "")
 	var b bytes.Buffer
-	b.Grow(len(original) + len(acc.Document)*2 + 4096)
+	b.Grow(len(original) + len(accepted)*2 + 4096)
 	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
 	b.WriteString(crlf(introduction(msg, senderName, oh, p.Provider, loc)))
 	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: application/xml; charset=utf-8; name=\"delil-kabul.xml\"\r\n", boundary)
 	b.WriteString("Content-Disposition: attachment; filename=\"delil-kabul.xml\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-	writeBase64(&b, acc.Document)
+	writeBase64(&b, accepted)
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"ileti.eml\"\r\n\r\n", boundary)
 	b.Write(original)
 	if !bytes.HasSuffix(original, []byte("\r\n")) {
@@ -122,7 +127,7 @@ func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage, p envelope
 
 // signEnvelope makes the envelope's signature (once per message) and
 // returns it with the envelope's size.
-func (s *Service) signEnvelope(ctx context.Context, msg *KEPMessage) ([]byte, int64, string, error) {
+func (s *Service) signEnvelope(ctx context.Context, msg *KEPMessage, fresh *freshMessage) ([]byte, int64, string, error) {
 	if msg.EnvelopeSig != nil {
 		return msg.EnvelopeSig, msg.EnvelopeSize, msg.EnvelopeParams, nil
 	}
@@ -131,7 +136,7 @@ func (s *Service) signEnvelope(ctx context.Context, msg *KEPMessage) ([]byte, in
 	if err != nil {
 		return nil, 0, "", err
 	}
-	hdr, entity, err := s.envelopeParts(ctx, msg, p)
+	hdr, entity, err := s.envelopeParts(ctx, msg, p, fresh)
 	if err != nil {
 		return nil, 0, "", err
 	}
@@ -167,7 +172,7 @@ func (s *Service) renderEnvelope(ctx context.Context, messageID int64) ([]byte, 
 	if err := json.Unmarshal([]byte(msg.EnvelopeParams), &p); err != nil {
 		return nil, fmt.Errorf("message %d: envelope parameters: %w", messageID, err)
 	}
-	hdr, entity, err := s.envelopeParts(ctx, msg, p)
+	hdr, entity, err := s.envelopeParts(ctx, msg, p, nil)
 	if err != nil {
 		return nil, err
 	}

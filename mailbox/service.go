@@ -76,6 +76,71 @@ type Service struct {
 	wake     chan struct{}
 	initOnce sync.Once
 	folders  sync.Map // folderKey → *Folder (ID and AccountID only)
+	fresh    freshCache
+}
+
+// fresh holds what delivery needs of a message just accepted — the row,
+// the sender, the original's bytes, the acceptance evidence — so that the
+// delivery that follows at once reads none of it back. Bounded in bytes;
+// delivery falls back to the store for what is not here.
+type freshMessage struct {
+	msg      *KEPMessage
+	sender   *store.Account
+	operator *store.Operator
+	original []byte
+	accepted []byte // the acceptance evidence document
+}
+
+type freshCache struct {
+	mu    sync.Mutex
+	m     map[int64]*freshMessage
+	order []int64
+	bytes int
+}
+
+const freshCacheBytes = 64 << 20
+
+func (c *freshCache) put(f *freshMessage) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[int64]*freshMessage{}
+	}
+	n := len(f.original) + len(f.accepted)
+	if n > freshCacheBytes/8 {
+		return
+	}
+	for c.bytes+n > freshCacheBytes && len(c.order) > 0 {
+		c.dropLocked(c.order[0])
+	}
+	c.m[f.msg.ID] = f
+	c.order = append(c.order, f.msg.ID)
+	c.bytes += n
+}
+
+func (c *freshCache) dropLocked(id int64) {
+	if f, ok := c.m[id]; ok {
+		c.bytes -= len(f.original) + len(f.accepted)
+		delete(c.m, id)
+	}
+	for i, x := range c.order {
+		if x == id {
+			c.order = append(c.order[:i], c.order[i+1:]...)
+			break
+		}
+	}
+}
+
+func (c *freshCache) get(id int64) *freshMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[id]
+}
+
+func (c *freshCache) drop(id int64) {
+	c.mu.Lock()
+	c.dropLocked(id)
+	c.mu.Unlock()
 }
 
 type folderKey struct {
@@ -165,6 +230,14 @@ func (s *Service) baseEvidence(ctx context.Context, q store.Querier, msg *KEPMes
 	if err != nil {
 		return nil, nil, err
 	}
+	var op *store.Operator
+	if msg.OperatorID != 0 {
+		op, _ = store.GetOperator(ctx, q, msg.OperatorID)
+	}
+	return makeBase(msg, sender, op), sender, nil
+}
+
+func makeBase(msg *KEPMessage, sender *store.Account, op *store.Operator) *evidence.Evidence {
 	e := &evidence.Evidence{
 		SubmissionTime: msg.SubmittedAt,
 		Sender:         senderParty(sender, msg.From),
@@ -172,12 +245,10 @@ func (s *Service) baseEvidence(ctx context.Context, q store.Querier, msg *KEPMes
 			DigestAlgorithm: evidence.DigestSHA256, Digest: append([]byte(nil), msg.Digest[:]...), Size: msg.Size},
 		RelatedEvidence: msg.EvidenceID,
 	}
-	if msg.OperatorID != 0 {
-		if o, err := store.GetOperator(ctx, q, msg.OperatorID); err == nil {
-			e.Operator = operatorParty(o, sender.Address)
-		}
+	if op != nil {
+		e.Operator = operatorParty(op, sender.Address)
 	}
-	return e, sender, nil
+	return e
 }
 
 // recipientParty describes a recipient for evidence: the address, and the

@@ -262,6 +262,10 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	var digest blob.Digest
 	var gen int64
+	var small []byte // the message, when it was read into memory whole
+	if w == nil {
+		small = data
+	}
 	if w != nil {
 		digest, gen, err = w.CommitDeferred()
 	} else {
@@ -272,7 +276,7 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	msg, rec, err := ss.s.mb.Accept(ctx, &mailbox.Submission{
 		Sender: in.sender, Operator: ss.p.Operator, Original: digest, Size: in.size, BlobGen: gen, From: in.from,
-		Recipients: in.recipients, HeaderID: in.headerID, IletiID: in.iletiID, IletiTip: in.iletiTip,
+		Recipients: in.recipients, HeaderID: in.headerID, IletiID: in.iletiID, IletiTip: in.iletiTip, Data: small,
 		AuthMethod: evidence.AuthSMTPCMS, AuthTime: ss.authAt,
 	})
 	if err != nil {

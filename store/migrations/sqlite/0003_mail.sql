@@ -20,6 +20,7 @@ CREATE TABLE messages (
     envelope_size   INTEGER                   -- the envelope's size in bytes
 );
 CREATE INDEX messages_sender ON messages(sender_account, id);
+CREATE INDEX messages_digest ON messages(digest);
 
 -- One row per recipient: the delivery queue and its outcome.
 CREATE TABLE deliveries (
@@ -69,12 +70,6 @@ CREATE TABLE mailbox_messages (
 );
 CREATE INDEX mailbox_messages_message ON mailbox_messages(message_id);
 CREATE INDEX mailbox_messages_content ON mailbox_messages(content);
-
--- References to content-store blobs: a blob is deleted when no row holds it.
-CREATE TABLE blob_refs (
-    digest  BLOB PRIMARY KEY,
-    refs    INTEGER NOT NULL
-);
 
 -- Usage for billing (charges are per recipient address) is read from
 -- messages and deliveries: one delivery row per recipient of each message.
