@@ -198,7 +198,9 @@ func (s *Service) Courier(ctx context.Context, upTo int64) (int, error) {
 		}
 		rows.Close()
 		touched := map[int64]int64{}
-		err = s.DB.InTx(ctx, func(tx *store.Tx) error {
+		// The rows go through the log's group commit (with no entries of
+		// their own), sharing its transaction and fsync.
+		_, err = s.Issuer.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error {
 			var cur int64
 			err := tx.QueryRow(ctx, `SELECT pos FROM cursors WHERE name = 'delil'`).Scan(&cur)
 			if err != nil && !errors.Is(store.MapErr(err), store.ErrNotFound) {

@@ -12,9 +12,8 @@ CREATE TABLE evidence (
     format      BIGINT NOT NULL,
     xml         BYTEA NOT NULL
 );
-CREATE INDEX evidence_message ON evidence(message_id);
 CREATE INDEX evidence_account ON evidence(account_id, seq);
-CREATE UNIQUE INDEX evidence_once ON evidence(message_id, subject, stage) WHERE stage IN ('delivery', 'retrieval');
+CREATE UNIQUE INDEX evidence_once ON evidence(message_id, stage, subject);
 
 CREATE TABLE tlog_hashes (
     idx   BIGINT PRIMARY KEY,

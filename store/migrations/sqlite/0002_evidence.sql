@@ -15,11 +15,12 @@ CREATE TABLE evidence (
     format      INTEGER NOT NULL,         -- encoding of xml: 0 raw, else the evidence_dicts id (see evidence/codec.go)
     xml         BLOB NOT NULL             -- the signed evidence document, encoded
 );
-CREATE INDEX evidence_message ON evidence(message_id);
 CREATE INDEX evidence_account ON evidence(account_id, seq);
--- Delivery and retrieval happen once per recipient: a second 40/41, or a
--- 61 after a 60, is refused by the database.
-CREATE UNIQUE INDEX evidence_once ON evidence(message_id, subject, stage) WHERE stage IN ('delivery', 'retrieval');
+-- Each stage happens once per message and recipient: a second 40/41, or a
+-- 61 after a 60, is refused by the database. The index also serves the
+-- look-ups of a message's evidence. (Rejections have no message: NULLs
+-- never collide.)
+CREATE UNIQUE INDEX evidence_once ON evidence(message_id, stage, subject);
 CREATE TRIGGER evidence_no_update BEFORE UPDATE ON evidence
 BEGIN SELECT RAISE(ABORT, 'append-only: evidence cannot be changed'); END;
 CREATE TRIGGER evidence_no_delete BEFORE DELETE ON evidence

@@ -68,7 +68,6 @@ CREATE TABLE mailbox_messages (
     modseq         INTEGER NOT NULL DEFAULT 1,
     UNIQUE (mailbox_id, uid)
 );
-CREATE INDEX mailbox_messages_message ON mailbox_messages(message_id);
 CREATE INDEX mailbox_messages_content ON mailbox_messages(content);
 
 -- Usage for billing (charges are per recipient address) is read from
