@@ -117,7 +117,7 @@ func (s *Service) authenticate(ctx context.Context, username, password string) (
 	}
 	ok := false
 	if mainHash != "" {
-		m, err := CheckPassword(mainHash, password)
+		m, err := s.verified.check(username, password, mainHash, s.now())
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +129,7 @@ func (s *Service) authenticate(ctx context.Context, username, password string) (
 			return nil, err
 		}
 		for _, ap := range aps {
-			if m, _ := CheckPassword(ap.Password, password); m {
+			if m, _ := s.verified.check(username, password, ap.Password, s.now()); m {
 				ok, p.AppPassword = true, ap.Name
 				break
 			}

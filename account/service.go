@@ -27,6 +27,8 @@ type Service struct {
 	Quota    int64                // default quota; DefaultQuota when 0
 	Now      func() time.Time
 	Limiter  *Limiter
+
+	verified verifiedCache
 }
 
 func (s *Service) now() time.Time {
