@@ -183,6 +183,12 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: unknown key %s", path, und[0].String())
 	}
 	c.Dir = filepath.Dir(abs)
+	if c.Timing.TimeZone == "" || c.Timing.TimeZone == "Local" {
+		return nil, fmt.Errorf("%s: timing.time_zone must be an IANA zone name such as Europe/Istanbul (%q would change with the host)", path, c.Timing.TimeZone)
+	}
+	if _, err := time.LoadLocation(c.Timing.TimeZone); err != nil {
+		return nil, fmt.Errorf("%s: timing.time_zone: %w", path, err)
+	}
 	return c, nil
 }
 
@@ -304,7 +310,7 @@ listen = {{q .IMAP.Listen}}
 listen_tls = {{q .IMAP.ListenTLS}}
 
 [http]
-# HTTPS: web mail, REST API and the public log endpoints (checkpoint, tiles).
+# HTTPS: the public log endpoints (checkpoint, tiles); later the web and API.
 listen = {{q .HTTP.Listen}}
 
 [accounts]

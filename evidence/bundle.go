@@ -703,11 +703,12 @@ var ErrNotYetCheckpointed = errors.New("evidence: no checkpoint covers this evid
 // that may stand between it and its root (not the root: the verifier
 // brings it); those that do not issue it are left out.
 //
-// With latest false the checkpoint is the first that covers the evidence:
-// the same evidence always yields the same bundle (the Delil folder relies
-// on it). With latest true it is the newest checkpoint, carrying every
-// later time stamp (`kep log retimestamp`): the bundle to archive for the
-// long term.
+// With latest false the checkpoint is the first that covers the evidence,
+// with its first time stamp only: the same evidence always yields the same
+// bundle (the Delil folder relies on it). With latest true it is the newest
+// checkpoint, carrying every later time stamp (`kep log retimestamp`): the
+// bundle to archive for the long term, kept beside the first (whose time
+// stamp is the one closest to the event).
 func Assemble(ctx context.Context, q store.Querier, seq int64, intermediates []*x509.Certificate, logKey string, latest bool) (*Bundle, error) {
 	st, err := GetSeq(ctx, q, seq)
 	if err != nil {
@@ -751,9 +752,11 @@ func Assemble(ctx context.Context, q store.Querier, seq int64, intermediates []*
 	if err != nil {
 		return nil, err
 	}
-	stamps, err := tlog.Stamps(ctx, q, cp.Size)
-	if err != nil {
-		return nil, err
+	var stamps [][]byte
+	if latest {
+		if stamps, err = tlog.Stamps(ctx, q, cp.Size); err != nil {
+			return nil, err
+		}
 	}
 	return &Bundle{Evidence: st.Document, Certificates: chain, Checkpoint: cp.Note, Timestamp: cp.TST, Index: seq, Proof: proof,
 		LogKey: logKey, Retimestamps: stamps}, nil

@@ -70,7 +70,7 @@ func newBundleFixture(t testing.TB, d store.Dialect) *bundleFixture {
 	if f.a, err = w.Node.Bundle(ctx, f.seqA); err != nil {
 		t.Fatal(err)
 	}
-	if f.b, err = w.Node.Bundle(ctx, f.seqB); err != nil {
+	if f.b, err = w.Node.ArchiveBundle(ctx, f.seqB); err != nil {
 		t.Fatal(err)
 	}
 	return f

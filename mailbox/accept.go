@@ -34,7 +34,7 @@ type Submission struct {
 // the signed original is durable in the content store before anything
 // refers to it; then the message row, the acceptance evidence (10) signed
 // and logged, one queued delivery per recipient, the copy in the sender's
-// Sent folder and the usage record commit together. When Accept returns
+// Sent folder commit together. When Accept returns
 // nil the message cannot be lost; when it fails nothing of it remains.
 func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *evidence.Record, error) {
 	s.init()

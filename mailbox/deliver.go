@@ -14,43 +14,101 @@ import (
 )
 
 // RunDelivery delivers queued messages until ctx ends: woken by Accept, and
-// every few seconds for retries.
+// every few seconds for retries. It keeps up to deliveryConcurrency messages
+// in delivery at once, starting the next as soon as one is done, so that
+// their evidence shares log commits.
 func (s *Service) RunDelivery(ctx context.Context) {
 	s.init()
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	d := &dispatcher{s: s, busy: map[int64]bool{}, done: make(chan struct{}, deliveryConcurrency)}
+	defer d.wg.Wait()
 	for {
-		for {
-			n, err := s.DeliverQueued(ctx, 256)
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				s.Log.Error("delivery", "err", err)
-				break
-			}
-			if n == 0 {
-				break
-			}
+		started, err := d.dispatch(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.Log.Error("delivery", "err", err)
+		}
+		if started > 0 {
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
+		case <-d.done:
 		case <-t.C:
 		}
 	}
 }
 
-// DeliverQueued delivers up to limit queued deliveries that are due and
-// returns how many it handled.
-func (s *Service) DeliverQueued(ctx context.Context, limit int) (int, error) {
-	s.init()
-	now := s.now()
-	ds, err := queryDeliveries(ctx, s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY id LIMIT ?`, store.Millis(now), limit)
+// dispatcher starts deliveries, one goroutine a message, never two for the
+// same message.
+type dispatcher struct {
+	s    *Service
+	mu   sync.Mutex
+	busy map[int64]bool // messages in delivery
+	// A message whose delivery ended after a query began must not be
+	// started from that query's rows (they may predate the delivery's
+	// commit): finished remembers when each delivery ended.
+	gen      int64
+	finished map[int64]int64
+	wg       sync.WaitGroup
+	done     chan struct{}
+}
+
+// dispatch starts the due deliveries it has room for and returns how many
+// messages it started.
+func (d *dispatcher) dispatch(ctx context.Context) (int, error) {
+	d.mu.Lock()
+	room := deliveryConcurrency - len(d.busy)
+	if room < deliveryConcurrency/2 {
+		// Wait for half the slots: one query starts many deliveries, rather
+		// than one query a finished delivery.
+		d.mu.Unlock()
+		return 0, nil
+	}
+	d.gen++
+	gen := d.gen
+	if d.finished == nil || len(d.finished) > 100000 {
+		d.finished = map[int64]int64{}
+	}
+	d.mu.Unlock()
+	if room <= 0 {
+		return 0, nil
+	}
+	now := d.s.now()
+	ds, err := queryDeliveries(ctx, d.s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY id LIMIT ?`, store.Millis(now), 4*deliveryConcurrency)
 	if err != nil {
 		return 0, err
 	}
+	byMsg, order := groupByMessage(ds)
+	started := 0
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range order {
+		if d.busy[id] || d.finished[id] >= gen || len(d.busy) >= deliveryConcurrency {
+			continue
+		}
+		d.busy[id] = true
+		started++
+		d.wg.Add(1)
+		go func(id int64, ds []*Delivery) {
+			defer d.wg.Done()
+			d.s.deliverOrRetry(ctx, id, ds, now)
+			d.mu.Lock()
+			delete(d.busy, id)
+			d.finished[id] = d.gen + 1 // any query begun so far must not restart it
+			d.mu.Unlock()
+			select {
+			case d.done <- struct{}{}:
+			default:
+			}
+		}(id, byMsg[id])
+	}
+	return started, nil
+}
+
+func groupByMessage(ds []*Delivery) (map[int64][]*Delivery, []int64) {
 	byMsg := map[int64][]*Delivery{}
 	var order []int64
 	for _, d := range ds {
@@ -59,8 +117,41 @@ func (s *Service) DeliverQueued(ctx context.Context, limit int) (int, error) {
 		}
 		byMsg[d.MessageID] = append(byMsg[d.MessageID], d)
 	}
-	// Messages are delivered concurrently so that their evidence shares
-	// log commits and their envelopes share file-system syncs.
+	return byMsg, order
+}
+
+// deliverOrRetry delivers one message and, when that fails, schedules a
+// retry rather than spin on it.
+func (s *Service) deliverOrRetry(ctx context.Context, id int64, ds []*Delivery, now time.Time) {
+	if err := s.deliverMessage(ctx, id, ds); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, evidence.ErrAlreadyIssued) {
+			return // delivered already: the store refused doing it twice
+		}
+		s.Log.Error("deliver message", "message", id, "err", err)
+		// Through the log's group commit, like every frequent write, so that
+		// writers never queue on the database lock behind one another.
+		_, _ = s.Issuer.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error {
+			_, err := tx.Exec(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_at = ?, reason = ? WHERE message_id = ? AND state = 'queued'`,
+				store.Millis(now.Add(time.Minute)), truncate(err.Error(), 300), id)
+			return err
+		})
+	}
+}
+
+// DeliverQueued delivers up to limit queued deliveries that are due, all at
+// once, and returns how many it handled (tests and tools call it; the node
+// runs RunDelivery).
+func (s *Service) DeliverQueued(ctx context.Context, limit int) (int, error) {
+	s.init()
+	now := s.now()
+	ds, err := queryDeliveries(ctx, s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY id LIMIT ?`, store.Millis(now), limit)
+	if err != nil {
+		return 0, err
+	}
+	byMsg, order := groupByMessage(ds)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, deliveryConcurrency)
 	for _, id := range order {
@@ -68,12 +159,7 @@ func (s *Service) DeliverQueued(ctx context.Context, limit int) (int, error) {
 		sem <- struct{}{}
 		go func(id int64) {
 			defer func() { <-sem; wg.Done() }()
-			if err := s.deliverMessage(ctx, id, byMsg[id]); err != nil {
-				s.Log.Error("deliver message", "message", id, "err", err)
-				// Retry later rather than spin on it.
-				_, _ = s.DB.Q().Exec(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_at = ?, reason = ? WHERE message_id = ? AND state = 'queued'`,
-					store.Millis(now.Add(time.Minute)), truncate(err.Error(), 300), id)
-			}
+			s.deliverOrRetry(ctx, id, byMsg[id], now)
 		}(id)
 	}
 	wg.Wait()

@@ -48,8 +48,8 @@ func GetMessageByID(ctx context.Context, q store.Querier, id int64) (*Message, e
 // the content store and referenced from the row, and every later read
 // returns exactly those bytes. IMAP requires it (RFC 9051 §2.3.1.1: a UID
 // names one immutable message forever), and rendering alone does not
-// guarantee it: an evidence bundle gains re-time-stamps over the years and
-// a notice quotes the account's current quota. Messages that already have
+// guarantee it across configuration changes (the provider's name, the time
+// zone, which the rendering shows). Messages that already have
 // content are left as they are. When two front-ends materialize the same
 // message at once, the first one's bytes win and m is reloaded.
 func (s *Service) Materialize(ctx context.Context, m *Message) error {

@@ -23,7 +23,7 @@ type KEPMessage struct {
 	SubmittedAt   time.Time
 	EvidenceID    string // the acceptance evidence (10)
 	// EnvelopeSig is the provider's detached signature over its envelope,
-	// made at first delivery; the envelope itself is rendered from the
+	// made at acceptance (at first delivery for a large message); the envelope itself is rendered from the
 	// original, the acceptance evidence and this signature (render.go).
 	EnvelopeSig    []byte
 	EnvelopeSize   int64

@@ -45,7 +45,8 @@ func (s *Service) local(t time.Time) string {
 // for byte, as message/rfc822. Its headers carry X-TR-REM-iletiTip and
 // X-TR-REM-iletiID. It is the same for every recipient, and it is not
 // stored: it is rendered, the same bytes every time, from the original,
-// the acceptance evidence and the signature made at first delivery — so a
+// the acceptance evidence and the signature made at acceptance (at first
+// delivery for a large message) — so a
 // message costs its original once in the content store, whatever its size
 // and its number of recipients.
 

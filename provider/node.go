@@ -113,7 +113,7 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	if n.Log, err = tlog.Open(ctx, n.DB, cfg.Log.BatchSize); err != nil {
 		return err
 	}
-	n.Checkpointer = &tlog.Checkpointer{DB: n.DB, Origin: cfg.Log.Origin, Signer: signer, Stamper: n.TSA, Now: n.Now}
+	n.Checkpointer = &tlog.Checkpointer{DB: n.DB, Log: n.Log, Origin: cfg.Log.Origin, Signer: signer, Stamper: n.TSA, Now: n.Now}
 	evSigner, err := evidence.NewSigner(n.Cert.Key, n.Cert.Cert)
 	if err != nil {
 		return err

@@ -148,7 +148,11 @@ func LoadSigner(path string) (note.Signer, string, error) {
 
 // Checkpointer issues checkpoints of one log.
 type Checkpointer struct {
-	DB      *store.DB
+	DB *store.DB
+	// Log, when set, carries the checkpoint's row through its group commit,
+	// so that the checkpointer never waits on the database lock behind the
+	// sequencer.
+	Log     *Log
 	Origin  string
 	Signer  note.Signer
 	Stamper Stamper
@@ -185,8 +189,16 @@ func (c *Checkpointer) Make(ctx context.Context, size int64) (*Checkpoint, error
 		now = c.Now
 	}
 	cp := &Checkpoint{Size: size, Root: root, Note: signed, CreatedAt: now().UTC(), TST: tst, TSTTime: at.UTC()}
-	_, err = c.DB.Q().Exec(ctx, `INSERT INTO checkpoints (size, root, note, created_at, tst, tst_time) VALUES (?, ?, ?, ?, ?, ?)`,
-		cp.Size, cp.Root[:], cp.Note, store.Millis(cp.CreatedAt), cp.TST, store.Millis(cp.TSTTime))
+	insert := func(ctx context.Context, q store.Querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO checkpoints (size, root, note, created_at, tst, tst_time) VALUES (?, ?, ?, ?, ?, ?)`,
+			cp.Size, cp.Root[:], cp.Note, store.Millis(cp.CreatedAt), cp.TST, store.Millis(cp.TSTTime))
+		return err
+	}
+	if c.Log != nil {
+		_, err = c.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return insert(ctx, tx) })
+	} else {
+		err = insert(ctx, c.DB.Q())
+	}
 	if errors.Is(err, store.ErrConflict) { // another node made it first
 		return GetCheckpoint(ctx, c.DB.Q(), size)
 	}

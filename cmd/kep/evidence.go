@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register("evidence list", "list the evidence of an account or a message", cmdEvidenceList)
+	register("evidence list", "list the evidence an account has in its Delil folder", cmdEvidenceList)
 	register("evidence show", "print one evidence document (signed XML)", cmdEvidenceShow)
 	register("evidence bundle", "write the bundle of one evidence, for `kep verify`", cmdEvidenceBundle)
 }
@@ -108,10 +108,11 @@ func cmdEvidenceBundle(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("evidence %s: %w", *id, err)
 	}
-	b, err := n.ArchiveBundle(ctx, st.Seq)
+	bundle := n.ArchiveBundle
 	if *first {
-		b, err = n.Bundle(ctx, st.Seq)
+		bundle = n.Bundle
 	}
+	b, err := bundle(ctx, st.Seq)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ CREATE TABLE mailboxes (
 );
 
 -- Messages in folders. content is a digest in the content store; an
--- evidence item (Delil) has evidence_seq instead and is rendered on demand.
+-- evidence item (Delil) or a quota notice has ref instead and is rendered on demand.
 CREATE TABLE mailbox_messages (
     id             INTEGER PRIMARY KEY,
     mailbox_id     INTEGER NOT NULL REFERENCES mailboxes(id),
