@@ -295,3 +295,53 @@ func TestContentLeavesTheStoreWithItsLastCopy(t *testing.T) {
 		}
 	})
 }
+
+func TestRetrievalEvidenceDetails(t *testing.T) {
+	providertest.Each(t, func(t *testing.T, w *providertest.World) {
+		ctx := context.Background()
+		mb := w.Node.Mailbox
+		ayse := w.Person("Ayşe", "Okur")
+		co, _ := w.Company("Okur Lojistik", account.AllGrants)
+		reader := w.Operator(co, "Emre", "Okur", account.SubOperator, account.GrantRead)
+		// An operator reads for the company: 60 names the reading operator
+		// apart from the sender's details.
+		msg := submit(t, w, ayse, signedMessage(t, ayse, "eYazisma", co.Address), "eYazisma", co.Address)
+		if _, err := mb.DeliverQueued(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		inbox, _ := mailbox.GetFolder(ctx, w.Q(), co.ID, mailbox.Inbox)
+		ms, _ := mailbox.ListMessages(ctx, w.Q(), inbox.ID)
+		p, err := w.Node.Accounts.Authenticate(ctx, reader.TCKN, reader.Password, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mb.MarkRead(ctx, p, ms[0]); err != nil {
+			t.Fatal(err)
+		}
+		sts, _ := evidence.ByMessage(ctx, w.Q(), msg.ID)
+		read, _ := evidence.Parse(sts[len(sts)-1].Document)
+		if read.Code != evidence.Read || len(read.Properties) != 1 || read.Properties[0].Name != "readingOperator" || !strings.Contains(read.Properties[0].Value, reader.TCKN) {
+			t.Fatalf("60 does not name the reading operator: %+v", read.Properties)
+		}
+		if read.Operator != nil {
+			t.Fatalf("the reading operator was put in the sender's details: %+v", read.Operator)
+		}
+		// Deemed read of each type names its own rule.
+		for _, tip := range []string{"standart", "eYazisma", "eTebligat"} {
+			m := submit(t, w, ayse, signedMessage(t, ayse, tip, co.Address), tip, co.Address)
+			if _, err := mb.DeliverQueued(ctx, 10); err != nil {
+				t.Fatal(err)
+			}
+			w.Clock.Advance(7 * 24 * time.Hour)
+			if _, err := mb.DeemRead(ctx, 10); err != nil {
+				t.Fatal(err)
+			}
+			sts, _ := evidence.ByMessage(ctx, w.Q(), m.ID)
+			e, _ := evidence.Parse(sts[len(sts)-1].Document)
+			want := map[string]string{"standart": "deemed-read-standart-24h", "eYazisma": "deemed-read-eyazisma", "eTebligat": "deemed-read-etebligat-5days"}[tip]
+			if e.Code != evidence.DeemedRead || e.Reasons[0].Code != evidence.ReasonKEPBase+want || !strings.Contains(e.Reasons[0].Text, tip) {
+				t.Fatalf("%s: 61 with %+v", tip, e.Reasons)
+			}
+		}
+	})
+}

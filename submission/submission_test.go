@@ -334,3 +334,38 @@ func TestRealTools(t *testing.T) {
 		}
 	})
 }
+
+func TestSizeTimesRecipients(t *testing.T) {
+	w := providertest.New(t, "sqlite")
+	w.Node.Config.SMTP.MaxTotalBytes = 6000 // each signed test message is about 2.5 KB
+	e := start(t, w)
+	ayse, mehmet, zehra, ece := w.Person("Ayşe", "Boy"), w.Person("Mehmet", "Boy"), w.Person("Zehra", "Boy"), w.Person("Ece", "Boy")
+	A := ayse.Account.Address
+	two := []string{mehmet.Account.Address, zehra.Account.Address}
+	if err := send(t, e.sub, A, ayse.Password, A, two, message(t, A, ayse.Signer, two, "")); err != nil {
+		t.Fatalf("two recipients within the limit: %v", err)
+	}
+	three := append(two, ece.Account.Address)
+	err := send(t, e.sub, A, ayse.Password, A, three, message(t, A, ayse.Signer, three, ""))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 552 || se.EnhancedCode != (smtp.EnhancedCode{5, 3, 4}) || !strings.Contains(se.Message, "recipients") {
+		t.Fatalf("three recipients over the limit: %v", err)
+	}
+	if got := lastReason(t, w, ayse.Account.ID); got != "size-limit" {
+		t.Fatalf("reason %s", got)
+	}
+}
+
+func TestOperatorTCKNIsMasked(t *testing.T) {
+	w := providertest.New(t, "sqlite")
+	e := start(t, w)
+	co, _ := w.Company("Maske Ltd", account.AllGrants)
+	reader := w.Operator(co, "Emre", "Maske", account.SubOperator, account.GrantRead)
+	mehmet := w.Person("Mehmet", "Maske")
+	M := mehmet.Account.Address
+	err := send(t, e.sub, reader.TCKN, reader.Password, co.Address, []string{M}, message(t, co.Address, reader.Signer, []string{M}, ""))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || strings.Contains(se.Message, reader.TCKN) {
+		t.Fatalf("the reply shows the operator's whole TCKN: %v", err)
+	}
+}
