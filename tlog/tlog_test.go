@@ -299,3 +299,39 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProveInclusion measures proofs in logs of growing size: the
+// time grows with log2 of the size (the number of hashes read).
+func BenchmarkProveInclusion(b *testing.B) {
+	for _, n := range []int64{1 << 10, 1 << 14, 1 << 17} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			db := storetest.Open(b, store.SQLite)
+			ctx := context.Background()
+			l, err := tlog.Open(ctx, db, 4096)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			const chunk = 4096
+			for i := int64(0); i < n; i += chunk {
+				es := make([][32]byte, chunk)
+				for j := range es {
+					es[j] = entry(int(i) + j)
+				}
+				if _, err := l.Append(ctx, es, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			var hashes int
+			for i := 0; i < b.N; i++ {
+				p, err := tlog.ProveInclusion(ctx, db.Q(), int64(i*7919)%n, n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				hashes = len(p)
+			}
+			b.ReportMetric(float64(hashes), "hashes")
+		})
+	}
+}
