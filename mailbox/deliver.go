@@ -167,7 +167,7 @@ func (s *Service) DeliverQueued(ctx context.Context, limit int) (int, error) {
 }
 
 // deliveryConcurrency bounds the messages delivered at once.
-const deliveryConcurrency = 32
+const deliveryConcurrency = 128
 
 func truncate(s string, n int) string {
 	if len(s) > n {
