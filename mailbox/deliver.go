@@ -77,7 +77,7 @@ func (d *dispatcher) dispatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	now := d.s.now()
-	ds, err := queryDeliveries(ctx, d.s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY id LIMIT ?`, store.Millis(now), 4*deliveryConcurrency)
+	ds, err := queryDeliveries(ctx, d.s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?`, store.Millis(now), 4*deliveryConcurrency)
 	if err != nil {
 		return 0, err
 	}
@@ -147,7 +147,7 @@ func (s *Service) deliverOrRetry(ctx context.Context, id int64, ds []*Delivery, 
 func (s *Service) DeliverQueued(ctx context.Context, limit int) (int, error) {
 	s.init()
 	now := s.now()
-	ds, err := queryDeliveries(ctx, s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY id LIMIT ?`, store.Millis(now), limit)
+	ds, err := queryDeliveries(ctx, s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?`, store.Millis(now), limit)
 	if err != nil {
 		return 0, err
 	}

@@ -37,7 +37,7 @@ CREATE TABLE deliveries (
     reason          TEXT NOT NULL DEFAULT '',
     UNIQUE (message_id, recipient)
 );
-CREATE INDEX deliveries_queue ON deliveries(next_at) WHERE state = 'queued';
+CREATE INDEX deliveries_queue ON deliveries(next_at, id) WHERE state = 'queued';
 CREATE INDEX deliveries_deemed ON deliveries(deemed_at) WHERE state = 'delivered';
 
 -- Folders of each account.
