@@ -183,13 +183,27 @@ func (l *Log) sequencer() {
 	}
 }
 
-// commit writes one batch in one transaction. Each request runs inside a
-// savepoint so that a failing request does not take the others down.
+// commit writes one batch in one transaction. Requests rarely fail, so
+// the batch is first written straight through; when a request's write
+// fails, that attempt is rolled back and the batch is written again with a
+// savepoint around each request, so that the failing one is dropped alone.
 func (l *Log) commit(batch []*appendReq) {
-	ctx := context.Background()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var ok []*appendReq
+	if retry := l.attempt(batch, false); retry {
+		l.attempt(batch, true)
+	}
+}
+
+// errRetry aborts a straight-through attempt whose request failed.
+var errRetry = errors.New("tlog: a request failed; retry with savepoints")
+
+// attempt writes the batch; it reports true, having written and answered
+// nothing, when a request failed without savepoints.
+func (l *Log) attempt(batch []*appendReq, savepoints bool) (retry bool) {
+	ctx := context.Background()
+	results := make([]error, len(batch))
+	firsts := make([]int64, len(batch))
 	var newHashes []int64
 	pending := map[int64]Hash{}
 	err := l.db.InTx(ctx, func(tx *store.Tx) error {
@@ -209,29 +223,35 @@ func (l *Log) commit(batch []*appendReq) {
 		}
 		reader := l.reader(ctx, tx, pending)
 		next := size
-		ok, newHashes = ok[:0], newHashes[:0]
 		for i, r := range batch {
-			if r.ctx.Err() != nil {
-				r.err <- r.ctx.Err()
+			if err := r.ctx.Err(); err != nil {
+				results[i] = err
 				continue
 			}
 			sp := fmt.Sprintf("a%d", i)
-			if _, err := tx.Exec(ctx, "SAVEPOINT "+sp); err != nil {
-				return err
+			if savepoints {
+				if _, err := tx.Exec(ctx, "SAVEPOINT "+sp); err != nil {
+					return err
+				}
 			}
 			if r.write != nil {
 				if err := r.write(ctx, tx, next); err != nil {
+					if !savepoints {
+						return errRetry
+					}
 					if _, e := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); e != nil {
 						return e
 					}
-					r.err <- err
+					results[i] = err
 					continue
 				}
 			}
-			if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
-				return err
+			if savepoints {
+				if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
+					return err
+				}
 			}
-			r.first = next
+			firsts[i] = next
 			for _, e := range r.entries {
 				hs, err := tlog.StoredHashesForRecordHash(next, tlog.RecordHash(e[:]), reader)
 				if err != nil {
@@ -244,22 +264,33 @@ func (l *Log) commit(batch []*appendReq) {
 				}
 				next++
 			}
-			ok = append(ok, r)
 		}
 		return insertHashes(ctx, tx, newHashes, pending)
 	})
+	if errors.Is(err, errRetry) {
+		l.cache = map[int64]Hash{}
+		return true
+	}
 	if err != nil {
 		l.cache = map[int64]Hash{}
 		if s, e := l.dbSize(ctx, l.db.Q()); e == nil {
 			l.size = s
 		}
-		for _, r := range ok {
-			r.err <- err
+		for i, r := range batch {
+			if results[i] == nil {
+				results[i] = err
+			}
+			r.err <- results[i]
 		}
-		return
+		return false
 	}
 	l.Batches++
-	for _, r := range ok {
+	for i, r := range batch {
+		if results[i] != nil {
+			r.err <- results[i]
+			continue
+		}
+		r.first = firsts[i]
 		l.size = r.first + int64(len(r.entries))
 		l.Appended += int64(len(r.entries))
 		r.err <- nil
@@ -268,6 +299,7 @@ func (l *Log) commit(batch []*appendReq) {
 		l.cache[idx] = h
 	}
 	l.pruneCache()
+	return false
 }
 
 // pruneCache keeps only the hashes the next append can need: the roots of
