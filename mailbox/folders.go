@@ -217,6 +217,38 @@ func Append(ctx context.Context, q store.Querier, f *Folder, m New) (uint32, err
 	return uint32(uid), nil
 }
 
+// AppendEvidence puts evidence items (leaf indexes seqs, at their event
+// times) into a folder with consecutive UIDs: one statement takes the UIDs,
+// one inserts the rows, whatever their number.
+func AppendEvidence(ctx context.Context, q store.Querier, f *Folder, seqs []int64, at []time.Time) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	var first, modseq int64
+	if err := q.QueryRow(ctx, `UPDATE mailboxes SET uidnext = uidnext + ?, modseq = modseq + 1 WHERE id = ? RETURNING uidnext - ?, modseq`,
+		len(seqs), f.ID, len(seqs)).Scan(&first, &modseq); err != nil {
+		return store.MapErr(err)
+	}
+	const chunk = 100
+	for start := 0; start < len(seqs); start += chunk {
+		end := min(start+chunk, len(seqs))
+		var b strings.Builder
+		b.WriteString(`INSERT INTO mailbox_messages (mailbox_id, uid, kind, ref, size, internal_date, flags, modseq) VALUES `)
+		args := make([]any, 0, 8*(end-start))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?, ?, ?, ?, -1, ?, '', ?)")
+			args = append(args, f.ID, first+int64(i), string(KindEvidence), seqs[i], store.Millis(at[i]), modseq)
+		}
+		if _, err := q.Exec(ctx, b.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func nullID(id int64) any {
 	if id == 0 {
 		return nil

@@ -209,19 +209,32 @@ func (s *Service) Courier(ctx context.Context, upTo int64) (int, error) {
 			if cur != pos {
 				return errCourierMoved
 			}
-			folders := map[int64]*Folder{}
+			// Each account's items go in with one UID allocation.
+			type batch struct {
+				seqs []int64
+				at   []time.Time
+			}
+			byAccount := map[int64]*batch{}
+			var accounts []int64
 			for _, it := range items {
-				f := folders[it.account]
-				if f == nil {
-					if f, err = s.folder(ctx, tx, it.account, Delil); err != nil {
-						return err
-					}
-					folders[it.account] = f
+				b := byAccount[it.account]
+				if b == nil {
+					b = &batch{}
+					byAccount[it.account] = b
+					accounts = append(accounts, it.account)
 				}
-				if _, err := Append(ctx, tx, f, New{Kind: KindEvidence, Ref: it.seq, Size: -1, InternalDate: store.FromMillis(it.at)}); err != nil {
+				b.seqs = append(b.seqs, it.seq)
+				b.at = append(b.at, store.FromMillis(it.at))
+			}
+			for _, a := range accounts {
+				f, err := s.folder(ctx, tx, a, Delil)
+				if err != nil {
 					return err
 				}
-				touched[it.account] = f.ID
+				if err := AppendEvidence(ctx, tx, f, byAccount[a].seqs, byAccount[a].at); err != nil {
+					return err
+				}
+				touched[a] = f.ID
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO cursors (name, pos) VALUES ('delil', ?) ON CONFLICT (name) DO UPDATE SET pos = ?`, end, end)
 			return err
