@@ -6,6 +6,7 @@
 CREATE TABLE evidence_dicts (
     id          BIGINT PRIMARY KEY,
     cert        TEXT NOT NULL,   -- SHA-256 of the signing certificate, hex
+    codec       TEXT NOT NULL,   -- deflate (RFC 1951) or zstd (RFC 8878), with the dictionary raw
     dict        BYTEA NOT NULL,
     created_at  BIGINT NOT NULL
 );

@@ -6,6 +6,7 @@
 CREATE TABLE evidence_dicts (
     id          INTEGER PRIMARY KEY,
     cert        TEXT NOT NULL,   -- SHA-256 of the signing certificate, hex
+    codec       TEXT NOT NULL,   -- deflate (RFC 1951) or zstd (RFC 8878), with the dictionary raw
     dict        BLOB NOT NULL,
     created_at  INTEGER NOT NULL
 );
