@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"time"
 
 	"github.com/digitorus/pkcs7"
 )
@@ -27,7 +28,14 @@ import (
 // content is signed byte for byte: for a MIME entity, pass it in canonical
 // CRLF form (BuildSigned does).
 func SignDetached(content []byte, key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate) ([]byte, error) {
-	return sign(content, key, cert, chain, true)
+	if key == nil || cert == nil {
+		return nil, errors.New("cms: sign: key and certificate are required")
+	}
+	s, err := signerFor(key, cert, chain)
+	if err != nil {
+		return nil, err
+	}
+	return s.sign(content, time.Now())
 }
 
 func sign(content []byte, key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate, detached bool) ([]byte, error) {
