@@ -77,12 +77,7 @@ func (d *dispatcher) dispatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	now := d.s.now()
-	// The messages in delivery hold the oldest rows; read past them and
-	// enough for the free slots, not the whole queue.
-	d.mu.Lock()
-	limit := len(d.busy) + 2*room
-	d.mu.Unlock()
-	ds, err := queryDeliveries(ctx, d.s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?`, store.Millis(now), limit)
+	ds, err := queryDeliveries(ctx, d.s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?`, store.Millis(now), 4*deliveryConcurrency)
 	if err != nil {
 		return 0, err
 	}
