@@ -3,14 +3,14 @@
 // (relative paths are taken from the file's directory).
 package config
 
+//go:generate go run ./gen ../docs/configuration.md
+
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -30,7 +30,7 @@ func (d *Duration) UnmarshalText(b []byte) error {
 }
 
 // MarshalText writes a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+func (d Duration) MarshalText() ([]byte, error) { return []byte(shortDuration(d.Duration)), nil }
 
 // Config is the whole configuration of one provider node.
 type Config struct {
@@ -217,114 +217,3 @@ func (c *Config) DSN() string {
 	}
 	return d
 }
-
-// Render writes the configuration as a commented TOML file in which every
-// key is documented.
-func (c *Config) Render() ([]byte, error) {
-	var buf bytes.Buffer
-	err := fileTemplate.Execute(&buf, c)
-	return buf.Bytes(), err
-}
-
-func q(s string) string { return fmt.Sprintf("%q", s) }
-
-func qlist(ss []string) string {
-	parts := make([]string, len(ss))
-	for i, s := range ss {
-		parts[i] = q(s)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}
-
-var fileTemplate = template.Must(template.New("kep.toml").Funcs(template.FuncMap{"q": q, "qlist": qlist}).Parse(`# KEP provider configuration (written by kep init).
-# Relative paths are taken from the directory of this file.
-# docs/configuration.md describes every key in more detail.
-
-[provider]
-# The provider's short id, as in its domain (hsNN).
-id = {{q .Provider.ID}}
-# The provider's KEP domain: addresses are ad.soyad@<domain>.
-domain = {{q .Provider.Domain}}
-# The provider's name, as it appears in evidence and envelopes.
-name = {{q .Provider.Name}}
-# The evidence issuer policy (EvidenceIssuerPolicyID, ETSI TS 102 640-2).
-policy = {{q .Provider.Policy}}
-
-[store]
-# Database: "sqlite:PATH" (default; WAL, fsync on every commit) or
-# "postgres://user:pass@host:5432/db?sslmode=verify-full".
-dsn = {{q .Store.DSN}}
-# Content store: signed originals, named by their SHA-256.
-content_dir = {{q .Store.ContentDir}}
-
-[keys]
-# The provider's certificate (leaf first, then its chain) and private key:
-# they sign evidence (XAdES) and envelopes (S/MIME) and serve TLS.
-cert = {{q .Keys.Cert}}
-key = {{q .Keys.Key}}
-# The Ed25519 key that signs checkpoints of the evidence log (C2SP signed note).
-log_key = {{q .Keys.LogKey}}
-
-[esign]
-# PEM files (or directories of them) with the qualified e-signature CAs whose
-# certificates users and operators sign with (the e-signature trust store).
-trust_anchors = {{qlist .ESign.TrustAnchors}}
-
-[tsa]
-# URL of the RFC 3161 time-stamp authority (Kamu SM in Turkey). Empty runs
-# the development TSA below inside the process: for development only.
-url = {{q .TSA.URL}}
-# HTTP basic authentication for the TSA, if it needs it.
-username = {{q .TSA.Username}}
-password = {{q .TSA.Password}}
-# PEM files with the CA certificates the TSA's certificate chains to.
-trust_anchors = {{qlist .TSA.TrustAnchors}}
-# Certificate and key of the development TSA (used only when url is empty).
-dev_cert = {{q .TSA.DevCert}}
-dev_key = {{q .TSA.DevKey}}
-
-[log]
-# The log's origin line in checkpoints (C2SP tlog-checkpoint).
-origin = {{q .Log.Origin}}
-# A new signed, time-stamped checkpoint is issued this often when the log grew.
-checkpoint_interval = {{q .Log.CheckpointInterval.String}}
-# Most evidences appended in one database transaction (group commit).
-batch_size = {{.Log.BatchSize}}
-
-[smtp]
-# Submission with STARTTLS (port 587) and with implicit TLS (port 465).
-submission = {{q .SMTP.Submission}}
-submissions = {{q .SMTP.Submissions}}
-# The name the server greets with.
-hostname = {{q .SMTP.Hostname}}
-# Largest message accepted, in bytes (100 MB within one provider).
-max_message_bytes = {{.SMTP.MaxMessageBytes}}
-# Most recipients of one message.
-max_recipients = {{.SMTP.MaxRecipients}}
-# Largest size × recipients of one message, in bytes.
-max_total_bytes = {{.SMTP.MaxTotalBytes}}
-
-[imap]
-# IMAP with STARTTLS (port 143) and with implicit TLS (port 993).
-listen = {{q .IMAP.Listen}}
-listen_tls = {{q .IMAP.ListenTLS}}
-
-[http]
-# HTTPS: the public log endpoints (checkpoint, tiles); later the web and API.
-listen = {{q .HTTP.Listen}}
-
-[accounts]
-# Mailbox quota of new accounts, in bytes (100 MB).
-default_quota = {{.Accounts.DefaultQuota}}
-
-[timing]
-# Deemed read: a delivered message not opened within this period gets
-# evidence 61. standart: a duration after delivery.
-deemed_read_standart = {{q .Timing.DeemedReadStandart.String}}
-# eTebligat: the end of the Nth day after delivery, on the calendar of time_zone.
-deemed_read_etebligat_days = {{.Timing.DeemedReadETebligat}}
-# eYazisma: a duration after delivery.
-deemed_read_eyazisma = {{q .Timing.DeemedReadEYazisma.String}}
-# The calendar for day-based deadlines and for times shown to people.
-time_zone = {{q .Timing.TimeZone}}
-`))

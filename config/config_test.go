@@ -69,3 +69,90 @@ func TestDefaultsFollowTheDomain(t *testing.T) {
 		t.Fatalf("derived defaults: %+v", c)
 	}
 }
+
+// TestEveryKeyDocumented: every field of Config is in KeyTable, and every
+// entry of KeyTable is a field, so that the file `kep init` writes and
+// docs/configuration.md cover every key.
+func TestEveryKeyDocumented(t *testing.T) {
+	documented := map[string]bool{}
+	for _, k := range KeyTable {
+		name := k.Section + "." + k.Name
+		if documented[name] {
+			t.Errorf("%s is twice in KeyTable", name)
+		}
+		documented[name] = true
+		if k.Type == "" || k.Comment == "" || k.Doc == "" {
+			t.Errorf("%s: KeyTable needs its type, comment and doc", name)
+		}
+		sectionKnown := false
+		for _, s := range Sections {
+			sectionKnown = sectionKnown || s.Name == k.Section
+		}
+		if !sectionKnown {
+			t.Errorf("%s: section [%s] is not in Sections", name, k.Section)
+		}
+	}
+	ct := reflect.TypeOf(Config{})
+	for i := 0; i < ct.NumField(); i++ {
+		sec := ct.Field(i).Tag.Get("toml")
+		if sec == "" || sec == "-" {
+			continue
+		}
+		st := ct.Field(i).Type
+		for j := 0; j < st.NumField(); j++ {
+			key := strings.Split(st.Field(j).Tag.Get("toml"), ",")[0]
+			if key == "" || key == "-" {
+				continue
+			}
+			if !documented[sec+"."+key] {
+				t.Errorf("%s.%s has no entry in KeyTable (config/keys.go): add one, then run go generate ./config/", sec, key)
+			}
+			delete(documented, sec+"."+key)
+		}
+	}
+	for name := range documented {
+		t.Errorf("KeyTable documents %s, which Config does not have", name)
+	}
+}
+
+// TestReferenceUpToDate: the key tables of docs/configuration.md are what
+// KeyTable and Default give.
+func TestReferenceUpToDate(t *testing.T) {
+	path := filepath.Join("..", "docs", "configuration.md")
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Reference(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != string(doc) {
+		dl, wl := strings.Split(string(doc), "\n"), strings.Split(string(want), "\n")
+		for i := 0; i < len(dl) && i < len(wl); i++ {
+			if dl[i] != wl[i] {
+				t.Fatalf("docs/configuration.md is stale (line %d: have %q, want %q): run go generate ./config/", i+1, dl[i], wl[i])
+			}
+		}
+		t.Fatal("docs/configuration.md is stale: run go generate ./config/")
+	}
+}
+
+// TestRenderedFileFollowsTheTable: the file kep init writes has every key
+// of KeyTable, in order, each under its comment from the table.
+func TestRenderedFileFollowsTheTable(t *testing.T) {
+	b, err := Default(t.TempDir(), "hs01", "hs01.kep.tr").Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for _, k := range KeyTable {
+		block := "# " + strings.ReplaceAll(k.Comment, "\n", "\n# ") + "\n" + k.Name + " = "
+		if !strings.Contains(text, block) {
+			t.Errorf("%s.%s: the file does not have its comment and key:\n%s", k.Section, k.Name, block)
+		}
+	}
+	if !strings.Contains(text, `deemed_read_standart = "24h"`) {
+		t.Errorf("durations are not written short:\n%s", text)
+	}
+}

@@ -1,0 +1,160 @@
+package config
+
+// The table of keys below (KeyTable) is the one source of the configuration's
+// documentation: Render writes the commented kep.toml of `kep init` from
+// it, Reference writes the key tables of docs/configuration.md from it, and
+// the values in both come from Default. A test fails when a field of Config
+// has no entry here, or when docs/configuration.md is stale (refresh it
+// with `go generate ./config/`).
+
+// Section is one [table] of the file.
+type Section struct {
+	Name string // "smtp"
+	// Comment is written above the section's keys in kep.toml (optional).
+	Comment string
+}
+
+// Key documents one key of the file.
+type Key struct {
+	Section string // "smtp"
+	Name    string // "max_message_bytes", the field's toml tag
+	// Type as docs/configuration.md names it: string, path, duration, …
+	Type string
+	// Comment is written above the key in kep.toml: short, plain text,
+	// lines separated by "\n".
+	Comment string
+	// Doc is the "meaning" column of docs/configuration.md (Markdown).
+	Doc string
+	// Default, when set, replaces the value of Default in the doc's
+	// "default" column ("(required)"); Note is added after the value.
+	Default string
+	Note    string
+}
+
+// Sections lists the sections in file order.
+var Sections = []Section{
+	{Name: "provider"},
+	{Name: "store"},
+	{Name: "keys"},
+	{Name: "esign"},
+	{Name: "tsa"},
+	{Name: "log"},
+	{Name: "smtp"},
+	{Name: "imap"},
+	{Name: "http"},
+	{Name: "accounts"},
+	{Name: "timing"},
+}
+
+// KeyTable lists every key, in file order within its section.
+var KeyTable = []Key{
+	{Section: "provider", Name: "id", Type: "string", Default: "(required)",
+		Comment: "The provider's short id, as in its domain (hsNN).",
+		Doc:     "the provider's short id, `hsNN` (PTT is `hs01`). Used to form institutional domains `name.hsNN.kep.tr` for company accounts."},
+	{Section: "provider", Name: "domain", Type: "string", Default: "(required)",
+		Comment: "The provider's KEP domain: addresses are ad.soyad@<domain>.",
+		Doc:     "the provider's KEP domain, `hsNN.kep.tr`. Account addresses are `…@domain`; recipients at this domain are local; written in evidence as `EvidenceIssuerDetails/AttributedElectronicAddress scheme=\"dns\"`; envelopes and notices come from `postmaster@domain`. Never change it once accounts exist."},
+	{Section: "provider", Name: "name", Type: "string", Note: " (the id in capitals + \" KEP\")",
+		Comment: "The provider's name, as it appears in evidence and envelopes.",
+		Doc:     "the provider's name in evidence (`EvidenceIssuerDetails/…/Name`) and in the display names of envelopes, notices and Delil items"},
+	{Section: "provider", Name: "policy", Type: "URI",
+		Comment: "The evidence issuer policy (EvidenceIssuerPolicyID, ETSI TS 102 640-2).",
+		Doc:     "`EvidenceIssuerPolicyID/PolicyID` of every evidence (ETSI TS 102 640-2): the identifier of the provider's evidence policy document"},
+
+	{Section: "store", Name: "dsn", Type: "string",
+		Comment: "Database: \"sqlite:PATH\" (default; WAL, fsync on every commit) or\n\"postgres://user:pass@host:5432/db?sslmode=verify-full\".",
+		Doc:     "the database (below)"},
+	{Section: "store", Name: "content_dir", Type: "path",
+		Comment: "Content store: signed originals, named by their SHA-256.",
+		Doc:     "the content store: signed originals (one file per distinct original), drafts appended over IMAP, and Delil items and notices once an IMAP client fetched them; each file named by the SHA-256 of its bytes"},
+
+	{Section: "keys", Name: "cert", Type: "path",
+		Comment: "The provider's certificate (leaf first, then its chain) and private key:\nthey sign evidence (XAdES) and envelopes (S/MIME) and serve TLS.",
+		Doc:     "PEM: the provider's certificate first, then its chain (intermediates; a self-signed root may follow and is ignored in bundles)"},
+	{Section: "keys", Name: "key", Type: "path",
+		Comment: "The private key of cert (PEM, unencrypted).",
+		Doc:     "PEM private key of `cert`: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC 1 (`EC PRIVATE KEY`), unencrypted. ECDSA P-256 (default) or RSA ≥ 2048 bits."},
+	{Section: "keys", Name: "log_key", Type: "path",
+		Comment: "The Ed25519 key that signs checkpoints of the evidence log (C2SP signed note).",
+		Doc:     "the Ed25519 key that signs log checkpoints, in the Go `sumdb/note` signer format `PRIVATE+KEY+<name>+<id>+<base64>`; its name must equal `log.origin`"},
+
+	{Section: "esign", Name: "trust_anchors", Type: "list of paths",
+		Comment: "PEM files (or directories of them) with the qualified e-signature CAs whose\ncertificates users and operators sign with (the e-signature trust store).",
+		Doc:     "the qualified e-signature CAs users' and operators' certificates must chain to (the trust store of `identity.TrustStore`)"},
+
+	{Section: "tsa", Name: "url", Type: "URL",
+		Comment: "URL of the RFC 3161 time-stamp authority (Kamu SM in Turkey). Empty runs\nthe development TSA below inside the process: for development only.",
+		Doc:     "the RFC 3161 time-stamp authority (HTTP POST, `application/timestamp-query`). Empty runs the development TSA inside the process — for development only."},
+	{Section: "tsa", Name: "username", Type: "string",
+		Comment: "HTTP basic authentication user for the TSA, if it needs one.",
+		Doc:     "HTTP basic authentication user, when set"},
+	{Section: "tsa", Name: "password", Type: "string",
+		Comment: "HTTP basic authentication password for the TSA.",
+		Doc:     "HTTP basic authentication password"},
+	{Section: "tsa", Name: "trust_anchors", Type: "list of PEM files",
+		Comment: "PEM files with the CA certificates the TSA's certificate chains to.",
+		Doc:     "CA certificates the TSA's certificate must chain to; every token received from `url` is verified against them (signature, ESS certificate binding, critical `timeStamping` EKU, chain at genTime) before it is used. Files only, not directories."},
+	{Section: "tsa", Name: "dev_cert", Type: "path",
+		Comment: "Certificate of the development TSA (used only when url is empty).",
+		Doc:     "certificate of the development TSA (only when `url` is empty)"},
+	{Section: "tsa", Name: "dev_key", Type: "path",
+		Comment: "Key of the development TSA (used only when url is empty).",
+		Doc:     "its key"},
+
+	{Section: "log", Name: "origin", Type: "string",
+		Comment: "The log's origin line in checkpoints (C2SP tlog-checkpoint).",
+		Doc:     "the first line of every checkpoint (C2SP tlog-checkpoint) and the name of the log key; checkpoints are refused when they differ. Never change it for a running log."},
+	{Section: "log", Name: "checkpoint_interval", Type: "duration", Note: " (`kep demo`: `1s`)",
+		Comment: "A new signed, time-stamped checkpoint is issued this often when the log grew.",
+		Doc:     "how often a new checkpoint is signed and time-stamped, when the log grew since the last one. Zero or negative means 2 s. Each checkpoint is one TSA request."},
+	{Section: "log", Name: "batch_size", Type: "integer",
+		Comment: "Most evidences appended in one database transaction (group commit).",
+		Doc:     "most evidence appended in one database transaction (group commit). Zero or negative means 512."},
+
+	{Section: "smtp", Name: "submission", Type: "host:port",
+		Comment: "Submission with STARTTLS (port 587).",
+		Doc:     "submission with STARTTLS (RFC 6409)"},
+	{Section: "smtp", Name: "submissions", Type: "host:port",
+		Comment: "Submission with implicit TLS (port 465).",
+		Doc:     "submission with implicit TLS (RFC 8314)"},
+	{Section: "smtp", Name: "hostname", Type: "string",
+		Comment: "The name the server greets with.",
+		Doc:     "the name in the SMTP greeting; `kep init` also puts it in the provider certificate's DNS names"},
+	{Section: "smtp", Name: "max_message_bytes", Type: "integer", Note: " (100 MiB)",
+		Comment: "Largest message accepted, in bytes (100 MB within one provider).",
+		Doc:     "largest message; a larger one is refused (552, rejection evidence `size-limit`)"},
+	{Section: "smtp", Name: "max_recipients", Type: "integer",
+		Comment: "Most recipients of one message.",
+		Doc:     "most RCPT TO per message (refused by the SMTP layer, without evidence)"},
+	{Section: "smtp", Name: "max_total_bytes", Type: "integer", Note: " (1 GiB)",
+		Comment: "Largest size × recipients of one message, in bytes.",
+		Doc:     "largest size × number of recipients (552, `size-limit`)"},
+
+	{Section: "imap", Name: "listen", Type: "host:port",
+		Comment: "IMAP with STARTTLS (port 143).",
+		Doc:     "IMAP with STARTTLS (no login before TLS)"},
+	{Section: "imap", Name: "listen_tls", Type: "host:port",
+		Comment: "IMAP with implicit TLS (port 993).",
+		Doc:     "IMAP with implicit TLS"},
+
+	{Section: "http", Name: "listen", Type: "host:port",
+		Comment: "HTTPS: the public log endpoints (checkpoint, tiles); later the web and API.",
+		Doc:     "HTTPS (TLS 1.2+, the provider certificate): the public log endpoints `/log/checkpoint`, `/log/tile/…` and `/healthz` (evidence.md, section 6). There is no web mail and no REST API yet."},
+
+	{Section: "accounts", Name: "default_quota", Type: "integer", Note: " (100 MiB)",
+		Comment: "Mailbox quota of new accounts, in bytes (100 MB).",
+		Doc:     "mailbox quota of accounts created without `--quota`. Existing accounts keep theirs."},
+
+	{Section: "timing", Name: "deemed_read_standart", Type: "duration",
+		Comment: "Deemed read: a delivered message not opened within this period gets\nevidence 61. standart: a duration after delivery.",
+		Doc:     "a delivered `standart` message not opened within this period gets evidence 61"},
+	{Section: "timing", Name: "deemed_read_etebligat_days", Type: "integer",
+		Comment: "eTebligat: the end of the Nth day after delivery, on the calendar of time_zone.",
+		Doc:     "an `eTebligat` gets 61 at the end (midnight, `time_zone`) of the Nth day after the day of delivery"},
+	{Section: "timing", Name: "deemed_read_eyazisma", Type: "duration",
+		Comment: "eYazisma: a duration after delivery.",
+		Doc:     "as `standart`, for `eYazisma`"},
+	{Section: "timing", Name: "time_zone", Type: "IANA zone name",
+		Comment: "The calendar for day-based deadlines and for times shown to people.",
+		Doc:     "the calendar of day-based deadlines and of times shown to people (envelope introduction and Date, Delil items, notices). Evidence times are always UTC. The host needs the zone database (package `tzdata`); an unknown zone stops the node."},
+}
