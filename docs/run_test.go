@@ -91,6 +91,7 @@ func containsWord(s, w string) bool {
 }
 
 var (
+	selfTest   = regexp.MustCompile(`(?m)(^|[;&|(]\s*)(\S*scripts/test|go test)\b`)
 	goRunKep   = regexp.MustCompile(`\bgo run \./cmd/kep\b`)
 	background = regexp.MustCompile(`^(\s*)(kep (?:demo|serve)\b[^#&]*?)\s*&?\s*(#.*)?$`)
 )
@@ -120,6 +121,11 @@ __kep_ready() {
 	n := 0
 	for _, bl := range blocks {
 		fmt.Fprintf(&b, "\n# ---- %s:%d\n", name, bl.line)
+		if selfTest.MatchString(bl.text) {
+			// The test command itself would run this test again.
+			b.WriteString("echo 'docs: a kep-run block runs the test suite itself; leave that block unmarked' >&2; exit 1\n")
+			continue
+		}
 		for _, l := range strings.Split(strings.TrimRight(bl.text, "\n"), "\n") {
 			l = goRunKep.ReplaceAllString(l, "kep")
 			if m := background.FindStringSubmatch(l); m != nil {
