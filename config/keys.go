@@ -69,7 +69,7 @@ var KeyTable = []Key{
 		Doc:     "the content store: signed originals (one file per distinct original), drafts appended over IMAP, and Delil items and notices once an IMAP client fetched them; each file named by the SHA-256 of its bytes"},
 
 	{Section: "keys", Name: "cert", Type: "path",
-		Comment: "The provider's certificate (leaf first, then its chain) and private key:\nthey sign evidence (XAdES) and envelopes (S/MIME) and serve TLS.",
+		Comment: "The provider's certificate (leaf first, then its chain): with its key it\nsigns evidence (XAdES) and envelopes (S/MIME) and serves TLS.",
 		Doc:     "PEM: the provider's certificate first, then its chain (intermediates; a self-signed root may follow and is ignored in bundles)"},
 	{Section: "keys", Name: "key", Type: "path",
 		Comment: "The private key of cert (PEM, unencrypted).",
