@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -39,7 +40,7 @@ func newWorld(t *testing.T, db *store.DB) *world {
 	}
 	w := &world{ca: ca, other: other, rng: rand.New(rand.NewPCG(1, 2)), clock: time.Now()}
 	w.svc = &account.Service{DB: db, Trust: identity.NewTrustStore(ca.Cert), Provider: "hs01", Domain: "hs01.kep.tr",
-		Now: func() time.Time { return w.clock }, Limiter: account.NewLimiter(func() time.Time { return w.clock })}
+		Now: func() time.Time { return w.clock }, Limiter: account.NewLimiter(db, func() time.Time { return w.clock })}
 	return w
 }
 
@@ -302,29 +303,124 @@ func TestPasswordsAndRecovery(t *testing.T) {
 	})
 }
 
+// TestLoginBackoff: wrong passwords slow down their own (user, source)
+// pair; one user's typos never lock out another user at the same address;
+// an attack on a named user from elsewhere never locks that user out of an
+// address they have used before; the state survives a restart; the error
+// says how long to wait.
 func TestLoginBackoff(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		w := newWorld(t, db)
+		lim := w.svc.Limiter
+		lim.UserFree, lim.SourceFree, lim.KnownHard = 8, 12, 9
 		a, _ := w.person(t, "Deniz", "Kurt")
+		b, _ := w.person(t, "Elif", "Kurt")
+		const good, bad = "correct horse battery", "wrong password!"
+		auth := func(user, pw, remote string) error {
+			_, err := w.svc.Authenticate(ctx, user, pw, remote)
+			return err
+		}
+		wantWait := func(err error, what string) time.Duration {
+			t.Helper()
+			var te *account.ThrottledError
+			if !errors.As(err, &te) || !errors.Is(err, account.ErrThrottled) {
+				t.Fatalf("%s: want a throttled error, got %v", what, err)
+			}
+			if !strings.Contains(err.Error(), "try again in") || te.RetryAfter() < time.Second {
+				t.Fatalf("%s: the error must say how long to wait: %v", what, err)
+			}
+			return te.RetryAfter()
+		}
 		for i := 0; i < 5; i++ {
-			if _, err := w.svc.Authenticate(ctx, a.Address, "wrong password!", "10.1.1.1"); !errors.Is(err, account.ErrBadCredentials) {
+			if err := auth(a.Address, bad, "10.1.1.1:4000"); !errors.Is(err, account.ErrBadCredentials) {
 				t.Fatalf("attempt %d: %v", i, err)
 			}
 		}
-		w.svc.Authenticate(ctx, a.Address, "wrong password!", "10.1.1.1")
-		// Now even the right password waits.
-		if _, err := w.svc.Authenticate(ctx, a.Address, "correct horse battery", "10.1.1.9"); !errors.Is(err, account.ErrThrottled) {
-			t.Fatalf("after 6 failures: %v", err)
+		if err := auth(a.Address, bad, "10.1.1.1:4001"); !errors.Is(err, account.ErrBadCredentials) {
+			t.Fatal(err)
 		}
+		// The pair now waits, even with the right password (it never logged in).
+		wantWait(auth(a.Address, good, "10.1.1.1:4002"), "same pair")
+		// Another user at the same address is not touched.
+		if err := auth(b.Address, good, "10.1.1.1:4003"); err != nil {
+			t.Fatalf("a colleague at the same address: %v", err)
+		}
+		// The same user from another address is not touched either.
+		if err := auth(a.Address, good, "10.1.1.9:1"); err != nil {
+			t.Fatalf("the user elsewhere: %v", err)
+		}
+		// The back-off doubles, and ends.
 		w.clock = w.clock.Add(2 * time.Second)
-		if _, err := w.svc.Authenticate(ctx, a.Address, "correct horse battery", "10.1.1.9"); err != nil {
-			t.Fatalf("after back-off: %v", err)
+		auth(a.Address, bad, "10.1.1.1:1")
+		if d := wantWait(auth(a.Address, good, "10.1.1.1:1"), "second back-off"); d < 2*time.Second {
+			t.Fatalf("back-off did not double: %s", d)
+		}
+		w.clock = w.clock.Add(3 * time.Second)
+		if err := auth(a.Address, good, "10.1.1.1:1"); err != nil {
+			t.Fatalf("after the back-off: %v", err)
+		}
+
+		// A distributed attack on user a from many addresses: beyond UserFree
+		// failures, unknown addresses wait; the addresses a used before do not.
+		for i := 0; i < lim.UserFree+2; i++ {
+			auth(a.Address, bad, fmt.Sprintf("192.0.2.%d:1", i+1))
+		}
+		wantWait(auth(a.Address, good, "198.51.100.7:1"), "unknown address during an attack on the user")
+		if err := auth(a.Address, good, "10.1.1.9:2"); err != nil {
+			t.Fatalf("a known address during an attack on the user: %v", err)
+		}
+
+		// One address guessing many users: beyond SourceFree, that address
+		// waits for users it has not served before, not for known ones.
+		for i := 0; i < lim.SourceFree+1; i++ {
+			auth(fmt.Sprintf("nobody%d@hs01.kep.tr", i), bad, "203.0.113.5:1")
+		}
+		wantWait(auth(b.Address, good, "203.0.113.5:2"), "an address guessing many users")
+
+		// A known pair in back-off still gets its correct password in, up to
+		// KnownHard failures.
+		for i := 0; i < 6; i++ {
+			auth(b.Address, bad, "10.1.1.1:9")
+		}
+		if err := auth(b.Address, good, "10.1.1.1:9"); err != nil {
+			t.Fatalf("known pair in back-off, correct password: %v", err)
+		}
+		for i := 0; i < lim.KnownHard+1; i++ {
+			auth(b.Address, bad, "10.1.1.1:9")
+		}
+		wantWait(auth(b.Address, good, "10.1.1.1:9"), "known pair past the hard limit")
+
+		// The state is in the store: a restarted service still throttles.
+		svc2 := &account.Service{DB: db, Trust: w.svc.Trust, Provider: "hs01", Domain: "hs01.kep.tr",
+			Now: func() time.Time { return w.clock }, Limiter: account.NewLimiter(db, func() time.Time { return w.clock })}
+		svc2.Limiter.UserFree, svc2.Limiter.SourceFree, svc2.Limiter.KnownHard = lim.UserFree, lim.SourceFree, lim.KnownHard
+		if _, err := svc2.Authenticate(ctx, b.Address, good, "10.1.1.1:9"); !errors.Is(err, account.ErrThrottled) {
+			t.Fatalf("after a restart: %v", err)
+		}
+		// No user name or address is stored in the limiter's tables.
+		var n int
+		if err := db.Q().QueryRow(ctx, `SELECT COUNT(*) FROM login_failures`).Scan(&n); err != nil || n == 0 {
+			t.Fatalf("login_failures: %d %v", n, err)
 		}
 		if _, err := w.svc.Authenticate(ctx, "nobody@hs01.kep.tr", "x", ""); !errors.Is(err, account.ErrBadCredentials) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestLimiterSource(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.1.2.3:4567":           "10.1.2.3",
+		"[2001:db8:1:2:3::4]:993": "2001:db8:1:2::/64",
+		"[::ffff:10.0.0.1]:25":    "10.0.0.1",
+		"10.9.8.7":                "10.9.8.7",
+		"pipe":                    "pipe",
+	} {
+		if got := account.Source(in); got != want {
+			t.Errorf("Source(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
 
 func TestGrants(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/kephs/kep/store"
 )
@@ -64,28 +63,36 @@ func (p *Principal) RoleOn(accountID int64) *store.OperatorRole {
 // Authenticate checks a user name and password. The user name is a KEP
 // address (an account's holder) or an operator's TCKN; the password is the
 // main password or one of the live app passwords. Failed attempts are
-// throttled per user name and per remote address; the error never says
-// which part was wrong.
+// throttled by the Limiter (per user and source address, see Limiter); a
+// throttled attempt returns a *ThrottledError saying how long to wait. The
+// error never says which part was wrong.
 func (s *Service) Authenticate(ctx context.Context, username, password, remote string) (*Principal, error) {
 	username = strings.ToLower(strings.TrimSpace(username))
-	keys := []string{"u:" + username}
-	if remote != "" {
-		keys = append(keys, "r:"+remote)
-	}
+	var keys limitKeys
+	var g gate
 	if s.Limiter != nil {
-		if d := s.Limiter.Wait(keys...); d > 0 {
-			return nil, fmt.Errorf("%w (in %s)", ErrThrottled, d.Round(time.Second))
+		keys = makeKeys(username, Source(remote))
+		var err error
+		if g, err = s.Limiter.check(ctx, keys); err != nil {
+			return nil, err
+		}
+		if g.wait > 0 {
+			return nil, &ThrottledError{Wait: g.wait}
 		}
 	}
 	p, err := s.authenticate(ctx, username, password)
 	if err != nil {
 		if s.Limiter != nil && errors.Is(err, ErrBadCredentials) {
-			s.Limiter.Fail(keys...)
+			if ferr := s.Limiter.fail(ctx, keys, g); ferr != nil {
+				return nil, ferr
+			}
 		}
 		return nil, err
 	}
 	if s.Limiter != nil {
-		s.Limiter.Succeed(keys[0])
+		if err := s.Limiter.succeed(ctx, keys, g); err != nil {
+			return nil, err
+		}
 	}
 	return p, nil
 }

@@ -1,87 +1,232 @@
 package account
 
 import (
-	"sync"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
 	"time"
+
+	"github.com/kephs/kep/store"
 )
 
-// Limiter slows down password guessing: after a few failed logins for one
-// user name or from one remote address, further attempts are refused for a
-// period that doubles with each failure (capped), whether the password is
-// right or not. A success clears the user name's record.
+// Limiter slows down password guessing without becoming a way to lock
+// people out (docs/security.md, "Login back-off"). Its state lives in the
+// store, so that it survives restarts and is shared by every node of a
+// provider. Three counters see each wrong password:
+//
+//   - the pair (user, source address): after PairFree failures every
+//     further attempt of that pair waits, the wait doubling from Base up to
+//     Max. One person's typos therefore slow down only that person at that
+//     address: a colleague behind the same NAT is not touched.
+//   - the user, over all sources (UserFree, much higher): distributed
+//     guessing against one named user;
+//   - the source, over all users (SourceFree, much higher still): one
+//     address guessing many users.
+//
+// The user and source limits never apply to a user logging in from an
+// address they have logged in from successfully before ("known"), and a
+// known pair in back-off may still try its correct password until
+// KnownHard failures: an attacker elsewhere cannot lock a user out, and an
+// attacker at the same address gets a bounded number of guesses.
+//
+// A source is the IP address; IPv6 addresses count by their /64. Keys are
+// stored as truncated SHA-256 digests, never as user names or addresses.
 type Limiter struct {
-	Free    int           // failures allowed before back-off starts
-	Base    time.Duration // first back-off
-	Max     time.Duration // longest back-off
-	mu      sync.Mutex
-	entries map[string]*limitEntry
-	now     func() time.Time
+	DB         *store.DB
+	PairFree   int           // failures of one (user, source) before back-off
+	UserFree   int           // failures of one user from unknown sources before back-off
+	SourceFree int           // failures from one source before back-off
+	KnownHard  int           // failures after which even a known pair waits
+	Base       time.Duration // first back-off
+	Max        time.Duration // longest back-off; failures older than 2×Max are forgotten
+	now        func() time.Time
 }
 
-type limitEntry struct {
-	failures int
-	until    time.Time
-	last     time.Time
-}
-
-// NewLimiter returns a limiter with the defaults: 5 free failures, then 1 s,
-// 2 s, 4 s … up to 15 minutes.
-func NewLimiter(now func() time.Time) *Limiter {
+// NewLimiter returns a limiter over db with the defaults: 5 failures per
+// (user, source), 50 per user and 200 per source before back-off, which
+// starts at 1 s and doubles up to 15 minutes; a known pair is cut off after
+// 30.
+func NewLimiter(db *store.DB, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{Free: 5, Base: time.Second, Max: 15 * time.Minute, entries: map[string]*limitEntry{}, now: now}
+	return &Limiter{DB: db, PairFree: 5, UserFree: 50, SourceFree: 200, KnownHard: 30,
+		Base: time.Second, Max: 15 * time.Minute, now: now}
 }
 
-// Wait returns how long the keys must still wait; zero means try now.
-func (l *Limiter) Wait(keys ...string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// ThrottledError says how long a login must wait.
+type ThrottledError struct {
+	Wait time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many failed logins: try again in %s", e.RetryAfter())
+}
+
+// RetryAfter is how long a throttled login must wait (rounded up to whole
+// seconds), or zero when err is not a throttled login.
+func RetryAfter(err error) time.Duration {
+	var te *ThrottledError
+	if errors.As(err, &te) {
+		return te.RetryAfter()
+	}
+	return 0
+}
+
+func (e *ThrottledError) Unwrap() error { return ErrThrottled }
+
+// RetryAfter is the wait rounded up to whole seconds, as replies show it.
+func (e *ThrottledError) RetryAfter() time.Duration {
+	return (e.Wait + time.Second - 1).Truncate(time.Second)
+}
+
+// Source is the part of a remote address (host:port or host) that the
+// limiter counts by: the IP address, or its /64 for IPv6.
+func Source(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+type limitKeys struct{ pair, user, source []byte }
+
+func keyOf(parts ...string) []byte {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return h[:16]
+}
+
+func makeKeys(user, source string) limitKeys {
+	return limitKeys{pair: keyOf("pair", user, source), user: keyOf("user", user), source: keyOf("source", source)}
+}
+
+type counter struct {
+	failures int
+	last     time.Time
+	until    time.Time
+}
+
+func (l *Limiter) read(ctx context.Context, key []byte) (counter, error) {
+	var c counter
+	var last, until int64
+	err := l.DB.Q().QueryRow(ctx, `SELECT failures, last_at, until_at FROM login_failures WHERE key = ?`, key).Scan(&c.failures, &last, &until)
+	if errors.Is(err, sql.ErrNoRows) {
+		return counter{}, nil
+	}
+	if err != nil {
+		return counter{}, err
+	}
+	c.last, c.until = store.FromMillis(last), store.FromMillis(until)
+	if l.now().Sub(c.last) > 2*l.Max {
+		return counter{}, nil // forgotten
+	}
+	return c, nil
+}
+
+func (l *Limiter) known(ctx context.Context, k limitKeys) (bool, error) {
+	var n int
+	err := l.DB.Q().QueryRow(ctx, `SELECT COUNT(*) FROM login_known WHERE key = ?`, k.pair).Scan(&n)
+	return n > 0, err
+}
+
+// gate is what the limiter knows of a login attempt before its password
+// is verified.
+type gate struct {
+	wait   time.Duration // zero: go ahead
+	known  bool          // the pair has logged in before
+	failed bool          // the pair has failures on record
+}
+
+// check is the decision before a password is verified.
+func (l *Limiter) check(ctx context.Context, k limitKeys) (gate, error) {
 	now := l.now()
-	var d time.Duration
-	for _, k := range keys {
-		if e := l.entries[k]; e != nil && e.until.After(now) {
-			if w := e.until.Sub(now); w > d {
-				d = w
+	known, err := l.known(ctx, k)
+	if err != nil {
+		return gate{}, err
+	}
+	pair, err := l.read(ctx, k.pair)
+	if err != nil {
+		return gate{}, err
+	}
+	wait := time.Duration(0)
+	if pair.until.After(now) && (!known || pair.failures >= l.KnownHard) {
+		wait = pair.until.Sub(now)
+	}
+	if !known {
+		for _, key := range [][]byte{k.user, k.source} {
+			c, err := l.read(ctx, key)
+			if err != nil {
+				return gate{}, err
+			}
+			if c.until.After(now) && c.until.Sub(now) > wait {
+				wait = c.until.Sub(now)
 			}
 		}
 	}
-	return d
+	return gate{wait: wait, known: known, failed: pair.failures > 0}, nil
 }
 
-// Fail records a failed attempt for each key.
-func (l *Limiter) Fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// fail counts a wrong password against the pair, and, for an unknown pair,
+// against the user and the source.
+func (l *Limiter) fail(ctx context.Context, k limitKeys, g gate) error {
+	if err := l.bump(ctx, k.pair, l.PairFree); err != nil {
+		return err
+	}
+	if g.known {
+		return nil
+	}
+	if err := l.bump(ctx, k.user, l.UserFree); err != nil {
+		return err
+	}
+	return l.bump(ctx, k.source, l.SourceFree)
+}
+
+func (l *Limiter) bump(ctx context.Context, key []byte, free int) error {
 	now := l.now()
-	for _, k := range keys {
-		e := l.entries[k]
-		if e == nil || now.Sub(e.last) > l.Max*2 {
-			e = &limitEntry{}
-			l.entries[k] = e
-		}
-		e.failures++
-		e.last = now
-		if over := e.failures - l.Free; over > 0 {
-			d := l.Base << min(over-1, 20)
-			if d > l.Max || d <= 0 {
-				d = l.Max
-			}
-			e.until = now.Add(d)
-		}
+	c, err := l.read(ctx, key)
+	if err != nil {
+		return err
 	}
-	if len(l.entries) > 100000 { // forget stale entries
-		for k, e := range l.entries {
-			if now.Sub(e.last) > l.Max*2 {
-				delete(l.entries, k)
-			}
+	c.failures++
+	c.last = now
+	if over := c.failures - free; over > 0 {
+		d := l.Base << min(over-1, 20)
+		if d > l.Max || d <= 0 {
+			d = l.Max
 		}
+		c.until = now.Add(d)
 	}
+	_, err = l.DB.Q().Exec(ctx, `INSERT INTO login_failures (key, failures, last_at, until_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at, until_at = excluded.until_at`,
+		key, c.failures, store.Millis(c.last), store.Millis(c.until))
+	return err
 }
 
-// Succeed clears the record of key.
-func (l *Limiter) Succeed(key string) {
-	l.mu.Lock()
-	delete(l.entries, key)
-	l.mu.Unlock()
+// succeed clears the pair's failures and remembers the pair as known.
+func (l *Limiter) succeed(ctx context.Context, k limitKeys, g gate) error {
+	if g.failed {
+		if _, err := l.DB.Q().Exec(ctx, `DELETE FROM login_failures WHERE key = ?`, k.pair); err != nil {
+			return err
+		}
+	}
+	if g.known {
+		return nil
+	}
+	_, err := l.DB.Q().Exec(ctx, `INSERT INTO login_known (key, at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, k.pair, store.Millis(l.now()))
+	return err
 }

@@ -3,6 +3,7 @@ package imapd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"sync"
@@ -110,7 +111,7 @@ func (s *session) Login(username, password string) error {
 	case errors.Is(err, account.ErrThrottled):
 		log.Warn("imap login throttled")
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
-			Text: "Too many failed logins: try again later"}
+			Text: fmt.Sprintf("Too many failed logins for this user from your address: try again in %s", account.RetryAfter(err))}
 	case errors.Is(err, account.ErrBadCredentials):
 		log.Info("imap login failed")
 		return imapserver.ErrAuthFailed

@@ -59,7 +59,7 @@ func OpenAdmin(ctx context.Context, cfg *config.Config) (*Node, error) {
 	}
 	n := &Node{Config: cfg, DB: db, ESign: trust, Logger: slog.Default()}
 	n.Accounts = &account.Service{DB: db, Trust: trust, Provider: cfg.Provider.ID, Domain: cfg.Provider.Domain,
-		Quota: cfg.Accounts.DefaultQuota, Limiter: account.NewLimiter(nil)}
+		Quota: cfg.Accounts.DefaultQuota, Limiter: account.NewLimiter(db, nil)}
 	return n, nil
 }
 

@@ -168,7 +168,8 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		p, err := ss.s.accounts.Authenticate(context.Background(), username, password, ss.remote)
 		switch {
 		case errors.Is(err, account.ErrThrottled):
-			return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins; try again later"}
+			return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+				Message: fmt.Sprintf("Too many failed logins for this user from your address; try again in %s", account.RetryAfter(err))}
 		case errors.Is(err, account.ErrAccountNotActive):
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "The account is not active; contact your provider"}
 		case err != nil:
