@@ -70,6 +70,9 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	}
 
 	if lit.Size() > appendLimit {
+		if nonSync { // [kep patch] its bytes are on their way
+			c.closeAfterResp = "Literal too big; its data cannot be told from commands"
+		}
 		return &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeTooBig,
@@ -80,8 +83,8 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 		return err
 	}
 
-	c.setReadTimeout(literalReadTimeout)
-	defer c.setReadTimeout(cmdReadTimeout)
+	c.setReadTimeout(orDefault(c.server.options.LiteralTimeout, literalReadTimeout))
+	defer c.setReadTimeout(orDefault(c.server.options.CommandTimeout, cmdReadTimeout))
 
 	if err := c.checkState(imap.ConnStateAuthenticated); err != nil {
 		io.Copy(io.Discard, lit)
@@ -90,14 +93,17 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	}
 
 	data, appendErr := c.session.Append(mailbox, lit, &options)
+	// [kep patch] upstream returned err here, nil at this point: a broken
+	// literal or a missing CRLF after it got no tagged response at all, and
+	// the client (LITERAL+ ones first) hung waiting for it.
 	if _, discardErr := io.Copy(io.Discard, lit); discardErr != nil {
-		return err
+		return discardErr
 	}
 	if dataExt != "" && !dec.ExpectSpecial(')') {
 		return dec.Err()
 	}
 	if !dec.ExpectCRLF() {
-		return err
+		return dec.Err()
 	}
 	if appendErr != nil {
 		return appendErr

@@ -101,6 +101,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 		} else {
 			addAvailableCaps(&caps, available, []imap.Cap{imap.CapAppendLimit})
 		}
+		caps = append(caps, c.kepCaps()...) // [kep patch] QUOTA, extensions
 	}
 	return caps
 }

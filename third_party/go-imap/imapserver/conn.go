@@ -16,10 +16,12 @@ import (
 	"github.com/emersion/go-imap/v2/internal/imapwire"
 )
 
+// Defaults of the Options timeouts. [kep patch: configurable]
 const (
-	cmdReadTimeout     = 30 * time.Second
-	idleReadTimeout    = 35 * time.Minute // section 5.4 says 30min minimum
-	literalReadTimeout = 5 * time.Minute
+	cmdReadTimeout      = 30 * time.Second
+	idleReadTimeout     = 35 * time.Minute // section 5.4 says 30min minimum
+	literalReadTimeout  = 5 * time.Minute
+	tlsHandshakeTimeout = 30 * time.Second
 
 	respWriteTimeout    = 30 * time.Second
 	literalWriteTimeout = 5 * time.Minute
@@ -46,6 +48,10 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+
+	// closeAfterResp, when set, ends the connection after the tagged
+	// response, with this text in the BYE. [kep patch]
+	closeAfterResp string
 }
 
 func newConn(c net.Conn, server *Server) *Conn {
@@ -110,6 +116,14 @@ func (c *Conn) serve() {
 		c.server.mutex.Unlock()
 	}()
 
+	// [kep patch] Bound the implicit-TLS handshake: without this, a client
+	// that opens a connection and sends nothing holds it forever.
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		if err := c.handshake(tc); err != nil {
+			return
+		}
+	}
+
 	var (
 		greetingData *GreetingData
 		err          error
@@ -165,13 +179,14 @@ func (c *Conn) serve() {
 		return
 	}
 
+	opts := &c.server.options
 	for {
 		var readTimeout time.Duration
 		switch c.state {
 		case imap.ConnStateAuthenticated, imap.ConnStateSelected:
-			readTimeout = idleReadTimeout
+			readTimeout = orDefault(opts.IdleTimeout, idleReadTimeout)
 		default:
-			readTimeout = cmdReadTimeout
+			readTimeout = orDefault(opts.UnauthenticatedTimeout, cmdReadTimeout)
 		}
 		c.setReadTimeout(readTimeout)
 
@@ -182,10 +197,15 @@ func (c *Conn) serve() {
 		if c.state == imap.ConnStateLogout || dec.EOF() {
 			break
 		}
+		if err := dec.Err(); err != nil {
+			// [kep patch] Silent for too long: say why before closing.
+			c.byeOnReadError(err, readTimeout)
+			break
+		}
 
-		c.setReadTimeout(cmdReadTimeout)
+		c.setReadTimeout(orDefault(opts.CommandTimeout, cmdReadTimeout))
 		if err := c.readCommand(dec); err != nil {
-			if !errors.Is(err, net.ErrClosed) {
+			if !errors.Is(err, net.ErrClosed) && !isTimeout(err) {
 				c.server.logger().Printf("failed to read command: %v", err)
 			}
 			break
@@ -193,9 +213,35 @@ func (c *Conn) serve() {
 	}
 }
 
+// byeOnReadError tells the client why the connection ends after a read
+// error: a timeout or an over-long line. [kep patch]
+func (c *Conn) byeOnReadError(err error, timeout time.Duration) {
+	switch {
+	case isTimeout(err):
+		c.Bye(fmt.Sprintf("Autologout: nothing received for %v", timeout))
+	case strings.Contains(err.Error(), "max size exceeded"):
+		c.Bye(fmt.Sprintf("Command line longer than %d bytes", maxCommandSize))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// handshake runs the TLS handshake within TLSHandshakeTimeout. [kep patch]
+func (c *Conn) handshake(tc *tls.Conn) error {
+	d := orDefault(c.server.options.TLSHandshakeTimeout, tlsHandshakeTimeout)
+	tc.SetDeadline(time.Now().Add(d))
+	err := tc.Handshake()
+	tc.SetDeadline(time.Time{})
+	return err
+}
+
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	var tag, name string
 	if !dec.ExpectAtom(&tag) || !dec.ExpectSP() || !dec.ExpectAtom(&name) {
+		c.byeOnReadError(dec.Err(), orDefault(c.server.options.CommandTimeout, cmdReadTimeout)) // [kep patch]
 		return fmt.Errorf("in command: %w", dec.Err())
 	}
 	name = strings.ToUpper(name)
@@ -276,7 +322,14 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "GETQUOTA", "GETQUOTAROOT": // [kep patch] RFC 9208, see kep_hooks.go
+		err = c.handleQuota(name, dec)
 	default:
+		// [kep patch] the session's hook for commands the library does not know
+		if handled, herr := c.handleExtension(name, dec); handled {
+			err = herr
+			break
+		}
 		if c.state == imap.ConnStateNotAuthenticated {
 			// Don't allow a single unknown command before authentication to
 			// mitigate cross-protocol attacks:
@@ -290,24 +343,27 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 
+	// [kep patch] A read error other than a syntax error (timeout,
+	// connection closed, line too long, a truncated literal) leaves the
+	// command line half read: never answer as if it had run, and never read
+	// what is left of it as a new command. End the connection.
+	if derr := dec.Err(); derr != nil && !imapwire.IsSyntaxError(derr) {
+		c.byeOnReadError(derr, orDefault(c.server.options.CommandTimeout, cmdReadTimeout))
+		return fmt.Errorf("in %v command: %w", name, derr)
+	}
+	if c.closeAfterResp != "" {
+		// [kep patch] a refused non-synchronizing literal is on its way:
+		// its bytes must not be read as commands.
+		c.writeStatusRespOrErr(tag, err)
+		c.Bye(c.closeAfterResp)
+		return fmt.Errorf("in %v command: %v", name, c.closeAfterResp)
+	}
+
 	dec.DiscardLine()
 
-	var (
-		resp    *imap.StatusResponse
-		imapErr *imap.Error
-		decErr  *imapwire.DecoderExpectError
-	)
-	if errors.As(err, &imapErr) {
-		resp = (*imap.StatusResponse)(imapErr)
-	} else if errors.As(err, &decErr) {
-		resp = &imap.StatusResponse{
-			Type: imap.StatusResponseTypeBad,
-			Code: imap.ResponseCodeClientBug,
-			Text: "Syntax error: " + decErr.Message,
-		}
-	} else if err != nil {
-		c.server.logger().Printf("handling %v command: %v", name, err)
-		resp = internalServerErrorResp
+	var resp *imap.StatusResponse
+	if err != nil {
+		resp = c.errorResp(name, err)
 	} else {
 		if !sendOK {
 			return nil
@@ -321,6 +377,35 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 	return c.writeStatusResp(tag, resp)
+}
+
+// errorResp maps a handler's error to its tagged response: imap.Error as
+// given, a syntax error as BAD with its reason, anything else as NO
+// [SERVERBUG] (logged).
+func (c *Conn) errorResp(name string, err error) *imap.StatusResponse {
+	var (
+		imapErr *imap.Error
+		decErr  *imapwire.DecoderExpectError
+	)
+	if errors.As(err, &imapErr) {
+		return (*imap.StatusResponse)(imapErr)
+	} else if errors.As(err, &decErr) {
+		return &imap.StatusResponse{
+			Type: imap.StatusResponseTypeBad,
+			Code: imap.ResponseCodeClientBug,
+			Text: "Syntax error: " + decErr.Message,
+		}
+	}
+	c.server.logger().Printf("handling %v command: %v", name, err)
+	return internalServerErrorResp
+}
+
+// writeStatusRespOrErr writes the tagged response for err. [kep patch]
+func (c *Conn) writeStatusRespOrErr(tag string, err error) error {
+	if err == nil {
+		return c.writeStatusResp(tag, &imap.StatusResponse{Type: imap.StatusResponseTypeOK, Text: "completed"})
+	}
+	return c.writeStatusResp(tag, c.errorResp("", err))
 }
 
 func (c *Conn) handleNoop(dec *imapwire.Decoder) error {
@@ -402,6 +487,7 @@ func (c *Conn) checkBufferedLiteral(size int64, nonSync bool) error {
 
 func (c *Conn) acceptLiteral(size int64, nonSync bool) error {
 	if nonSync && size > 4096 && !c.server.options.caps().Has(imap.CapLiteralPlus) {
+		c.closeAfterResp = "Non-synchronizing literal refused; its data cannot be told from commands" // [kep patch]
 		return &imap.Error{
 			Type: imap.StatusResponseTypeBad,
 			Text: "Non-synchronizing literals are limited to 4096 bytes",

@@ -331,7 +331,8 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 	default:
 		seqSet, err := imapwire.ParseSeqSet(key)
 		if err != nil {
-			return err
+			// [kep patch] an unknown key is the client's error: BAD
+			return imapwire.SyntaxError("unknown search key %q (neither a search key nor a sequence-set)", key)
 		}
 		criteria.SeqNum = append(criteria.SeqNum, seqSet)
 	}

@@ -53,6 +53,31 @@ type Options struct {
 	// Note, this may include sensitive information such as credentials used
 	// during authentication.
 	DebugWriter io.Writer
+
+	// [kep patch] Timeouts; zero means the default given in parentheses.
+	//
+	// IdleTimeout bounds how long an authenticated client may stay silent
+	// between commands, and in IDLE (35 minutes; RFC 9051 section 5.4
+	// asks for at least 30).
+	IdleTimeout time.Duration
+	// UnauthenticatedTimeout bounds silence before authentication (30s).
+	UnauthenticatedTimeout time.Duration
+	// CommandTimeout bounds how long a client takes to send the rest of a
+	// command once its first byte has arrived (30s).
+	CommandTimeout time.Duration
+	// LiteralTimeout bounds the reading of an APPEND literal (5 minutes).
+	LiteralTimeout time.Duration
+	// TLSHandshakeTimeout bounds the TLS handshake of implicit-TLS
+	// connections (a *tls.Conn from the listener) and of STARTTLS (30s).
+	TLSHandshakeTimeout time.Duration
+}
+
+// orDefault returns d unless it is zero. [kep patch]
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 func (options *Options) wrapReadWriter(rw io.ReadWriter) io.ReadWriter {

@@ -70,6 +70,12 @@ func (c *Conn) handleStartTLS(tag string, dec *imapwire.Decoder) error {
 	c.br.Reset(rw)
 	c.bw.Reset(rw)
 
+	// [kep patch] Bound the handshake (it would otherwise run on the first
+	// read, under the read timeout, with no bound on its writes).
+	if err := c.handshake(tlsConn); err != nil {
+		tlsConn.Close()
+		return err
+	}
 	return nil
 }
 

@@ -40,6 +40,21 @@ func (err *DecoderExpectError) Error() string {
 	return fmt.Sprintf("imapwire: %v", err.Message)
 }
 
+// SyntaxError returns a DecoderExpectError, which the server answers BAD
+// with the message as the reason. [kep patch: malformed input is BAD, never
+// NO [SERVERBUG]]
+func SyntaxError(format string, args ...interface{}) error {
+	return &DecoderExpectError{Message: fmt.Sprintf(format, args...)}
+}
+
+// IsSyntaxError reports whether err is a DecoderExpectError: the input was
+// malformed, the connection is fine. Any other decoder error (I/O, timeout,
+// size limit) leaves the command line half read. [kep patch]
+func IsSyntaxError(err error) bool {
+	_, ok := err.(*DecoderExpectError)
+	return ok
+}
+
 // A Decoder reads IMAP data.
 //
 // There are multiple families of methods:
@@ -323,7 +338,8 @@ func (dec *Decoder) Number(ptr *uint32) bool {
 	}
 	v64, err := strconv.ParseUint(s, 10, 32)
 	if err != nil {
-		return false // can happen on overflow
+		// [kep patch] name the overflow rather than "expected number"
+		return dec.returnErr(SyntaxError("number %s is out of range", s))
 	}
 	*ptr = uint32(v64)
 	return true
@@ -351,7 +367,7 @@ func (dec *Decoder) Number64(ptr *int64) bool {
 	}
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return false // can happen on overflow
+		return dec.returnErr(SyntaxError("number %s is out of range", s)) // [kep patch]
 	}
 	*ptr = v
 	return true
@@ -471,7 +487,7 @@ func (dec *Decoder) List(f func() error) (isList bool, err error) {
 	}()
 
 	if dec.listDepth >= maxListDepth {
-		return false, fmt.Errorf("imapwire: exceeded max depth")
+		return false, SyntaxError("lists nested deeper than %d", maxListDepth)
 	}
 
 	for {
@@ -517,11 +533,17 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 		*ptr = "INBOX"
 		return true
 	}
-	name, err := utf7.Decode(name)
-	if err == nil {
-		*ptr = name
+	// [kep patch] Invalid modified UTF-7 and NUL are the client's error:
+	// BAD with a reason (RFC 9051 §5.1, RFC 3501 §5.1.3).
+	if strings.IndexByte(name, 0) >= 0 {
+		return dec.returnErr(SyntaxError("mailbox name contains NUL"))
 	}
-	return dec.returnErr(err)
+	decoded, err := utf7.Decode(name)
+	if err != nil {
+		return dec.returnErr(SyntaxError("mailbox name %q is not valid modified UTF-7 (RFC 3501 section 5.1.3)", name))
+	}
+	*ptr = decoded
+	return true
 }
 
 func (dec *Decoder) ExpectUID(ptr *imap.UID) bool {
@@ -545,7 +567,7 @@ func (dec *Decoder) ExpectNumSet(kind NumKind, ptr *imap.NumSet) bool {
 	}
 	numSet, err := imapnum.ParseSet(s)
 	if err != nil {
-		return dec.returnErr(err)
+		return dec.returnErr(SyntaxError("sequence-set %q: %v", s, err)) // [kep patch]
 	}
 
 	switch kind {
@@ -623,6 +645,7 @@ func (dec *Decoder) ExpectLiteralReader() (lit *LiteralReader, nonSync bool, err
 type LiteralReader struct {
 	dec  *Decoder
 	size int64
+	read int64 // [kep patch] bytes read so far
 	r    io.Reader
 }
 
@@ -639,7 +662,19 @@ func (lit *LiteralReader) Size() int64 {
 
 func (lit *LiteralReader) Read(b []byte) (int, error) {
 	n, err := lit.r.Read(b)
+	lit.read += int64(n)
+	if err != nil && err != io.EOF && lit.dec != nil {
+		lit.dec.returnErr(err) // [kep patch] the line is broken, not just this value
+	}
 	if err == io.EOF {
+		if lit.read < lit.size {
+			// [kep patch] The connection ended inside the literal: a
+			// truncated literal is an error, never a shorter value.
+			err = io.ErrUnexpectedEOF
+			if lit.dec != nil {
+				lit.dec.returnErr(err)
+			}
+		}
 		lit.cancel()
 	}
 	return n, err
@@ -650,5 +685,9 @@ func (lit *LiteralReader) cancel() {
 		return
 	}
 	lit.dec.literal = false
+	// [kep patch] the CRLF before the literal is not the end of the line:
+	// without this, DiscardLine after a literal argument discarded nothing
+	// and the rest of the line was read as the next command.
+	lit.dec.crlf = false
 	lit.dec = nil
 }
