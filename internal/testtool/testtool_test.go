@@ -1,6 +1,8 @@
 package testtool
 
 import (
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -58,17 +60,48 @@ func TestProbeUnknown(t *testing.T) {
 }
 
 // The probes run against this machine's tools: the tools scripts/test
-// requires are present under KEP_REQUIRE_TOOLS=1.
+// requires are present under KEP_REQUIRE_TOOLS=1. Pending tools (a
+// headless browser start costs seconds) are probed by toolcheck only.
 func TestProbeInstalled(t *testing.T) {
 	for _, tl := range Tools {
 		t.Run(tl.Name, func(t *testing.T) {
 			if tl.Pending {
-				if r := Probe(tl.Name); r.Err != nil {
-					t.Skipf("pending tool: %s", r.Reason())
-				}
-				return
+				t.Skip("pending tool: probed by scripts/test's toolcheck")
 			}
 			Require(t, tl.Name)
 		})
+	}
+}
+
+// TestRequireChild is run by TestRequireMissing in a child process whose
+// PATH holds no tool.
+func TestRequireChild(t *testing.T) {
+	if os.Getenv("KEP_TESTTOOL_CHILD") != "1" {
+		t.Skip("run by TestRequireMissing")
+	}
+	Require(t, SwaksSTARTTLS)
+	t.Log("not reached")
+}
+
+// A missing tool skips the test, naming the packages to install; under
+// KEP_REQUIRE_TOOLS=1 or CI=true it fails the test instead.
+func TestRequireMissing(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		fail bool
+		want string
+	}{
+		{nil, false, "--- SKIP: TestRequireChild"},
+		{[]string{"KEP_REQUIRE_TOOLS=1"}, true, "--- FAIL: TestRequireChild"},
+		{[]string{"CI=true"}, true, "--- FAIL: TestRequireChild"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRequireChild$", "-test.v")
+		cmd.Env = append([]string{"KEP_TESTTOOL_CHILD=1", "PATH=" + t.TempDir(), "HOME=" + os.Getenv("HOME")}, tc.env...)
+		out, err := cmd.CombinedOutput()
+		if (err != nil) != tc.fail || !strings.Contains(string(out), tc.want) ||
+			!strings.Contains(string(out), "apt-get install swaks libnet-ssleay-perl libio-socket-ssl-perl") ||
+			strings.Contains(string(out), "not reached") {
+			t.Errorf("env %v: err %v\n%s", tc.env, err, out)
+		}
 	}
 }

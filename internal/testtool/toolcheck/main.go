@@ -36,7 +36,7 @@ func main() {
 			r := testtool.Probe(t.Name)
 			switch {
 			case r.Err == nil:
-				fmt.Printf("  ok       %-16s %s\n", t.Name, r.Version)
+				fmt.Printf("  ok       %-16s %s\n", t.Name, short(r.Version))
 			case t.Pending:
 				fmt.Printf("  PENDING  %-16s missing, but no test uses it yet, so the run goes on: %s\n", t.Name, r.Reason())
 			default:
@@ -48,4 +48,12 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+// short keeps a version line readable (curl's lists every library).
+func short(s string) string {
+	if len(s) > 72 {
+		return s[:72] + "…"
+	}
+	return s
 }
