@@ -351,6 +351,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		c.byeOnReadError(derr, orDefault(c.server.options.CommandTimeout, cmdReadTimeout))
 		return fmt.Errorf("in %v command: %w", name, derr)
 	}
+	if isTimeout(err) { // IDLE reads without the decoder
+		c.byeOnReadError(err, orDefault(c.server.options.IdleTimeout, idleReadTimeout))
+		return fmt.Errorf("in %v command: %w", name, err)
+	}
 	if c.closeAfterResp != "" {
 		// [kep patch] a refused non-synchronizing literal is on its way:
 		// its bytes must not be read as commands.

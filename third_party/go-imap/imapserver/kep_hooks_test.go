@@ -386,6 +386,19 @@ func TestTimeouts(t *testing.T) {
 			t.Errorf("idle after login: %q after %v", l, d)
 		}
 	})
+	t.Run("IDLE", func(t *testing.T) {
+		r := dial(t, e.addr)
+		r.login()
+		r.cmd("s", "SELECT INBOX")
+		fmt.Fprintf(r.conn, "i IDLE\r\n")
+		if l := r.line(); !strings.HasPrefix(l, "+") {
+			t.Fatal(l)
+		}
+		rest, _ := io.ReadAll(r.r)
+		if !strings.Contains(string(rest), "* BYE Autologout") || strings.Contains(string(rest), "SERVERBUG") {
+			t.Errorf("IDLE past the idle timeout: %q", rest)
+		}
+	})
 	t.Run("partial line", func(t *testing.T) {
 		r := dial(t, e.addr)
 		r.login()
