@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/digitorus/pkcs7"
+	"github.com/kephs/kep/internal/testtool"
 	"github.com/kephs/kep/pki"
 )
 
@@ -115,11 +116,7 @@ func (f *fixture) signers() []struct {
 
 func openssl(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
-	return p
+	return testtool.Require(t, testtool.OpenSSL)
 }
 
 // run executes openssl and returns its stdout; it fails the test on error.

@@ -3,8 +3,9 @@ package cms
 import (
 	"bytes"
 	"errors"
-	"os/exec"
 	"testing"
+
+	"github.com/kephs/kep/internal/testtool"
 )
 
 // FuzzVerify checks that Verify never panics, that every failure wraps one
@@ -27,7 +28,7 @@ func FuzzVerify(f *testing.F) {
 		}
 		f.Add(o)
 	}
-	if _, err := exec.LookPath("openssl"); err == nil {
+	if testtool.Has(f, testtool.OpenSSL) {
 		for _, flags := range [][]string{nil, {"-nodetach"}, {"-nodetach", "-stream"}, {"-noattr"}, {"-cades", "-keyid"}} {
 			f.Add(opensslSign(f, fx, fx.ec, entity, "cms", flags...))
 		}

@@ -14,22 +14,14 @@ import (
 
 	"crypto/x509/pkix"
 
+	"github.com/kephs/kep/internal/testtool"
 	"github.com/kephs/kep/pki"
 )
 
 // Tests against the standard tools: xmlsec1 (signature) and xmllint (XSD).
-// They skip when the tool is missing.
+// They skip when the tool is missing, or fail under KEP_REQUIRE_TOOLS=1.
 
 var writeSamples = flag.String("evidence.samples", "", "write signed sample evidence to this directory")
-
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed", name)
-	}
-	return path
-}
 
 // xmlsec1Verify runs the command documented in doc.go.
 func xmlsec1Verify(t *testing.T, xmlsec, ca, dir, name string, doc []byte) (bool, string) {
@@ -42,7 +34,7 @@ func xmlsec1Verify(t *testing.T, xmlsec, ca, dir, name string, doc []byte) (bool
 }
 
 func TestXMLSec1(t *testing.T) {
-	xmlsec := tool(t, "xmlsec1")
+	xmlsec := testtool.Require(t, testtool.XMLSec1OpenSSL)
 	p := getPKI(t)
 	dir := t.TempDir()
 	ca := p.caFile(t, dir)
@@ -135,7 +127,7 @@ func schemaPath(t *testing.T) string {
 }
 
 func TestXSD(t *testing.T) {
-	xmllint := tool(t, "xmllint")
+	xmllint := testtool.Require(t, testtool.XMLLint)
 	xsd := schemaPath(t)
 	p := getPKI(t)
 	dir := t.TempDir()

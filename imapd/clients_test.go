@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kephs/kep/internal/testtool"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/provider/providertest"
 )
@@ -19,11 +20,8 @@ import (
 // Python's imaplib over TLS: list, select, fetch a KEP message with RFC822
 // (exactly one evidence 60 at the sender), and read the sender's Delil.
 func TestPythonImaplib(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed")
-	}
-	providertest.Each(t, func(t *testing.T, w *providertest.World) {
+	python := testtool.Require(t, testtool.Python3)
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
 		ctx := context.Background()
 		e := startServer(t, w)
 		// The recipient's password is ASCII (imaplib's LOGIN sends nothing
@@ -80,11 +78,8 @@ func TestPythonImaplib(t *testing.T) {
 // mbsync (isync), a real mail client, syncs every folder to a Maildir over
 // IMAPS.
 func TestMbsync(t *testing.T) {
-	mbsync, err := exec.LookPath("mbsync")
-	if err != nil {
-		t.Skip("mbsync is not installed (apt-get install isync)")
-	}
-	providertest.Each(t, func(t *testing.T, w *providertest.World) {
+	mbsync := testtool.Require(t, testtool.Mbsync)
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
 		ctx := context.Background()
 		e := startServer(t, w)
 		ayse, mehmet := w.Person("Ayşe", "Sync"), w.Person("Mehmet", "Sync")

@@ -19,6 +19,7 @@ import (
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/cms"
 	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/internal/testtool"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/provider/providertest"
@@ -257,12 +258,9 @@ func TestOperators(t *testing.T) {
 // by `openssl cms -sign` and sent with swaks over STARTTLS + AUTH is
 // accepted and delivered; the envelope verifies with `openssl smime -verify`.
 func TestRealTools(t *testing.T) {
-	for _, tool := range []string{"swaks", "openssl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
-		}
-	}
-	providertest.Each(t, func(t *testing.T, w *providertest.World) {
+	testtool.Require(t, testtool.SwaksSTARTTLS)
+	testtool.Require(t, testtool.OpenSSL)
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
 		e := start(t, w)
 		ayse, mehmet := w.Person("Ayşe", "Yılmaz"), w.Person("Mehmet", "Öztürk")
 		A, M := ayse.Account.Address, mehmet.Account.Address

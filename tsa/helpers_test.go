@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kephs/kep/internal/testtool"
 	"github.com/kephs/kep/pki"
 )
 
@@ -85,9 +86,7 @@ func (w *world) write(name string, data []byte) string {
 
 func needOpenSSL(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl binary not found")
-	}
+	testtool.Require(t, testtool.OpenSSL)
 }
 
 // openssl runs openssl in dir and returns its combined output and error.

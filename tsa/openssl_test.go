@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kephs/kep/internal/testtool"
 	"github.com/kephs/kep/pki"
 )
 
@@ -140,7 +141,7 @@ func TestOpenSSLQueryAgainstServer(t *testing.T) {
 			}
 
 			// curl, when present, as the other HTTP client.
-			if _, err := exec.LookPath("curl"); err == nil {
+			if testtool.Has(t, testtool.Curl) {
 				tsq := filepath.Join(w.dir, "curl.tsq")
 				mustOpenSSL(t, w.dir, "ts", "-query", "-data", dataF, "-sha256", "-cert", "-out", tsq)
 				tsr := filepath.Join(w.dir, "curl.tsr")

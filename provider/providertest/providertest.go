@@ -139,12 +139,20 @@ func (w *World) Refresh(a *store.Account) *store.Account {
 	return got
 }
 
-// Each runs fn on a fresh provider node per backend.
+// Each runs fn on a fresh provider node per backend. Use it for tests of
+// what the node stores; tests driven by an external tool use OnSQLite.
 func Each(t *testing.T, fn func(t *testing.T, w *World)) {
 	t.Helper()
 	for _, d := range storetest.Backends(t) {
 		t.Run(string(d), func(t *testing.T) { fn(t, New(t, d)) })
 	}
+}
+
+// OnSQLite runs fn on a fresh provider node on SQLite only (see
+// storetest.OnSQLite for when to choose it).
+func OnSQLite(t *testing.T, fn func(t *testing.T, w *World)) {
+	t.Helper()
+	t.Run(string(store.SQLite), func(t *testing.T) { fn(t, New(t, store.SQLite)) })
 }
 
 // Q is the node's database as a Querier.

@@ -3,6 +3,13 @@
 // a server (a DSN such as postgres://kep@127.0.0.1:54329/postgres). The
 // test script sets it and KEP_REQUIRE_POSTGRES=1, so that in CI a missing
 // PostgreSQL fails the run instead of silently testing one backend.
+//
+// Two ways to run a test keep the suite within its time budget: Each, on
+// every backend, for what the repository does (SQL, migrations, invariants,
+// transactions); OnSQLite, on SQLite alone, for tests whose cost and whose
+// point is an external tool or a browser driving a front-end (swaks,
+// mbsync, xmlsec1, chromium). The behaviour such a test relies on must be
+// covered on every backend by an Each test of its own.
 package storetest
 
 import (
@@ -37,6 +44,15 @@ func Each(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 			fn(t, Open(t, d))
 		})
 	}
+}
+
+// OnSQLite runs fn once, as subtest "sqlite", on a fresh migrated SQLite
+// database: for tool-driven and browser tests (see the package comment).
+func OnSQLite(t *testing.T, fn func(t *testing.T, db *store.DB)) {
+	t.Helper()
+	t.Run(string(store.SQLite), func(t *testing.T) {
+		fn(t, Open(t, store.SQLite))
+	})
 }
 
 // DSN creates a fresh empty database on backend d and returns its DSN; it
