@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
@@ -23,14 +24,25 @@ import (
 	"github.com/kephs/kep/tsa"
 )
 
-// Node is one provider node: its configuration, store and services.
-type Node struct {
+// Admin is the administrative view of a provider: what commands that
+// manage accounts and read the store need, and nothing that signs or
+// serves. Every field is set by OpenAdmin.
+type Admin struct {
 	Config   *config.Config
 	DB       *store.DB
 	ESign    *identity.TrustStore
 	Accounts *account.Service
+}
 
-	// Set by Open (not by OpenAdmin).
+// Close releases the store.
+func (a *Admin) Close() error { return a.DB.Close() }
+
+// Node is one provider node's core: its configuration, store, keys and
+// services, with every field set by Open. The protocol front-ends that
+// serve it are assembled above it (package node), never here.
+type Node struct {
+	*Admin
+
 	Cert         *pki.Issued // the provider's signing and TLS certificate
 	Blobs        *blob.Store
 	Log          *tlog.Log
@@ -39,7 +51,6 @@ type Node struct {
 	Issuer       *evidence.IssuerService
 	Mailbox      *mailbox.Service
 	TSA          tlog.Stamper
-	DevTSA       *tsa.Server // the in-process development TSA, when tsa.url is empty
 	TSARoots     *x509.CertPool
 	Logger       *slog.Logger
 	Now          func() time.Time
@@ -47,7 +58,7 @@ type Node struct {
 
 // OpenAdmin opens what administrative commands need: the store, the
 // e-signature trust store and the account service.
-func OpenAdmin(ctx context.Context, cfg *config.Config) (*Node, error) {
+func OpenAdmin(ctx context.Context, cfg *config.Config) (*Admin, error) {
 	db, err := store.Open(ctx, cfg.DSN())
 	if err != nil {
 		return nil, err
@@ -57,10 +68,10 @@ func OpenAdmin(ctx context.Context, cfg *config.Config) (*Node, error) {
 		db.Close()
 		return nil, fmt.Errorf("esign.trust_anchors: %w", err)
 	}
-	n := &Node{Config: cfg, DB: db, ESign: trust, Logger: slog.Default()}
-	n.Accounts = &account.Service{DB: db, Trust: trust, Provider: cfg.Provider.ID, Domain: cfg.Provider.Domain,
+	a := &Admin{Config: cfg, DB: db, ESign: trust}
+	a.Accounts = &account.Service{DB: db, Trust: trust, Provider: cfg.Provider.ID, Domain: cfg.Provider.Domain,
 		Quota: cfg.Accounts.DefaultQuota, Limiter: account.NewLimiter(nil)}
-	return n, nil
+	return a, nil
 }
 
 // Options adjust a node for tests and the demo.
@@ -71,13 +82,14 @@ type Options struct {
 
 // Open opens a whole node: store, content store, keys, the evidence log and
 // its checkpoints, the time-stamp authority, the evidence issuer and the
-// mailboxes. Run starts its background work; the protocol servers are
-// started by their packages over the node's services.
+// mailboxes. Run starts its background work; package node assembles the
+// protocol servers over the node's services.
 func Open(ctx context.Context, cfg *config.Config, o Options) (*Node, error) {
-	n, err := OpenAdmin(ctx, cfg)
+	a, err := OpenAdmin(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	n := &Node{Admin: a, Logger: slog.Default()}
 	if err := n.open(ctx, o); err != nil {
 		n.Close()
 		return nil, err
@@ -185,7 +197,6 @@ func (n *Node) openTSA() error {
 	if err != nil {
 		return err
 	}
-	n.DevTSA = srv
 	n.TSA = serverStamper{srv}
 	return nil
 }
@@ -280,5 +291,18 @@ func (n *Node) Close() error {
 	if n.Log != nil {
 		n.Log.Close()
 	}
-	return n.DB.Close()
+	return n.Admin.Close()
+}
+
+// TLSConfig is the provider's server TLS configuration: its certificate
+// and chain, TLS 1.2 at least.
+func (n *Node) TLSConfig() *tls.Config {
+	chain := [][]byte{n.Cert.Cert.Raw}
+	for _, c := range n.Cert.Chain {
+		chain = append(chain, c.Raw)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: n.Cert.Key, Leaf: n.Cert.Cert}},
+		MinVersion:   tls.VersionTLS12,
+	}
 }

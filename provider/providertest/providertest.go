@@ -150,17 +150,6 @@ func Each(t *testing.T, fn func(t *testing.T, w *World)) {
 // Q is the node's database as a Querier.
 func (w *World) Q() store.Querier { return w.Node.DB.Q() }
 
-// Start serves the node's protocols on loopback ports until the test ends.
-func (w *World) Start() *provider.Running {
-	w.T.Helper()
-	r, err := w.Node.Start(context.Background())
-	if err != nil {
-		w.T.Fatal(err)
-	}
-	w.T.Cleanup(func() { r.Close() })
-	return r
-}
-
 // Company opens an active company account with a main operator (all
 // grants) and returns it with the operator as a Person (Account is the
 // company's account).
