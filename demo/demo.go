@@ -146,8 +146,8 @@ func (w *World) Close() error {
 }
 
 // preferred ports of the first provider (hs01): submission, submissions,
-// imap, imaps, https, and the TSA.
-var preferred = []int{10587, 10465, 10143, 10993, 10443, 10318}
+// imap, imaps, https, the TSA, and metrics.
+var preferred = []int{10587, 10465, 10143, 10993, 10443, 10318, 19464}
 
 func pickAddr(fixed bool, port int) string {
 	if fixed {
@@ -306,6 +306,7 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 			c.IMAP.Listen = pickAddr(o.Ports, preferred[2])
 			c.IMAP.ListenTLS = pickAddr(o.Ports, preferred[3])
 			c.HTTP.Listen = pickAddr(o.Ports, preferred[4])
+			c.Metrics.Listen = pickAddr(o.Ports, preferred[6])
 			c.Log.CheckpointInterval = config.Duration{Duration: time.Second}
 			c.SMTP.Hostname = "localhost"
 			if o.Quota > 0 {

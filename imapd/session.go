@@ -75,6 +75,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 			remote = h
 		}
 	}
+	s.opts.Metrics.session()
 	return &session{srv: s, conn: c, remote: remote, ctx: ctx, cancel: cancel}, nil, nil
 }
 
@@ -109,10 +110,12 @@ func (s *session) Login(username, password string) error {
 	case err == nil:
 	case errors.Is(err, account.ErrThrottled):
 		log.Warn("imap login throttled")
+		s.srv.opts.Metrics.authFailed()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: "Too many failed logins: try again later"}
 	case errors.Is(err, account.ErrBadCredentials):
 		log.Info("imap login failed")
+		s.srv.opts.Metrics.authFailed()
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, account.ErrAccountNotActive):
 		// Only someone who knows the password learns this.

@@ -18,5 +18,8 @@ func httpsServer(n *provider.Node, tlsConf *tls.Config) *http.Server {
 	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(n.DB, func(ctx context.Context, start, end int64) ([][]byte, error) {
 		return evidence.Entries(ctx, n.DB.Q(), start, end)
 	})))
+	// The public liveness probe says nothing about the node; the operator's
+	// /healthz, on the metrics listener, says what is checked.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	return &http.Server{Handler: mux, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second}
 }

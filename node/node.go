@@ -90,6 +90,7 @@ func (r *Running) start(ctx context.Context) error {
 	sub := submission.New(n.Mailbox, n.Accounts, n.ESign, tlsConf, submission.Options{
 		Hostname: cfg.SMTP.Hostname, Domain: cfg.Provider.Domain, MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		MaxRecipients: cfg.SMTP.MaxRecipients, MaxTotalBytes: cfg.SMTP.MaxTotalBytes, Logger: n.Logger,
+		Metrics: submission.NewMetrics(n.Metrics),
 	})
 	r.closers = append(r.closers, sub.Close)
 	if err := r.listen("smtp.submission", cfg.SMTP.Submission, &r.Endpoints.Submission, sub.ServeSTARTTLS); err != nil {
@@ -100,7 +101,8 @@ func (r *Running) start(ctx context.Context) error {
 	}
 
 	im := imapd.New(n.Mailbox, n.Accounts, tlsConf, imapd.Options{
-		MaxMessageBytes: cfg.SMTP.MaxMessageBytes, Logger: n.Logger, Hostname: cfg.SMTP.Hostname})
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes, Logger: n.Logger, Hostname: cfg.SMTP.Hostname,
+		Metrics: imapd.NewMetrics(n.Metrics)})
 	r.closers = append(r.closers, im.Close)
 	if err := r.listen("imap.listen", cfg.IMAP.Listen, &r.Endpoints.IMAP, im.ServeSTARTTLS); err != nil {
 		return err
@@ -111,7 +113,18 @@ func (r *Running) start(ctx context.Context) error {
 
 	hs := httpsServer(n, tlsConf)
 	r.closers = append(r.closers, hs.Close)
-	return r.listen("http.listen", cfg.HTTP.Listen, &r.Endpoints.HTTPS, func(l net.Listener) error { return hs.ServeTLS(l, "", "") })
+	if err := r.listen("http.listen", cfg.HTTP.Listen, &r.Endpoints.HTTPS, func(l net.Listener) error { return hs.ServeTLS(l, "", "") }); err != nil {
+		return err
+	}
+
+	if cfg.Metrics.Listen != "" {
+		ms := operatorServer(n)
+		r.closers = append(r.closers, ms.Close)
+		if err := r.listen("metrics.listen", cfg.Metrics.Listen, &r.Endpoints.Metrics, ms.Serve); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // listen opens addr (the configuration key what) and serves it with serve

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/config"
@@ -54,6 +56,10 @@ type Node struct {
 	TSARoots     *x509.CertPool
 	Logger       *slog.Logger
 	Now          func() time.Time
+	// Metrics is the node's Prometheus registry: the services register
+	// their metrics on it, and package node serves it. Never the global
+	// default registry, so that several nodes may share a process.
+	Metrics *prometheus.Registry
 }
 
 // OpenAdmin opens what administrative commands need: the store, the
@@ -78,6 +84,9 @@ func OpenAdmin(ctx context.Context, cfg *config.Config) (*Admin, error) {
 type Options struct {
 	Now    func() time.Time // the clock of evidence, deadlines and time stamps
 	Logger *slog.Logger
+	// Metrics, when set, is the registry the node's metrics go to; a new
+	// one otherwise.
+	Metrics *prometheus.Registry
 }
 
 // Open opens a whole node: store, content store, keys, the evidence log and
@@ -107,6 +116,10 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		n.Now = time.Now
 	}
 	n.Accounts.Now = n.Now
+	n.Metrics = o.Metrics
+	if n.Metrics == nil {
+		n.Metrics = prometheus.NewRegistry()
+	}
 	var err error
 	if n.Cert, err = pki.LoadIssued(cfg.Path(cfg.Keys.Cert), cfg.Path(cfg.Keys.Key)); err != nil {
 		return fmt.Errorf("keys.cert / keys.key: %w", err)
@@ -122,6 +135,7 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	if err := n.openTSA(); err != nil {
 		return err
 	}
+	n.TSA = newStampMetrics(n.TSA, n.Metrics)
 	if n.Log, err = tlog.Open(ctx, n.DB, cfg.Log.BatchSize); err != nil {
 		return err
 	}
@@ -135,7 +149,7 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		return err
 	}
 	n.Issuer = &evidence.IssuerService{Signer: evSigner, Log: n.Log, Now: n.Now, PolicyID: cfg.Provider.Policy, Dict: dict,
-		Issuer: evidence.Issuer{Name: cfg.Provider.Name, Domain: cfg.Provider.Domain, Country: "TR"}}
+		Issuer: evidence.Issuer{Name: cfg.Provider.Name, Domain: cfg.Provider.Domain, Country: "TR"}, Metrics: evidence.NewMetrics(n.Metrics)}
 	loc, err := time.LoadLocation(cfg.Timing.TimeZone)
 	if err != nil {
 		return fmt.Errorf("timing.time_zone: %w", err)
@@ -145,8 +159,9 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		Policy: mailbox.Policy{Standart: cfg.Timing.DeemedReadStandart.Duration, EYazisma: cfg.Timing.DeemedReadEYazisma.Duration,
 			ETebligatDays: cfg.Timing.DeemedReadETebligat, Location: loc},
 		SignerKey: n.Cert.Key, SignerCert: n.Cert.Cert, SignerChain: n.SigningChain(),
-		Bundle: n.Bundle, Now: n.Now, Log: n.Logger,
+		Bundle: n.Bundle, Now: n.Now, Log: n.Logger, Metrics: mailbox.NewMetrics(n.Metrics),
 	}
+	n.Metrics.MustRegister(logCollector{n}, mailbox.QueueCollector(n.Mailbox))
 	return nil
 }
 

@@ -54,6 +54,7 @@ type Options struct {
 	MaxTotalBytes   int64 // size × recipients
 	Directory       Directory
 	Logger          *slog.Logger
+	Metrics         *Metrics // nil counts nothing
 }
 
 // Server is the submission service.
@@ -146,6 +147,7 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
 		remote = addr.IP.String()
 	}
+	b.s.opts.Metrics.session()
 	return &session{s: b.s, conn: c, remote: remote}, nil
 }
 
@@ -168,10 +170,12 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		p, err := ss.s.accounts.Authenticate(context.Background(), username, password, ss.remote)
 		switch {
 		case errors.Is(err, account.ErrThrottled):
+			ss.s.opts.Metrics.authFailed()
 			return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many failed logins; try again later"}
 		case errors.Is(err, account.ErrAccountNotActive):
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "The account is not active; contact your provider"}
 		case err != nil:
+			ss.s.opts.Metrics.authFailed()
 			return smtp.ErrAuthFailed
 		}
 		ss.p, ss.authAt = p, time.Now().UTC()
@@ -233,7 +237,7 @@ func (ss *session) Data(r io.Reader) error {
 		data, err = buf.Bytes(), nil
 	case err == nil:
 		if w, err = ss.s.mb.Blobs.Create(); err != nil {
-			return tempFail(err)
+			return ss.tempFail(err)
 		}
 		w.Write(buf.Bytes())
 		buf = bytes.Buffer{}
@@ -272,7 +276,7 @@ func (ss *session) Data(r io.Reader) error {
 		digest, gen, err = ss.s.mb.Blobs.PutDeferred(data)
 	}
 	if err != nil {
-		return tempFail(err)
+		return ss.tempFail(err)
 	}
 	msg, rec, err := ss.s.mb.Accept(ctx, &mailbox.Submission{
 		Sender: in.sender, Operator: ss.p.Operator, Original: digest, Size: in.size, BlobGen: gen, From: in.from,
@@ -281,14 +285,16 @@ func (ss *session) Data(r io.Reader) error {
 	})
 	if err != nil {
 		ss.s.opts.Logger.Error("accept", "err", err)
-		return tempFail(err)
+		return ss.tempFail(err)
 	}
+	ss.s.opts.Metrics.accept()
 	ss.s.opts.Logger.Info("accepted", "evidence", rec.Evidence.ID, "ileti", msg.IletiID, "recipients", len(in.recipients), "size", in.size)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
 		Message: "Accepted: KEP evidence " + rec.Evidence.ID + " (iletiID " + msg.IletiID + ")"}
 }
 
-func tempFail(err error) error {
+func (ss *session) tempFail(err error) error {
+	ss.s.opts.Metrics.refuse("temporary")
 	return &smtp.SMTPError{Code: 451, EnhancedCode: codeTempFail, Message: "The message could not be stored; nothing was accepted, try again (" + truncate(err.Error(), 120) + ")"}
 }
 
@@ -318,6 +324,7 @@ func (ss *session) reject(ctx context.Context, in *inspected, ref *Refusal) {
 	if _, err := ss.s.mb.Reject(ctx, rj); err != nil {
 		ss.s.opts.Logger.Error("rejection evidence", "err", err)
 	}
+	ss.s.opts.Metrics.refuse(ref.Reason.Code)
 	ss.s.opts.Logger.Info("rejected", "reason", ref.Reason.Code)
 }
 

@@ -67,6 +67,7 @@ func New(t testing.TB, d store.Dialect) *World {
 		c.Log.BatchSize = 256
 		c.SMTP.Submission, c.SMTP.Submissions = "127.0.0.1:0", "127.0.0.1:0"
 		c.IMAP.Listen, c.IMAP.ListenTLS, c.HTTP.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		c.Metrics.Listen = "127.0.0.1:0"
 	}})
 	if err != nil {
 		t.Fatal(err)
