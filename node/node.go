@@ -111,9 +111,9 @@ func (r *Running) start(ctx context.Context) error {
 		return err
 	}
 
-	hs := httpsServer(n, tlsConf)
+	hs := httpsServer(n, tlsConf, defaultHTTPSLimits)
 	r.closers = append(r.closers, hs.Close)
-	if err := r.listen("http.listen", cfg.HTTP.Listen, &r.Endpoints.HTTPS, func(l net.Listener) error { return hs.ServeTLS(l, "", "") }); err != nil {
+	if err := r.listen("http.listen", cfg.HTTP.Listen, &r.Endpoints.HTTPS, func(l net.Listener) error { return serveHTTPS(hs, l, defaultHTTPSLimits) }); err != nil {
 		return err
 	}
 
