@@ -59,7 +59,9 @@ func TestHTTPSTimeouts(t *testing.T) {
 		{"handshake: silent", false, func(c net.Conn) {}, lim.readHeader},
 		{"handshake: trickled ClientHello", false, func(c net.Conn) { trickleBytes(c, hello, step) }, lim.readHeader},
 		{"headers: silent", true, func(c net.Conn) {}, lim.readHeader},
-		{"headers: trickled", true, func(c net.Conn) { trickleBytes(c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaa", step) }, lim.readHeader},
+		{"headers: trickled", true, func(c net.Conn) {
+			trickleBytes(c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaa", step)
+		}, lim.readHeader},
 		{"keep-alive: idle", true, func(c net.Conn) {
 			io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
 			r := bufio.NewReader(c)
