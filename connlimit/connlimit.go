@@ -292,11 +292,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if err != nil && isTimeout(err) {
 		c.mu.Lock()
 		first := c.timedOut == nil
-		c.timedOut = err
 		phase := c.phase
 		if !c.sessionEnd.IsZero() && !time.Now().Before(c.sessionEnd) {
 			phase = "session"
 		}
+		err = &TimeoutError{Phase: phase, err: err}
+		c.timedOut = err
 		c.mu.Unlock()
 		if first && c.l.OnTimeout != nil {
 			c.l.OnTimeout(c, phase)
@@ -304,6 +305,18 @@ func (c *Conn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// TimeoutError is a read that met a deadline. Its text names the phase
+// and nothing of the connection (libraries put it in replies).
+type TimeoutError struct {
+	Phase string
+	err   error
+}
+
+func (e *TimeoutError) Error() string   { return "timed out (" + e.Phase + ")" }
+func (e *TimeoutError) Unwrap() error   { return e.err }
+func (e *TimeoutError) Timeout() bool   { return true }
+func (e *TimeoutError) Temporary() bool { return true }
 
 // TimedOut reports whether a read timed out, and in which phase.
 func (c *Conn) TimedOut() bool {

@@ -204,6 +204,15 @@ func TestTimeouts(t *testing.T) {
 			c.cmd("AUTH PLAIN", "334")
 			unended(c.conn, plainAuth)
 		}, lim.Command, "421 4.4.2 Timed out in the middle of a line"},
+		{"data: trickled BDAT chunk", true, func(c *rawClient) {
+			c.reply()
+			c.cmd("EHLO client.example", "250")
+			c.cmd("AUTH PLAIN "+plainAuth, "235")
+			c.cmd("MAIL FROM:<"+A+">", "250")
+			c.cmd("RCPT TO:<"+A+">", "250")
+			io.WriteString(c.conn, "BDAT 1000 LAST\r\n")
+			trickle(c.conn, "From: "+A+"\r\nSubject: slow\r\n\r\nQUIT\r\n", step)
+		}, lim.Data, "421 4.4.2"},
 		{"data: trickled message", true, func(c *rawClient) {
 			c.reply()
 			c.cmd("EHLO client.example", "250")
@@ -227,11 +236,15 @@ func TestTimeouts(t *testing.T) {
 			c := dialRawAt(t, addr, implicitTLS)
 			tt.setup(c)
 			got, took := c.rest()
+			t.Logf("server said %q after %v", got, took)
 			if tt.reply != "" && !strings.Contains(got, tt.reply) {
 				t.Errorf("got %q, want %q", got, tt.reply)
 			}
 			// The library may answer a half line's syntax (500, 501);
 			// nothing in it may act: no login, no transaction step.
+			if strings.Contains(got, "i/o timeout") || strings.Contains(got, "127.0.0.1") {
+				t.Errorf("internal detail in a reply: %q", got)
+			}
 			for _, acted := range []string{"221 ", "235 ", "250 ", "354 ", "535 "} {
 				if strings.Contains(got, acted) {
 					t.Errorf("the half-sent input ran as a command: %q", got)
