@@ -66,7 +66,9 @@ func (s *Server) limit(l net.Listener, implicitTLS bool) net.Listener {
 		if why == connlimit.TooManyPerAddr {
 			text = fmt.Sprintf("too many connections from your address (%d at once); close some and try again", lim.MaxPerAddr)
 		}
-		s.opts.Logger.Warn("smtp connection refused", "server", "smtp", "remote", c.RemoteAddr().String(), "limit", string(why))
+		// Info, not Warn: a flood would fill the log; the metric counts.
+		remote, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+		s.opts.Logger.Info("smtp connection refused", "server", "smtp", "remote", remote, "limit", string(why))
 		reply := []byte(fmt.Sprintf("421 4.7.0 %s Service not available: %s\r\n", s.opts.Hostname, text))
 		if implicitTLS {
 			connlimit.RefuseTLS(c, s.tls, reply)
