@@ -43,6 +43,7 @@ type Config struct {
 	SMTP     SMTP     `toml:"smtp"`
 	IMAP     IMAP     `toml:"imap"`
 	HTTP     HTTP     `toml:"http"`
+	Metrics  Metrics  `toml:"metrics"`
 	Accounts Accounts `toml:"accounts"`
 	Timing   Timing   `toml:"timing"`
 
@@ -118,6 +119,11 @@ type HTTP struct {
 	Listen string `toml:"listen"`
 }
 
+// Metrics configures the operator's listener: /metrics and /healthz.
+type Metrics struct {
+	Listen string `toml:"listen"` // plain HTTP; keep it on loopback or a private network; empty turns it off
+}
+
 // Accounts holds account defaults.
 type Accounts struct {
 	DefaultQuota int64 `toml:"default_quota"`
@@ -144,6 +150,7 @@ func Default(dir, provider, domain string) *Config {
 			MaxMessageBytes: 100 << 20, MaxRecipients: 100, MaxTotalBytes: 1 << 30},
 		IMAP:     IMAP{Listen: "127.0.0.1:143", ListenTLS: "127.0.0.1:993"},
 		HTTP:     HTTP{Listen: "127.0.0.1:8443"},
+		Metrics:  Metrics{Listen: "127.0.0.1:9464"},
 		Accounts: Accounts{DefaultQuota: 100 << 20},
 		Timing:   Timing{DeemedReadStandart: Duration{24 * time.Hour}, DeemedReadETebligat: 5, DeemedReadEYazisma: Duration{24 * time.Hour}, TimeZone: "Europe/Istanbul"},
 		Dir:      dir,

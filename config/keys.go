@@ -42,6 +42,7 @@ var Sections = []Section{
 	{Name: "smtp"},
 	{Name: "imap"},
 	{Name: "http"},
+	{Name: "metrics"},
 	{Name: "accounts"},
 	{Name: "timing"},
 }
@@ -140,6 +141,10 @@ var KeyTable = []Key{
 	{Section: "http", Name: "listen", Type: "host:port",
 		Comment: "HTTPS: the public log endpoints (checkpoint, tiles); later the web and API.",
 		Doc:     "HTTPS (TLS 1.2+, the provider certificate): the public log endpoints `/log/checkpoint`, `/log/tile/…` and `/healthz` (evidence.md, section 6). There is no web mail and no REST API yet."},
+
+	{Section: "metrics", Name: "listen", Type: "host:port", Note: " (`kep demo`: `127.0.0.1:19464`)",
+		Comment: "Prometheus metrics (/metrics) and the health check (/healthz), over plain\nHTTP: keep it on loopback or a private network. Empty turns it off.",
+		Doc:     "the operator's plain-HTTP listener: `/metrics` (Prometheus text format) and `/healthz` (JSON: `status`, each check, a few facts; 503 when a check fails). Keep it on loopback or a private network. Empty turns it off. deployment.md, \"Monitoring\", lists the metrics."},
 
 	{Section: "accounts", Name: "default_quota", Type: "integer", Note: " (100 MiB)",
 		Comment: "Mailbox quota of new accounts, in bytes (100 MB).",

@@ -24,7 +24,7 @@ import (
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/identity"
-	"github.com/kephs/kep/imapd"
+	"github.com/kephs/kep/node"
 	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/tsa"
@@ -46,14 +46,14 @@ type Info struct {
 
 // ProviderInfo describes one provider of the world.
 type ProviderInfo struct {
-	ID          string             `json:"id"`
-	Domain      string             `json:"domain"`
-	Config      string             `json:"config"`
-	Endpoints   provider.Endpoints `json:"endpoints"`
-	Certificate string             `json:"certificate"` // the provider's signing and TLS certificate (PEM)
-	CA          string             `json:"ca"`          // the CA that issued it: trust anchor for evidence and TLS
-	LogKey      string             `json:"log_key"`     // verifier key of the evidence log (C2SP signed note)
-	LogURL      string             `json:"log_url"`     // C2SP tlog-tiles base URL (checkpoint, tile/…)
+	ID          string         `json:"id"`
+	Domain      string         `json:"domain"`
+	Config      string         `json:"config"`
+	Endpoints   node.Endpoints `json:"endpoints"`
+	Certificate string         `json:"certificate"` // the provider's signing and TLS certificate (PEM)
+	CA          string         `json:"ca"`          // the CA that issued it: trust anchor for evidence and TLS
+	LogKey      string         `json:"log_key"`     // verifier key of the evidence log (C2SP signed note)
+	LogURL      string         `json:"log_url"`     // C2SP tlog-tiles base URL (checkpoint, tile/…)
 }
 
 // TSAInfo describes the development time-stamp authority.
@@ -124,8 +124,8 @@ type Options struct {
 // World is a running demo world.
 type World struct {
 	Info    *Info
-	Nodes   []*provider.Node
-	running []*provider.Running
+	Nodes   []*provider.Node // the providers' cores
+	running []*node.Running
 	tsaSrv  *http.Server
 }
 
@@ -139,9 +139,6 @@ func (w *World) Close() error {
 	for _, r := range w.running {
 		errs = append(errs, r.Close())
 	}
-	for _, n := range w.Nodes {
-		errs = append(errs, n.Close())
-	}
 	if w.tsaSrv != nil {
 		errs = append(errs, w.tsaSrv.Close())
 	}
@@ -149,8 +146,8 @@ func (w *World) Close() error {
 }
 
 // preferred ports of the first provider (hs01): submission, submissions,
-// imap, imaps, https, and the TSA.
-var preferred = []int{10587, 10465, 10143, 10993, 10443, 10318}
+// imap, imaps, https, the TSA, and metrics.
+var preferred = []int{10587, 10465, 10143, 10993, 10443, 10318, 19464}
 
 func pickAddr(fixed bool, port int) string {
 	if fixed {
@@ -232,16 +229,12 @@ func (w *World) start(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		n, err := provider.Open(ctx, cfg, provider.Options{Logger: o.Logger})
-		if err != nil {
-			return err
-		}
-		w.Nodes = append(w.Nodes, n)
-		r, err := n.Start(ctx)
+		r, err := node.Open(ctx, cfg, provider.Options{Logger: o.Logger})
 		if err != nil {
 			return fmt.Errorf("%s: %w (is another kep demo running?)", p.Domain, err)
 		}
 		w.running = append(w.running, r)
+		w.Nodes = append(w.Nodes, r.Core)
 		p.Endpoints = r.Endpoints
 		p.LogURL = "https://" + r.Endpoints.HTTPS + "/log/"
 	}
@@ -313,6 +306,7 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 			c.IMAP.Listen = pickAddr(o.Ports, preferred[2])
 			c.IMAP.ListenTLS = pickAddr(o.Ports, preferred[3])
 			c.HTTP.Listen = pickAddr(o.Ports, preferred[4])
+			c.Metrics.Listen = pickAddr(o.Ports, preferred[6])
 			c.Log.CheckpointInterval = config.Duration{Duration: time.Second}
 			c.SMTP.Hostname = "localhost"
 			if o.Quota > 0 {
@@ -483,14 +477,4 @@ func Load(dir string) (*Info, error) {
 		return nil, fmt.Errorf("no demo world in %s: start one with `kep demo --dir %s`", dir, dir)
 	}
 	return info, err
-}
-
-// The IMAP server is wired into every node this program starts (`kep
-// demo`, `kep serve`): package provider cannot import imapd itself, whose
-// tests start provider nodes.
-func init() {
-	provider.IMAPFactory = func(n *provider.Node) provider.ProtocolServer {
-		return imapd.New(n.Mailbox, n.Accounts, n.TLSConfig(), imapd.Options{
-			MaxMessageBytes: n.Config.SMTP.MaxMessageBytes, Logger: n.Logger, Hostname: n.Config.SMTP.Hostname})
-	}
 }

@@ -59,7 +59,8 @@ type IssuerService struct {
 	PolicyID string
 	Now      func() time.Time
 	// Dict compresses stored evidence (EnsureDict); nil stores it raw.
-	Dict *Dict
+	Dict    *Dict
+	Metrics *Metrics // nil counts nothing
 }
 
 // ErrAlreadyIssued is returned when the store already holds a delivery or
@@ -132,6 +133,7 @@ func (s *IssuerService) Issue(ctx context.Context, recs []*Record, write func(ct
 		}
 		return nil
 	})
+	s.Metrics.count(recs, err)
 	return err
 }
 

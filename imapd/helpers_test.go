@@ -21,12 +21,8 @@ import (
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/pki"
-	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/provider/providertest"
 )
-
-// The node runs the server through provider.IMAPFactory.
-var _ provider.ProtocolServer = (*Server)(nil)
 
 // recorder keeps the server's warnings and errors; a recovered panic fails
 // the test.

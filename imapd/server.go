@@ -113,6 +113,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Hostname names this server in logs.
 	Hostname string
+	Metrics  *Metrics // nil counts nothing
 }
 
 // Server is the IMAP server of a provider node.

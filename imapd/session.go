@@ -76,6 +76,7 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 			remote = h
 		}
 	}
+	s.opts.Metrics.session()
 	return &session{srv: s, conn: c, remote: remote, ctx: ctx, cancel: cancel}, nil, nil
 }
 
@@ -110,10 +111,12 @@ func (s *session) Login(username, password string) error {
 	case err == nil:
 	case errors.Is(err, account.ErrThrottled):
 		log.Warn("imap login throttled")
+		s.srv.opts.Metrics.authFailed()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
 			Text: fmt.Sprintf("Too many failed logins for this user from your address: try again in %s", account.RetryAfter(err))}
 	case errors.Is(err, account.ErrBadCredentials):
 		log.Info("imap login failed")
+		s.srv.opts.Metrics.authFailed()
 		return imapserver.ErrAuthFailed
 	case errors.Is(err, account.ErrAccountNotActive):
 		// Only someone who knows the password learns this.

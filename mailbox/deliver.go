@@ -131,6 +131,7 @@ func (s *Service) deliverOrRetry(ctx context.Context, id int64, ds []*Delivery, 
 			return // delivered already: the store refused doing it twice
 		}
 		s.Log.Error("deliver message", "message", id, "err", err)
+		s.Metrics.retried(len(ds))
 		// Through the log's group commit, like every frequent write, so that
 		// writers never queue on the database lock behind one another.
 		_, _ = s.Issuer.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error {
@@ -319,6 +320,7 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 	if err != nil {
 		return err
 	}
+	s.Metrics.delivered(outs)
 	s.deleteBlobs(unused)
 	for _, n := range notify {
 		s.Hub.Notify(n[0], n[1])

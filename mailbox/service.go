@@ -72,6 +72,8 @@ type Service struct {
 	Now    func() time.Time
 	Log    *slog.Logger
 	Hub    *Hub
+	// Metrics counts deliveries (nil counts nothing).
+	Metrics *Metrics
 
 	wake     chan struct{}
 	initOnce sync.Once

@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/blob"
@@ -23,14 +26,25 @@ import (
 	"github.com/kephs/kep/tsa"
 )
 
-// Node is one provider node: its configuration, store and services.
-type Node struct {
+// Admin is the administrative view of a provider: what commands that
+// manage accounts and read the store need, and nothing that signs or
+// serves. Every field is set by OpenAdmin.
+type Admin struct {
 	Config   *config.Config
 	DB       *store.DB
 	ESign    *identity.TrustStore
 	Accounts *account.Service
+}
 
-	// Set by Open (not by OpenAdmin).
+// Close releases the store.
+func (a *Admin) Close() error { return a.DB.Close() }
+
+// Node is one provider node's core: its configuration, store, keys and
+// services, with every field set by Open. The protocol front-ends that
+// serve it are assembled above it (package node), never here.
+type Node struct {
+	*Admin
+
 	Cert         *pki.Issued // the provider's signing and TLS certificate
 	Blobs        *blob.Store
 	Log          *tlog.Log
@@ -39,15 +53,18 @@ type Node struct {
 	Issuer       *evidence.IssuerService
 	Mailbox      *mailbox.Service
 	TSA          tlog.Stamper
-	DevTSA       *tsa.Server // the in-process development TSA, when tsa.url is empty
 	TSARoots     *x509.CertPool
 	Logger       *slog.Logger
 	Now          func() time.Time
+	// Metrics is the node's Prometheus registry: the services register
+	// their metrics on it, and package node serves it. Never the global
+	// default registry, so that several nodes may share a process.
+	Metrics *prometheus.Registry
 }
 
 // OpenAdmin opens what administrative commands need: the store, the
 // e-signature trust store and the account service.
-func OpenAdmin(ctx context.Context, cfg *config.Config) (*Node, error) {
+func OpenAdmin(ctx context.Context, cfg *config.Config) (*Admin, error) {
 	db, err := store.Open(ctx, cfg.DSN())
 	if err != nil {
 		return nil, err
@@ -57,27 +74,31 @@ func OpenAdmin(ctx context.Context, cfg *config.Config) (*Node, error) {
 		db.Close()
 		return nil, fmt.Errorf("esign.trust_anchors: %w", err)
 	}
-	n := &Node{Config: cfg, DB: db, ESign: trust, Logger: slog.Default()}
-	n.Accounts = &account.Service{DB: db, Trust: trust, Provider: cfg.Provider.ID, Domain: cfg.Provider.Domain,
+	a := &Admin{Config: cfg, DB: db, ESign: trust}
+	a.Accounts = &account.Service{DB: db, Trust: trust, Provider: cfg.Provider.ID, Domain: cfg.Provider.Domain,
 		Quota: cfg.Accounts.DefaultQuota, Limiter: account.NewLimiter(db, nil)}
-	return n, nil
+	return a, nil
 }
 
 // Options adjust a node for tests and the demo.
 type Options struct {
 	Now    func() time.Time // the clock of evidence, deadlines and time stamps
 	Logger *slog.Logger
+	// Metrics, when set, is the registry the node's metrics go to; a new
+	// one otherwise.
+	Metrics *prometheus.Registry
 }
 
 // Open opens a whole node: store, content store, keys, the evidence log and
 // its checkpoints, the time-stamp authority, the evidence issuer and the
-// mailboxes. Run starts its background work; the protocol servers are
-// started by their packages over the node's services.
+// mailboxes. Run starts its background work; package node assembles the
+// protocol servers over the node's services.
 func Open(ctx context.Context, cfg *config.Config, o Options) (*Node, error) {
-	n, err := OpenAdmin(ctx, cfg)
+	a, err := OpenAdmin(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	n := &Node{Admin: a, Logger: slog.Default()}
 	if err := n.open(ctx, o); err != nil {
 		n.Close()
 		return nil, err
@@ -95,6 +116,10 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		n.Now = time.Now
 	}
 	n.Accounts.Now = n.Now
+	n.Metrics = o.Metrics
+	if n.Metrics == nil {
+		n.Metrics = prometheus.NewRegistry()
+	}
 	var err error
 	if n.Cert, err = pki.LoadIssued(cfg.Path(cfg.Keys.Cert), cfg.Path(cfg.Keys.Key)); err != nil {
 		return fmt.Errorf("keys.cert / keys.key: %w", err)
@@ -110,6 +135,7 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	if err := n.openTSA(); err != nil {
 		return err
 	}
+	n.TSA = newStampMetrics(n.TSA, n.Metrics)
 	if n.Log, err = tlog.Open(ctx, n.DB, cfg.Log.BatchSize); err != nil {
 		return err
 	}
@@ -123,7 +149,7 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		return err
 	}
 	n.Issuer = &evidence.IssuerService{Signer: evSigner, Log: n.Log, Now: n.Now, PolicyID: cfg.Provider.Policy, Dict: dict,
-		Issuer: evidence.Issuer{Name: cfg.Provider.Name, Domain: cfg.Provider.Domain, Country: "TR"}}
+		Issuer: evidence.Issuer{Name: cfg.Provider.Name, Domain: cfg.Provider.Domain, Country: "TR"}, Metrics: evidence.NewMetrics(n.Metrics)}
 	loc, err := time.LoadLocation(cfg.Timing.TimeZone)
 	if err != nil {
 		return fmt.Errorf("timing.time_zone: %w", err)
@@ -133,8 +159,9 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		Policy: mailbox.Policy{Standart: cfg.Timing.DeemedReadStandart.Duration, EYazisma: cfg.Timing.DeemedReadEYazisma.Duration,
 			ETebligatDays: cfg.Timing.DeemedReadETebligat, Location: loc},
 		SignerKey: n.Cert.Key, SignerCert: n.Cert.Cert, SignerChain: n.SigningChain(),
-		Bundle: n.Bundle, Now: n.Now, Log: n.Logger,
+		Bundle: n.Bundle, Now: n.Now, Log: n.Logger, Metrics: mailbox.NewMetrics(n.Metrics),
 	}
+	n.Metrics.MustRegister(logCollector{n}, mailbox.QueueCollector(n.Mailbox))
 	return nil
 }
 
@@ -185,7 +212,6 @@ func (n *Node) openTSA() error {
 	if err != nil {
 		return err
 	}
-	n.DevTSA = srv
 	n.TSA = serverStamper{srv}
 	return nil
 }
@@ -280,5 +306,18 @@ func (n *Node) Close() error {
 	if n.Log != nil {
 		n.Log.Close()
 	}
-	return n.DB.Close()
+	return n.Admin.Close()
+}
+
+// TLSConfig is the provider's server TLS configuration: its certificate
+// and chain, TLS 1.2 at least.
+func (n *Node) TLSConfig() *tls.Config {
+	chain := [][]byte{n.Cert.Cert.Raw}
+	for _, c := range n.Cert.Chain {
+		chain = append(chain, c.Raw)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: n.Cert.Key, Leaf: n.Cert.Cert}},
+		MinVersion:   tls.VersionTLS12,
+	}
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/blob"
+	"github.com/kephs/kep/connlimit"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/identity"
 	"github.com/kephs/kep/mailbox"
@@ -54,6 +55,8 @@ type Options struct {
 	MaxTotalBytes   int64 // size × recipients
 	Directory       Directory
 	Logger          *slog.Logger
+	Metrics         *Metrics // nil counts nothing
+	Limits          Limits   // zero fields take DefaultLimits
 }
 
 // Server is the submission service.
@@ -63,6 +66,11 @@ type Server struct {
 	trust    *identity.TrustStore
 	opts     Options
 	tls      *tls.Config
+
+	pool *connlimit.Pool // connections held, over both ports
+	// ctx ends when the service closes: AUTH and DATA work under it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	servers []*smtp.Server
@@ -83,7 +91,9 @@ func New(mb *mailbox.Service, accounts *account.Service, trust *identity.TrustSt
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Server{mb: mb, accounts: accounts, trust: trust, opts: o, tls: tlsConfig}
+	o.Limits.fill()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{mb: mb, accounts: accounts, trust: trust, opts: o, tls: tlsConfig, pool: connlimit.NewPool(), ctx: ctx, cancel: cancel}
 }
 
 func (s *Server) newSMTP() *smtp.Server {
@@ -91,8 +101,8 @@ func (s *Server) newSMTP() *smtp.Server {
 	srv.Domain = s.opts.Hostname
 	srv.MaxMessageBytes = s.opts.MaxMessageBytes
 	srv.MaxRecipients = s.opts.MaxRecipients
-	srv.MaxLineLength = 4000 // RFC 5322 §2.1.1 allows 998; some signers write longer base64 lines
-	srv.ReadTimeout = 5 * time.Minute
+	srv.MaxLineLength = 4000                // RFC 5322 §2.1.1 allows 998; some signers write longer base64 lines
+	srv.ReadTimeout = s.opts.Limits.Command // per line; connlimit keeps it within the phase and session
 	srv.WriteTimeout = time.Minute
 	srv.AllowInsecureAuth = false // AUTH is offered only after TLS
 	srv.EnableSMTPUTF8 = false
@@ -108,18 +118,20 @@ func (s *Server) newSMTP() *smtp.Server {
 func (s *Server) ServeSTARTTLS(l net.Listener) error {
 	srv := s.newSMTP()
 	srv.TLSConfig = s.tls
-	return srv.Serve(l)
+	return srv.Serve(s.limit(l, false))
 }
 
 // ServeTLS serves port 465: implicit TLS (RFC 8314 §3.3).
 func (s *Server) ServeTLS(l net.Listener) error {
 	srv := s.newSMTP()
 	srv.TLSConfig = s.tls
-	return srv.Serve(tls.NewListener(l, s.tls))
+	return srv.Serve(tls.NewListener(s.limit(l, true), s.tls))
 }
 
-// Close stops every listener and connection.
+// Close stops every listener and connection, and cancels the AUTH and
+// DATA work under way.
 func (s *Server) Close() error {
+	s.cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
@@ -141,19 +153,38 @@ const inMemory = 1 << 20
 
 type backend struct{ s *Server }
 
+// NewSession starts a session at EHLO (again after STARTTLS): the
+// handshake phase ends and commands follow.
 func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	remote := ""
 	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
 		remote = addr.IP.String()
 	}
-	return &session{s: b.s, conn: c, remote: remote}, nil
+	ss := &session{s: b.s, conn: c, remote: remote, lc: connlimit.Of(c.Conn())}
+	if ss.lc != nil && ss.lc.TimedOut() {
+		return nil, cutErr()
+	}
+	id := ""
+	if ss.lc != nil {
+		ss.lc.Phase("command", 0)
+		id = ss.lc.ID
+	}
+	ss.ctx, ss.cancel = context.WithCancel(b.s.ctx)
+	// Every line of the session names its connection; no user name, no
+	// address of the message (personal data: a TCKN is a user name).
+	ss.log = b.s.opts.Logger.With("server", "smtp", "conn", id, "remote", remote)
+	return ss, nil
 }
 
-// session is one SMTP connection.
+// session is one SMTP session (one per EHLO after connecting or STARTTLS).
 type session struct {
 	s      *Server
 	conn   *smtp.Conn
+	lc     *connlimit.Conn // the connection under its limits (nil only in odd wiring)
 	remote string
+	log    *slog.Logger
+	ctx    context.Context // ends at Logout and when the service closes
+	cancel context.CancelFunc
 	p      *account.Principal
 	authAt time.Time
 
@@ -164,18 +195,38 @@ type session struct {
 func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
 
 func (ss *session) Auth(mech string) (sasl.Server, error) {
+	// As imapd's Login: failures never say whether the user exists, are
+	// throttled by account.Service, and are logged without the user name.
 	check := func(username, password string) error {
-		p, err := ss.s.accounts.Authenticate(context.Background(), username, password, ss.remote)
+		if err := ss.cut(); err != nil {
+			return err
+		}
+		p, err := ss.s.accounts.Authenticate(ss.ctx, username, password, ss.remote)
 		switch {
+		case err == nil:
 		case errors.Is(err, account.ErrThrottled):
+			ss.log.Warn("smtp login throttled")
+			ss.s.opts.Metrics.authFailed()
 			return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
 				Message: fmt.Sprintf("Too many failed logins for this user from your address; try again in %s", account.RetryAfter(err))}
-		case errors.Is(err, account.ErrAccountNotActive):
-			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "The account is not active; contact your provider"}
-		case err != nil:
+		case errors.Is(err, account.ErrBadCredentials):
+			ss.log.Info("smtp login failed")
+			ss.s.opts.Metrics.authFailed()
 			return smtp.ErrAuthFailed
+		case errors.Is(err, account.ErrAccountNotActive):
+			// Only someone who knows the password learns this.
+			ss.log.Info("smtp login to an inactive account")
+			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "The account is not active; contact your provider"}
+		default:
+			ss.log.Error("smtp login", "err", err)
+			return &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Authentication is temporarily unavailable; try again later"}
 		}
 		ss.p, ss.authAt = p, time.Now().UTC()
+		if p.Operator != nil {
+			ss.log.Info("smtp login", "operator", p.Operator.ID, "app_password", p.AppPassword != "")
+		} else {
+			ss.log.Info("smtp login", "account", p.Account.ID, "app_password", p.AppPassword != "")
+		}
 		return nil
 	}
 	switch mech {
@@ -193,6 +244,9 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if err := ss.cut(); err != nil {
+		return err
+	}
 	if ss.p == nil {
 		return smtp.ErrAuthRequired
 	}
@@ -202,6 +256,9 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := ss.cut(); err != nil {
+		return err
+	}
 	if ss.p == nil {
 		return smtp.ErrAuthRequired
 	}
@@ -213,15 +270,27 @@ func (ss *session) Reset() {
 	ss.from, ss.rcpt = "", nil
 }
 
-func (ss *session) Logout() error { return nil }
+func (ss *session) Logout() error {
+	ss.cancel()
+	return nil
+}
 
 // Data receives the message, streams it into the content store, runs the
 // access-point checks and accepts or rejects it.
 func (ss *session) Data(r io.Reader) error {
+	if err := ss.cut(); err != nil {
+		return err
+	}
 	if ss.p == nil {
 		return smtp.ErrAuthRequired
 	}
-	ctx := context.Background()
+	ctx := ss.ctx
+	if ss.lc != nil {
+		// The whole message within Limits.Data (and the session's bound),
+		// however slowly it trickles in.
+		ss.lc.Phase("data", ss.s.opts.Limits.Data)
+		defer ss.lc.Phase("command", 0)
+	}
 	// Messages up to inMemory bytes are read into memory and written to the
 	// content store in one go; larger ones stream into it and are read back
 	// once for the checks (a 100 MB message is never held twice).
@@ -234,7 +303,7 @@ func (ss *session) Data(r io.Reader) error {
 		data, err = buf.Bytes(), nil
 	case err == nil:
 		if w, err = ss.s.mb.Blobs.Create(); err != nil {
-			return tempFail(err)
+			return ss.tempFail(err)
 		}
 		w.Write(buf.Bytes())
 		buf = bytes.Buffer{}
@@ -251,7 +320,7 @@ func (ss *session) Data(r io.Reader) error {
 			ss.reject(ctx, &inspected{}, ref)
 			return ref.SMTP()
 		}
-		return err
+		return ss.readFailed(err)
 	}
 	in, ref := ss.inspect(data)
 	if ref != nil {
@@ -273,7 +342,7 @@ func (ss *session) Data(r io.Reader) error {
 		digest, gen, err = ss.s.mb.Blobs.PutDeferred(data)
 	}
 	if err != nil {
-		return tempFail(err)
+		return ss.tempFail(err)
 	}
 	msg, rec, err := ss.s.mb.Accept(ctx, &mailbox.Submission{
 		Sender: in.sender, Operator: ss.p.Operator, Original: digest, Size: in.size, BlobGen: gen, From: in.from,
@@ -281,23 +350,63 @@ func (ss *session) Data(r io.Reader) error {
 		AuthMethod: evidence.AuthSMTPCMS, AuthTime: ss.authAt,
 	})
 	if err != nil {
-		ss.s.opts.Logger.Error("accept", "err", err)
-		return tempFail(err)
+		return ss.tempFail(err)
 	}
-	ss.s.opts.Logger.Info("accepted", "evidence", rec.Evidence.ID, "ileti", msg.IletiID, "recipients", len(in.recipients), "size", in.size)
+	ss.s.opts.Metrics.accept()
+	ss.log.Info("accepted", "evidence", rec.Evidence.ID, "ileti", msg.IletiID, "recipients", len(in.recipients), "size", in.size)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
 		Message: "Accepted: KEP evidence " + rec.Evidence.ID + " (iletiID " + msg.IletiID + ")"}
 }
 
-func tempFail(err error) error {
-	return &smtp.SMTPError{Code: 451, EnhancedCode: codeTempFail, Message: "The message could not be stored; nothing was accepted, try again (" + truncate(err.Error(), 120) + ")"}
+// tempFail answers a failure of the provider's own (the store, the log):
+// nothing was accepted or refused, the client tries again. The reply
+// carries no internal error text; the log line, under the connection's
+// id, does.
+func (ss *session) tempFail(err error) error {
+	ss.s.opts.Metrics.refuse("temporary")
+	if ss.ctx.Err() != nil {
+		ss.log.Warn("message not stored: the service is shutting down", "err", err)
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "The service is shutting down; nothing was accepted, try again shortly"}
+	}
+	ss.log.Error("message not stored", "err", err)
+	return &smtp.SMTPError{Code: 451, EnhancedCode: codeTempFail, Message: "The message could not be stored; nothing was accepted, try again (connection " + ss.connID() + ")"}
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// readFailed answers a message whose bytes stopped arriving: after a
+// timeout the connection ends (connlimit reads nothing more, so the rest
+// of the message is never taken for commands).
+func (ss *session) readFailed(err error) error {
+	if ss.lc != nil && ss.lc.TimedOut() {
+		ss.lc.End()
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2},
+			Message: "The message did not arrive in time; nothing was accepted, closing the connection"}
 	}
-	return s
+	ss.log.Info("message not received", "err", err)
+	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 0}, Message: "The message could not be read; nothing was accepted, try again"}
+}
+
+// cut refuses to act on a line read when the connection timed out: the
+// SMTP library hands on the part of a line that arrived before a read
+// timeout as if it were whole (bufio.Reader.ReadLine), so every command
+// that acts checks this first, and a half-sent line never does anything.
+// The library's own answers to it (a syntax error) may still be written
+// before the connection closes.
+func cutErr() error {
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Timed out in the middle of a line; the line was not run, closing the connection"}
+}
+
+func (ss *session) cut() error {
+	if ss.lc != nil && ss.lc.TimedOut() {
+		return cutErr()
+	}
+	return nil
+}
+
+func (ss *session) connID() string {
+	if ss.lc != nil {
+		return ss.lc.ID
+	}
+	return "-"
 }
 
 // reject issues the rejection evidence (11) for a refused message.
@@ -317,9 +426,10 @@ func (ss *session) reject(ctx context.Context, in *inspected, ref *Refusal) {
 		rj.Recipients = ss.rcpt
 	}
 	if _, err := ss.s.mb.Reject(ctx, rj); err != nil {
-		ss.s.opts.Logger.Error("rejection evidence", "err", err)
+		ss.log.Error("rejection evidence", "err", err)
 	}
-	ss.s.opts.Logger.Info("rejected", "reason", ref.Reason.Code)
+	ss.s.opts.Metrics.refuse(ref.Reason.Code)
+	ss.log.Info("rejected", "reason", ref.Reason.Code)
 }
 
 // defaultSender is the account whose evidence folder receives a rejection

@@ -21,6 +21,7 @@ import (
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/internal/testtool"
 	"github.com/kephs/kep/mailbox"
+	"github.com/kephs/kep/node"
 	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/provider/providertest"
 )
@@ -33,7 +34,11 @@ type env struct {
 }
 
 func start(t *testing.T, w *providertest.World) *env {
-	r := w.Start()
+	r, err := node.Start(context.Background(), w.Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
 	return &env{w: w, r: r, sub: r.Endpoints.Submission, tls: r.Endpoints.Submissions}
 }
 

@@ -190,7 +190,7 @@ func configFlags(f *flags) func() (*config.Config, error) {
 }
 
 // openAdmin opens the store and services for an administrative command.
-func openAdmin(ctx context.Context, load func() (*config.Config, error)) (*provider.Node, error) {
+func openAdmin(ctx context.Context, load func() (*config.Config, error)) (*provider.Admin, error) {
 	cfg, err := load()
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/kephs/kep/node"
 	"github.com/kephs/kep/provider"
 )
 
@@ -29,21 +30,17 @@ func cmdServe(ctx context.Context, args []string) error {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	n, err := provider.Open(ctx, cfg, provider.Options{Logger: logger})
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	r, err := n.Start(ctx)
+	r, err := node.Open(ctx, cfg, provider.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
 	e := r.Endpoints
 	fmt.Printf("kep: %s serving\n  SMTP submission  %s (STARTTLS), %s (TLS)\n", cfg.Provider.Domain, e.Submission, e.Submissions)
-	if e.IMAP != "" {
-		fmt.Printf("  IMAP             %s (STARTTLS), %s (TLS)\n", e.IMAP, e.IMAPS)
-	}
+	fmt.Printf("  IMAP             %s (STARTTLS), %s (TLS)\n", e.IMAP, e.IMAPS)
 	fmt.Printf("  HTTPS            https://%s/log/checkpoint\n", e.HTTPS)
+	if e.Metrics != "" {
+		fmt.Printf("  metrics          http://%s/metrics, /healthz\n", e.Metrics)
+	}
 	<-ctx.Done()
 	return r.Close()
 }

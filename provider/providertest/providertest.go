@@ -67,6 +67,7 @@ func New(t testing.TB, d store.Dialect) *World {
 		c.Log.BatchSize = 256
 		c.SMTP.Submission, c.SMTP.Submissions = "127.0.0.1:0", "127.0.0.1:0"
 		c.IMAP.Listen, c.IMAP.ListenTLS, c.HTTP.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		c.Metrics.Listen = "127.0.0.1:0"
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -157,17 +158,6 @@ func OnSQLite(t *testing.T, fn func(t *testing.T, w *World)) {
 
 // Q is the node's database as a Querier.
 func (w *World) Q() store.Querier { return w.Node.DB.Q() }
-
-// Start serves the node's protocols on loopback ports until the test ends.
-func (w *World) Start() *provider.Running {
-	w.T.Helper()
-	r, err := w.Node.Start(context.Background())
-	if err != nil {
-		w.T.Fatal(err)
-	}
-	w.T.Cleanup(func() { r.Close() })
-	return r
-}
 
 // Company opens an active company account with a main operator (all
 // grants) and returns it with the operator as a Person (Account is the

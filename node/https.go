@@ -1,0 +1,59 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/kephs/kep/connlimit"
+	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/provider"
+	"github.com/kephs/kep/tlog"
+)
+
+// httpsLimits bound what one client can hold of the HTTPS server (issue 9,
+// "Connections and back-off"). net/http bounds the TLS handshake by the
+// smallest of the read-header, read and write timeouts.
+type httpsLimits struct {
+	readHeader time.Duration // TLS handshake, and a request's line and headers
+	read       time.Duration // a whole request, body included
+	write      time.Duration // a whole response
+	idle       time.Duration // a keep-alive connection waiting for its next request
+	maxConns   int           // connections held at once, in all
+	maxPerAddr int           // connections held at once from one IP address
+}
+
+var defaultHTTPSLimits = httpsLimits{readHeader: 10 * time.Second, read: 10 * time.Minute, write: 10 * time.Minute,
+	idle: 2 * time.Minute, maxConns: 2000, maxPerAddr: 100}
+
+// httpsServer is the node's public HTTPS server: the evidence log's
+// endpoints (C2SP tlog-tiles), later the API and the web.
+func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits) *http.Server {
+	mux := http.NewServeMux()
+	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(n.DB, func(ctx context.Context, start, end int64) ([][]byte, error) {
+		return evidence.Entries(ctx, n.DB.Q(), start, end)
+	})))
+	// The public liveness probe says nothing about the node; the operator's
+	// /healthz, on the metrics listener, says what is checked.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	return &http.Server{Handler: mux, TLSConfig: tlsConf, ReadHeaderTimeout: lim.readHeader, ReadTimeout: lim.read,
+		WriteTimeout: lim.write, IdleTimeout: lim.idle}
+}
+
+// serveHTTPS serves hs on l within the connection caps; a refused client
+// gets 503 with the reason, over TLS.
+func serveHTTPS(hs *http.Server, l net.Listener, lim httpsLimits) error {
+	ll := connlimit.Listen(l, connlimit.Limits{MaxConns: lim.maxConns, MaxPerAddr: lim.maxPerAddr}, nil)
+	ll.Refuse = func(c net.Conn, why connlimit.Refusal) {
+		text := fmt.Sprintf("Too many connections to this server (%d); try again in a minute.\n", lim.maxConns)
+		if why == connlimit.TooManyPerAddr {
+			text = fmt.Sprintf("Too many connections from your address (%d at once); close some and try again.\n", lim.maxPerAddr)
+		}
+		resp := fmt.Sprintf("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 60\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(text), text)
+		connlimit.RefuseTLS(c, hs.TLSConfig, []byte(resp))
+	}
+	return hs.ServeTLS(ll, "", "")
+}

@@ -1,0 +1,173 @@
+// Package node is in charge of assembling a running provider node: the
+// core (provider.Node: store, keys, evidence log, mailboxes) and the
+// front-ends that serve it — SMTP submission, IMAP, the HTTPS endpoints
+// and the operator's metrics listener — each constructed here, explicitly,
+// on the listeners the configuration names. It is the one place that
+// wiring lives: `kep serve`, `kep demo` and the tests that need servers all
+// call Open or Start, and no package sets another's behaviour from init().
+//
+// It sits above the front-ends (it imports submission and imapd, and will
+// import relay, api and web) so that none of them, nor the core, needs to
+// know about the others.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/kephs/kep/config"
+	"github.com/kephs/kep/imapd"
+	"github.com/kephs/kep/provider"
+	"github.com/kephs/kep/submission"
+)
+
+// Endpoints are the addresses a running node listens on.
+type Endpoints struct {
+	Submission  string `json:"smtp_submission"`   // 587-style, STARTTLS
+	Submissions string `json:"smtp_submissions"`  // 465-style, implicit TLS
+	IMAP        string `json:"imap"`              // 143-style, STARTTLS
+	IMAPS       string `json:"imaps"`             // 993-style, implicit TLS
+	HTTPS       string `json:"https"`             // log endpoints (checkpoint, tiles)
+	Metrics     string `json:"metrics,omitempty"` // plain HTTP: /metrics and /healthz, for the operator
+}
+
+// Running is a provider node serving its protocols. Every field is set.
+type Running struct {
+	Core      *provider.Node
+	Endpoints Endpoints
+
+	ownCore bool // Close closes Core (Open made it)
+	closers []func() error
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
+	once    sync.Once
+	err     error
+}
+
+// Open opens the provider node configured by cfg and starts it (Start);
+// Close stops the servers and closes the node.
+func Open(ctx context.Context, cfg *config.Config, o provider.Options) (*Running, error) {
+	core, err := provider.Open(ctx, cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	r, err := Start(ctx, core)
+	if err != nil {
+		core.Close()
+		return nil, err
+	}
+	r.ownCore = true
+	return r, nil
+}
+
+// Start listens on the addresses of core's configuration (port 0 picks a
+// free port), serves SMTP submission, IMAP, the HTTPS endpoints and the
+// metrics listener, and runs the node's background work, until Close. The
+// caller keeps ownership of core.
+func Start(ctx context.Context, core *provider.Node) (*Running, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Running{Core: core, cancel: cancel}
+	if err := r.start(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		core.Run(ctx)
+	}()
+	return r, nil
+}
+
+func (r *Running) start(ctx context.Context) error {
+	n, cfg := r.Core, r.Core.Config
+	tlsConf := n.TLSConfig()
+
+	sub := submission.New(n.Mailbox, n.Accounts, n.ESign, tlsConf, submission.Options{
+		Hostname: cfg.SMTP.Hostname, Domain: cfg.Provider.Domain, MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
+		MaxRecipients: cfg.SMTP.MaxRecipients, MaxTotalBytes: cfg.SMTP.MaxTotalBytes, Logger: n.Logger,
+		Metrics: submission.NewMetrics(n.Metrics),
+	})
+	r.closers = append(r.closers, sub.Close)
+	if err := r.listen("smtp.submission", cfg.SMTP.Submission, &r.Endpoints.Submission, sub.ServeSTARTTLS); err != nil {
+		return err
+	}
+	if err := r.listen("smtp.submissions", cfg.SMTP.Submissions, &r.Endpoints.Submissions, sub.ServeTLS); err != nil {
+		return err
+	}
+
+	im := imapd.New(n.Mailbox, n.Accounts, tlsConf, imapd.Options{
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes, Logger: n.Logger, Hostname: cfg.SMTP.Hostname,
+		Metrics: imapd.NewMetrics(n.Metrics)})
+	r.closers = append(r.closers, im.Close)
+	if err := r.listen("imap.listen", cfg.IMAP.Listen, &r.Endpoints.IMAP, im.ServeSTARTTLS); err != nil {
+		return err
+	}
+	if err := r.listen("imap.listen_tls", cfg.IMAP.ListenTLS, &r.Endpoints.IMAPS, im.ServeTLS); err != nil {
+		return err
+	}
+
+	hs := httpsServer(n, tlsConf, defaultHTTPSLimits)
+	r.closers = append(r.closers, hs.Close)
+	if err := r.listen("http.listen", cfg.HTTP.Listen, &r.Endpoints.HTTPS, func(l net.Listener) error { return serveHTTPS(hs, l, defaultHTTPSLimits) }); err != nil {
+		return err
+	}
+
+	if cfg.Metrics.Listen != "" {
+		ms := operatorServer(n)
+		r.closers = append(r.closers, ms.Close)
+		if err := r.listen("metrics.listen", cfg.Metrics.Listen, &r.Endpoints.Metrics, ms.Serve); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listen opens addr (the configuration key what) and serves it with serve
+// until Close, recording the address it got in *got.
+func (r *Running) listen(what, addr string, got *string, serve func(net.Listener) error) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: listen on %s: %w", what, addr, err)
+	}
+	*got = l.Addr().String()
+	r.closers = append(r.closers, func() error {
+		// The server closes it too; a second close is harmless.
+		if err := l.Close(); !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	})
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+			r.Core.Logger.Error("server stopped", "listener", what, "err", err)
+		}
+	}()
+	return nil
+}
+
+// Close stops the servers and the background work (and closes the core
+// when Open made it). It may be called more than once.
+func (r *Running) Close() error {
+	r.once.Do(func() {
+		r.cancel()
+		var errs []error
+		for _, c := range r.closers {
+			if err := c(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+				errs = append(errs, err)
+			}
+		}
+		r.wg.Wait()
+		if r.ownCore {
+			errs = append(errs, r.Core.Close())
+		}
+		r.err = errors.Join(errs...)
+	})
+	return r.err
+}
