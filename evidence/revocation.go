@@ -2,6 +2,7 @@ package evidence
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kephs/kep/revocation"
+	"github.com/kephs/kep/store"
 )
 
 // Revocation data in evidence (issue 9): an acceptance evidence (10) cites
@@ -120,4 +122,92 @@ func CheckRevocation(e *Evidence, data [][]byte) error {
 		}
 	}
 	return nil
+}
+
+// MemberRevocation names the bundle members carrying revocation data:
+// MemberRevocation + N + ".der", N = 1, 2, … in the order the evidence
+// cites them, each the exact bytes whose digest the evidence states.
+const MemberRevocation = "META-INF/revocation-"
+
+// CheckRevocationData is the name of the bundle check of revocation data.
+const CheckRevocationData = "revocation"
+
+func revocationMembers(data [][]byte) []bundleMember {
+	var out []bundleMember
+	for i, d := range data {
+		out = append(out, bundleMember{fmt.Sprintf("%s%d.der", MemberRevocation, i+1), d})
+	}
+	return out
+}
+
+func isRevocationMember(name string) bool {
+	n, ok := strings.CutPrefix(name, MemberRevocation)
+	if !ok {
+		return false
+	}
+	n, ok = strings.CutSuffix(n, ".der")
+	return ok && n != "" && strings.Trim(n, "0123456789") == "" && n[0] != '0'
+}
+
+// revocationFromMembers collects the revocation members, which must be
+// numbered 1, 2, … without a gap.
+func revocationFromMembers(got map[string][]byte) ([][]byte, error) {
+	n := 0
+	for name := range got {
+		if isRevocationMember(name) {
+			n++
+		}
+	}
+	out := make([][]byte, 0, n)
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("%s%d.der", MemberRevocation, i)
+		d, ok := got[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: revocation data must be numbered 1, 2, …; %q is missing", ErrBundle, name)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// checkRevocationMembers adds the revocation check to a bundle's report
+// when the evidence cites revocation data or the bundle carries some.
+func checkRevocationMembers(r *Report, e *Evidence, data [][]byte) {
+	refs, err := RevocationRefs(e)
+	if err == nil && len(refs) == 0 && len(data) == 0 {
+		return
+	}
+	if err == nil {
+		err = CheckRevocation(e, data)
+	}
+	detail := ""
+	if len(refs) > 0 {
+		detail = fmt.Sprintf("the %s data the evidence cites shows certificate serial %x not revoked at %s", refs[0].Kind, refs[0].Serial, e.EventTime.UTC().Format(time.RFC3339))
+	}
+	r.add(CheckRevocationData, err, detail)
+}
+
+// revocationData reads from the store the revocation data a signed
+// evidence document cites, in its order.
+func revocationData(ctx context.Context, q store.Querier, doc []byte) ([][]byte, error) {
+	if !bytes.Contains(doc, []byte(PropertyRevocation)) {
+		return nil, nil
+	}
+	e, err := Parse(doc)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := RevocationRefs(e)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, r := range refs {
+		d, err := revocation.Get(ctx, q, hex.EncodeToString(r.Digest))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d.DER)
+	}
+	return out, nil
 }

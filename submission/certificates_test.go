@@ -242,6 +242,9 @@ func TestRevocation(t *testing.T) {
 			t.Errorf("revocation data cited by evidence could be deleted")
 		}
 
+		// The bundle carries the data; `kep verify` checks it.
+		checkBundle(t, w, ayse.Account.ID)
+
 		// Revoked: refused, with rejection evidence naming the reason.
 		w.CA.Revoke(ali.Signer.Cert.SerialNumber, w.Clock.Now().Add(-time.Minute), 1)
 		o := submit(t, w, strict, ali, M, msg(ali))
@@ -276,4 +279,65 @@ func TestRevocation(t *testing.T) {
 			t.Errorf("certificate without revocation source: %+v", o)
 		}
 	})
+}
+
+// checkBundle checks that the bundle of the account's latest acceptance
+// carries the revocation data it cites, that it verifies, and that altered
+// or missing revocation data does not.
+func checkBundle(t *testing.T, w *providertest.World, accountID int64) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := w.Node.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	if err := w.Q().QueryRow(ctx, `SELECT MAX(seq) FROM evidence WHERE account_id = ? AND code = 10`, accountID).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	data, err := w.Node.Bundle(ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provCA, err := pki.LoadCertsPEM(w.Node.Config.Path("keys/provider-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(provCA[0])
+	anchors := evidence.Anchors{ProviderCAs: pool, TSACAs: w.Node.TSARoots, LogKeys: []string{w.Node.LogKey}}
+	rep := evidence.VerifyBundle(data, anchors, nil)
+	checked := false
+	for _, c := range rep.Checks {
+		checked = checked || (c.Name == evidence.CheckRevocationData && c.OK)
+	}
+	if !rep.Valid || !checked {
+		t.Fatalf("bundle with revocation data: valid %v, checks %+v", rep.Valid, rep.Checks)
+	}
+	b, err := evidence.ParseBundle(data)
+	if err != nil || len(b.Revocation) != 1 {
+		t.Fatalf("bundle carries %d revocation members (%v), want 1", len(b.Revocation), err)
+	}
+	good := b.Revocation
+	for _, tt := range []struct {
+		name string
+		rev  [][]byte
+	}{
+		{"altered", [][]byte{append(append([]byte(nil), good[0][:len(good[0])-1]...), good[0][len(good[0])-1]^1)}},
+		{"missing", nil},
+		{"an extra one", [][]byte{good[0], good[0][:len(good[0])-1]}},
+	} {
+		b.Revocation = tt.rev
+		altered, err := b.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := evidence.VerifyBundle(altered, anchors, nil)
+		failed := false
+		for _, c := range rep.Checks {
+			failed = failed || (c.Name == evidence.CheckRevocationData && !c.OK)
+		}
+		if rep.Valid || !failed {
+			t.Errorf("bundle with %s revocation data: valid %v, checks %+v", tt.name, rep.Valid, rep.Checks)
+		}
+	}
 }
