@@ -278,6 +278,10 @@ func TestRevocation(t *testing.T) {
 		if o := submit(t, w, strict, bare, M, msg(bare)); o.code != 550 || o.evidence != "11" || o.reason != "untrusted-certificate" {
 			t.Errorf("certificate without revocation source: %+v", o)
 		}
+		dev := serveWith(t, w, submission.RevocationPolicy{Checker: checker, AllowNoSource: true})
+		if o := submit(t, w, dev, bare, M, msg(bare)); o.code != 250 || o.evidence != "10" {
+			t.Errorf("certificate without revocation source, allowed: %+v", o)
+		}
 	})
 }
 

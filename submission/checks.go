@@ -55,6 +55,13 @@ type RevocationPolicy struct {
 	// By default such a message gets a temporary failure (451 4.7.5) and no
 	// rejection evidence: the sender did nothing wrong and may retry.
 	AcceptUnavailable bool
+	// AllowNoSource accepts, recording it as for AcceptUnavailable, a
+	// certificate that names neither an OCSP responder nor a CRL
+	// distribution point. By default it is refused (550, rejection
+	// evidence): a qualified certificate names at least one (ETSI EN
+	// 319 412-2 §4.3.11). Only for development CAs without revocation
+	// services (`kep init`'s).
+	AllowNoSource bool
 }
 
 // maxMIMEDepth is how deep multipart and message/rfc822 parts may nest.
@@ -241,6 +248,9 @@ func (ss *session) checkRevocation(ctx context.Context, in *inspected, cert *x50
 		}
 		in.properties = append(in.properties, evidence.RevocationRefFor(res.Data.Kind, res.Data.DER, cert.SerialNumber).Property())
 		return refuse(550, codeCrypto, reasonCertificateRevoked, "The signing certificate was revoked: %v. Sign with a valid certificate; your e-signature provider (ESHS) can tell you why it was revoked.", err)
+	case errors.Is(err, revocation.ErrNoSource) && pol.AllowNoSource:
+		in.properties = append(in.properties, evidence.Property{Name: evidence.PropertyRevocationUnavailable, Value: truncate(err.Error(), 500)})
+		return nil
 	case errors.Is(err, revocation.ErrNoSource):
 		// ETSI EN 319 412-2 §4.3.11: a qualified certificate names at
 		// least one CRL distribution point or OCSP responder.
