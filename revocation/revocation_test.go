@@ -217,6 +217,18 @@ func TestOpenSSL(t *testing.T) {
 	if out := ocspStatus(); !strings.Contains(out, certPEM+": revoked") || !strings.Contains(out, "keyCompromise") {
 		t.Errorf("openssl ocsp, after revocation:\n%s", out)
 	}
+	// The OCSP response the checker keeps (what a bundle carries) checks by
+	// hand, as docs/certificates.md says.
+	res, err := revocation.New(revocation.Options{}).Check(context.Background(), w.signer.Cert, w.ca.Cert, time.Now())
+	if !errors.Is(err, revocation.ErrRevoked) {
+		t.Fatalf("Check = %v", err)
+	}
+	respin := filepath.Join(dir, "revocation-1.der")
+	os.WriteFile(respin, res.Data.DER, 0o600)
+	out, err := exec.Command("openssl", "ocsp", "-respin", respin, "-issuer", caPEM, "-CAfile", caPEM, "-resp_text").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Response verify OK") || !strings.Contains(string(out), "Cert Status: revoked") {
+		t.Errorf("openssl ocsp -respin: %v\n%s", err, out)
+	}
 	// The CRL: signed by the CA, listing the serial.
 	resp, err := http.Get(w.rs.CRLURL)
 	if err != nil {
@@ -229,7 +241,7 @@ func TestOpenSSL(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(crlDER, der, 0o600)
-	out, err := exec.Command("openssl", "crl", "-inform", "DER", "-in", crlDER, "-CAfile", caPEM, "-noout", "-text").CombinedOutput()
+	out, err = exec.Command("openssl", "crl", "-inform", "DER", "-in", crlDER, "-CAfile", caPEM, "-noout", "-text").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "verify OK") || !strings.Contains(strings.ToUpper(string(out)), strings.ToUpper(w.signer.Cert.SerialNumber.Text(16))) {
 		t.Errorf("openssl crl: %v\n%s", err, out)
 	}
