@@ -94,8 +94,9 @@ type Checker struct {
 	client *http.Client
 	now    func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]*cached // URL (+ serial for OCSP) → data
+	mu     sync.Mutex
+	cache  map[string]*cached    // URL (+ serial for OCSP) → data
+	stored map[[32]byte]struct{} // digests Keep has stored
 }
 
 type cached struct {
@@ -122,7 +123,7 @@ func New(o Options) *Checker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Checker{client: o.HTTP, now: o.Now, cache: map[string]*cached{}}
+	return &Checker{client: o.HTTP, now: o.Now, cache: map[string]*cached{}, stored: map[[32]byte]struct{}{}}
 }
 
 // maxResponse is the largest OCSP response or CRL read.

@@ -29,6 +29,30 @@ func Put(ctx context.Context, q store.Querier, d *Data) error {
 	return nil
 }
 
+// Keep stores d as Put does, once per process: the checker remembers the
+// digests it has stored, so that every message a signer sends while one
+// response is fresh costs no database write beyond the first. A Checker
+// that keeps data serves one database.
+func (c *Checker) Keep(ctx context.Context, q store.Querier, d *Data) error {
+	key := d.Digest()
+	c.mu.Lock()
+	_, done := c.stored[key]
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := Put(ctx, q, d); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if len(c.stored) > 100000 {
+		clear(c.stored)
+	}
+	c.stored[key] = struct{}{}
+	c.mu.Unlock()
+	return nil
+}
+
 // Get reads the revocation data stored under digest (hexadecimal SHA-256).
 // The error matches ErrNotStored when there is none.
 func Get(ctx context.Context, q store.Querier, digest string) (*Data, error) {

@@ -243,7 +243,7 @@ func (ss *session) checkRevocation(ctx context.Context, in *inspected, cert *x50
 	res, err := pol.Checker.Check(ctx, cert, chains[0][1], asOf)
 	switch {
 	case errors.Is(err, revocation.ErrRevoked):
-		if perr := revocation.Put(ctx, ss.s.accounts.DB.Q(), res.Data); perr != nil {
+		if perr := pol.Checker.Keep(ctx, ss.s.accounts.DB.Q(), res.Data); perr != nil {
 			ss.s.opts.Logger.Error("store revocation data", "err", perr)
 		}
 		in.properties = append(in.properties, evidence.RevocationRefFor(res.Data.Kind, res.Data.DER, cert.SerialNumber).Property())
@@ -263,7 +263,7 @@ func (ss *session) checkRevocation(ctx context.Context, in *inspected, cert *x50
 		in.properties = append(in.properties, evidence.Property{Name: evidence.PropertyRevocationUnavailable, Value: truncate(err.Error(), 500)})
 		return nil
 	}
-	if err := revocation.Put(ctx, ss.s.accounts.DB.Q(), res.Data); err != nil {
+	if err := pol.Checker.Keep(ctx, ss.s.accounts.DB.Q(), res.Data); err != nil {
 		return refuse(451, codeTempFail, reasonRevocationUnavailable, "The revocation data could not be stored; nothing was accepted, send the message again later.")
 	}
 	in.properties = append(in.properties, evidence.RevocationRefFor(res.Data.Kind, res.Data.DER, cert.SerialNumber).Property())
