@@ -186,7 +186,8 @@ func (ts *TrustStore) snapshot() *x509.CertPool {
 //
 // This is the shell model: every certificate in the chain must be valid at
 // at, as crypto/x509 checks with VerifyOptions.CurrentTime. Revocation (CRL,
-// OCSP) is not checked here.
+// OCSP) is not checked here: package revocation does that
+// (docs/certificates.md).
 //
 // The error is a *CertError matching ErrExpired or ErrNotYetValid (naming the
 // certificate, its validity period and the time checked), ErrUntrusted (no
