@@ -57,6 +57,7 @@ type Bundle struct {
 	Proof        sumtlog.RecordProof // audit path to the checkpoint's root
 	LogKey       string              // note verifier key of the log
 	Retimestamps [][]byte            // later DER TimeStampResps over Checkpoint
+	Revocation   [][]byte            // revocation data the evidence cites, in its order (revocation.go)
 }
 
 // FormatProof writes an inclusion proof as text:
@@ -147,6 +148,7 @@ func (b *Bundle) Marshal() ([]byte, error) {
 		}
 		members = append(members, bundleMember{fmt.Sprintf("%s%d.tsr", MemberRetimestamp, i+1), ts})
 	}
+	members = append(members, revocationMembers(b.Revocation)...)
 	members = append(members, bundleMember{bundleReadme, []byte(readme)})
 	return packBundle(members)
 }
@@ -223,7 +225,7 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	for _, f := range zr.File {
 		known := f.Name == MemberMimetype || f.Name == MemberEvidence || f.Name == MemberCertificates || f.Name == MemberCheckpoint ||
 			f.Name == MemberTimestamp || f.Name == MemberProof || f.Name == MemberLogKey || f.Name == bundleReadme ||
-			(strings.HasPrefix(f.Name, MemberRetimestamp) && strings.HasSuffix(f.Name, ".tsr"))
+			(strings.HasPrefix(f.Name, MemberRetimestamp) && strings.HasSuffix(f.Name, ".tsr")) || isRevocationMember(f.Name)
 		if !known {
 			return nil, fmt.Errorf("%w: unknown member %q", ErrBundle, f.Name)
 		}
@@ -296,10 +298,16 @@ func ParseBundle(data []byte) (*Bundle, error) {
 		}
 		b.Retimestamps = append(b.Retimestamps, ts)
 	}
+	if b.Revocation, err = revocationFromMembers(got); err != nil {
+		return nil, err
+	}
 	// The members in Marshal's order, then the file byte for byte.
 	want := []string{MemberMimetype, MemberEvidence, MemberCertificates, MemberCheckpoint, MemberTimestamp, MemberProof, MemberLogKey}
 	for i := range stamps {
 		want = append(want, fmt.Sprintf("%s%d.tsr", MemberRetimestamp, i+1))
+	}
+	for _, m := range revocationMembers(b.Revocation) {
+		want = append(want, m.name)
 	}
 	want = append(want, bundleReadme)
 	for i, m := range members {
@@ -448,6 +456,7 @@ func VerifyBundle(data []byte, anchors Anchors, original []byte) *Report {
 			prev = tok
 		}
 	}
+	checkRevocationMembers(r, e, b.Revocation)
 	if original != nil {
 		r.add(CheckOriginal, CheckOriginalDigest(e, original), "the original message has the digest the evidence states")
 	}
@@ -758,8 +767,12 @@ func Assemble(ctx context.Context, q store.Querier, seq int64, intermediates []*
 			return nil, err
 		}
 	}
+	rev, err := revocationData(ctx, q, st.Document)
+	if err != nil {
+		return nil, fmt.Errorf("evidence %d: %w", seq, err)
+	}
 	return &Bundle{Evidence: st.Document, Certificates: chain, Checkpoint: cp.Note, Timestamp: cp.TST, Index: seq, Proof: proof,
-		LogKey: logKey, Retimestamps: stamps}, nil
+		LogKey: logKey, Retimestamps: stamps, Revocation: rev}, nil
 }
 
 // signerOf reads the signer's certificate from a signed evidence document's

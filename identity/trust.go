@@ -186,7 +186,8 @@ func (ts *TrustStore) snapshot() *x509.CertPool {
 //
 // This is the shell model: every certificate in the chain must be valid at
 // at, as crypto/x509 checks with VerifyOptions.CurrentTime. Revocation (CRL,
-// OCSP) is not checked here.
+// OCSP) is not checked here: package revocation does that
+// (docs/certificates.md).
 //
 // The error is a *CertError matching ErrExpired or ErrNotYetValid (naming the
 // certificate, its validity period and the time checked), ErrUntrusted (no
@@ -393,4 +394,29 @@ func (ts *TrustStore) CheckSigner(cert *x509.Certificate, intermediates []*x509.
 			Reason: fmt.Sprintf("%s allows neither digitalSignature nor contentCommitment (nonRepudiation) in its key usage, so it cannot sign messages", describe(cert))}
 	}
 	return BindCertificate(cert, want)
+}
+
+// CheckSignerAt is CheckSigner at two instants, as the access point needs
+// (kep-domain.md, access-point checks: "valid at its signing time and at
+// acceptance (provider's clock)"): the certificate and its chain must be
+// valid at signedAt, the signing time the signer claims in the CMS
+// signingTime attribute (zero: none claimed), and at asOf, the acceptance
+// time by the provider's clock. A signing time backdated into the validity
+// period therefore cannot make a certificate that has since expired
+// acceptable. For a message relayed from another provider, asOf is that
+// provider's acceptance time (its evidence 10), so that a relay retried
+// hours later is judged as of the moment the sender's provider accepted.
+//
+// Validity periods are intervals, so valid at both instants means valid
+// throughout. The chain is built once; the second check hits the cache.
+func (ts *TrustStore) CheckSignerAt(cert *x509.Certificate, intermediates []*x509.Certificate, signedAt, asOf time.Time, want ID) error {
+	if asOf.IsZero() {
+		asOf = time.Now()
+	}
+	if !signedAt.IsZero() && !signedAt.Equal(asOf) {
+		if err := ts.CheckSigner(cert, intermediates, signedAt, want); err != nil {
+			return err
+		}
+	}
+	return ts.CheckSigner(cert, intermediates, asOf, want)
 }

@@ -27,6 +27,7 @@ type Submission struct {
 	IletiTip   string
 	AuthMethod string
 	AuthTime   time.Time
+	Properties []evidence.Property // KEP properties of the acceptance evidence (revocation data cited)
 }
 
 // Accept records an accepted message in one transaction (kep-domain.md,
@@ -54,6 +55,7 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		Operator:             operatorParty(sub.Operator, sub.Sender.Address),
 		Message: evidence.Message{MessageID: sub.HeaderID, IletiID: sub.IletiID, IletiTip: sub.IletiTip,
 			DigestAlgorithm: evidence.DigestSHA256, Digest: append([]byte(nil), sub.Original[:]...), Size: sub.Size},
+		Properties: sub.Properties,
 	}
 	for _, r := range sub.Recipients {
 		ev.Recipients = append(ev.Recipients, evidence.Party{Address: r})

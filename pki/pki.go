@@ -61,7 +61,17 @@ type Issued struct {
 }
 
 // CA is a certificate authority able to issue certificates.
-type CA struct{ Issued }
+type CA struct {
+	Issued
+	// CRLURL and OCSPURL, when set, are written into the leaf certificates
+	// the CA issues: the CRL distribution point (RFC 5280 §4.2.1.13) and the
+	// OCSP responder in the authority information access extension
+	// (§4.2.2.1), as ETSI EN 319 412-2 §4.3.11 requires of qualified
+	// certificates. DevRevocationServer sets them.
+	CRLURL, OCSPURL string
+
+	rev *revocations // the CA's revoked certificates (revocation.go)
+}
 
 // Object identifiers used in the certificates we issue.
 var (
@@ -112,7 +122,7 @@ func NewRootCA(name pkix.Name, keyType KeyType, validity time.Duration) (*CA, er
 	if err != nil {
 		return nil, err
 	}
-	return &CA{Issued{Cert: cert, Key: key}}, nil
+	return &CA{Issued: Issued{Cert: cert, Key: key}}, nil
 }
 
 // Template describes a leaf certificate to issue.
@@ -166,6 +176,12 @@ func (ca *CA) Issue(t Template) (*Issued, error) {
 		EmailAddresses:        t.EmailAddresses,
 		SubjectKeyId:          subjectKeyID(key.Public()),
 		AuthorityKeyId:        ca.Cert.SubjectKeyId,
+	}
+	if ca.CRLURL != "" {
+		tmpl.CRLDistributionPoints = []string{ca.CRLURL}
+	}
+	if ca.OCSPURL != "" {
+		tmpl.OCSPServer = []string{ca.OCSPURL}
 	}
 	if t.CriticalTimeStamping {
 		val, err := asn1.Marshal([]asn1.ObjectIdentifier{oidEKUTimeStamping})
@@ -424,7 +440,7 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	if !is.Cert.IsCA {
 		return nil, fmt.Errorf("pki: %s is not a CA certificate", certPath)
 	}
-	return &CA{*is}, nil
+	return &CA{Issued: *is}, nil
 }
 
 // SerialNumberAttr is the OID of the X.520 serialNumber attribute.

@@ -7,9 +7,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/address"
@@ -17,6 +21,7 @@ import (
 	"github.com/kephs/kep/cms"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/identity"
+	"github.com/kephs/kep/revocation"
 	"github.com/kephs/kep/store"
 )
 
@@ -31,7 +36,41 @@ type inspected struct {
 	iletiTip   string
 	size       int64
 	digest     *blob.Digest
+	// properties go into the acceptance evidence: the revocation data that
+	// showed the signer's certificate good (evidence.RevocationRef), or
+	// that its status could not be obtained (RevocationPolicy).
+	properties []evidence.Property
 }
+
+// RevocationPolicy is how the access point checks that the signer's
+// certificate was not revoked at acceptance (kep-domain.md, access-point
+// checks; issue 9).
+type RevocationPolicy struct {
+	// Checker asks the certificate's OCSP responders and CRL distribution
+	// points. Nil: revocation is not checked (only for tests of other
+	// parts; a provider always sets it).
+	Checker *revocation.Checker
+	// AcceptUnavailable chooses "accept and record": when no revocation
+	// source answers, the message is accepted and its evidence records that
+	// the status could not be obtained (property RevocationUnavailable).
+	// By default such a message gets a temporary failure (451 4.7.5) and no
+	// rejection evidence: the sender did nothing wrong and may retry.
+	AcceptUnavailable bool
+	// AllowNoSource accepts, recording it as for AcceptUnavailable, a
+	// certificate that names neither an OCSP responder nor a CRL
+	// distribution point. By default it is refused (550, rejection
+	// evidence): a qualified certificate names at least one (ETSI EN
+	// 319 412-2 §4.3.11). Only for development CAs without revocation
+	// services (`kep init`'s).
+	AllowNoSource bool
+}
+
+// maxMIMEDepth is how deep multipart and message/rfc822 parts may nest.
+// Mail clients nest a handful of levels (a forward of a forward of a signed
+// message is about 6); Postfix refuses beyond 100 (mime_nesting_limit). A
+// thousand levels is only ever an attack on the parsers downstream
+// (recipients' clients, the provider's own renderer).
+const maxMIMEDepth = 32
 
 // maxSigningSkew is how far in the future a signing time may claim to be;
 // maxSigningAge how far in the past.
@@ -51,6 +90,9 @@ func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
 	msg, err := mail.ReadMessage(bytes.NewReader(data))
 	if err != nil {
 		return in, refuse(550, codeSyntax, reasonMalformed, "The message header cannot be read (%v); send an RFC 5322 message.", err)
+	}
+	if depth := mimeDepth(msg.Header, msg.Body, 1); depth > maxMIMEDepth {
+		return in, refuse(550, codeSyntax, reasonMIMETooDeep, "The message nests MIME parts more than %d levels deep; send it with fewer nested parts or forwards.", maxMIMEDepth)
 	}
 	h := msg.Header
 	in.headerID = strings.TrimSpace(h.Get("Message-Id"))
@@ -146,16 +188,19 @@ func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
 	if ref != nil {
 		return in, ref
 	}
-	// The certificate must be valid when the message was signed. The
-	// signing time is the signer's claim, so it is believed only within
-	// maxSigningAge: an older claim cannot make an expired certificate good.
-	at := time.Now()
+	// The certificate must be valid when the message was signed and when the
+	// provider accepts it (kep-domain.md, access-point checks). The signing
+	// time is the signer's claim: it is believed only within maxSigningAge,
+	// and it can never stand in for the acceptance time, so a backdated
+	// signingTime cannot make an expired certificate good.
+	asOf := ss.now()
+	var signedAt time.Time
 	if st := signed.SigningTime; !st.IsZero() {
 		switch {
-		case st.Before(at.Add(-maxSigningAge)):
+		case st.Before(asOf.Add(-maxSigningAge)):
 			return in, refuse(550, codeCrypto, evidence.ReasonCodeUntrustedCertificate, "The message was signed on %s, more than %d days ago; sign it again and send it.", st.UTC().Format(time.RFC3339), int(maxSigningAge.Hours()/24))
-		case st.Before(at.Add(maxSigningSkew)):
-			at = st
+		case st.Before(asOf.Add(maxSigningSkew)):
+			signedAt = st
 		}
 	}
 	var inter []*x509.Certificate
@@ -164,13 +209,108 @@ func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
 			inter = append(inter, c)
 		}
 	}
-	if err := ss.s.trust.CheckSigner(signed.Signer, inter, at, want); err != nil {
+	if err := ss.s.trust.CheckSignerAt(signed.Signer, inter, signedAt, asOf, want); err != nil {
 		if errors.Is(err, identity.ErrIdentityMismatch) || errors.Is(err, identity.ErrNoSerialNumber) || errors.Is(err, identity.ErrBadSerialNumber) || errors.Is(err, identity.ErrNotBindable) {
 			return in, refuse(550, codeNotAuth, evidence.ReasonCodeIdentityMismatch, "The message is signed with a certificate that does not belong to %s: %v.", whoSigns(ss.p, sender), err)
 		}
 		return in, refuse(550, codeCrypto, evidence.ReasonCodeUntrustedCertificate, "The signing certificate is not accepted: %v.", err)
 	}
+	if ref := ss.checkRevocation(ctx, in, signed.Signer, inter, asOf); ref != nil {
+		return in, ref
+	}
 	return in, nil
+}
+
+// now is the provider's clock, the one its evidence uses.
+func (ss *session) now() time.Time {
+	if ss.s.mb != nil && ss.s.mb.Now != nil {
+		return ss.s.mb.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// checkRevocation checks that the signer's certificate was not revoked at
+// asOf, and stores the deciding OCSP response or CRL once (by its digest)
+// for the acceptance evidence to cite.
+func (ss *session) checkRevocation(ctx context.Context, in *inspected, cert *x509.Certificate, inter []*x509.Certificate, asOf time.Time) *Refusal {
+	pol := ss.s.opts.Revocation
+	if pol.Checker == nil {
+		return nil
+	}
+	chains, err := ss.s.trust.VerifyCertificate(cert, inter, asOf, []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection})
+	if err != nil || len(chains) == 0 || len(chains[0]) < 2 {
+		return refuse(550, codeCrypto, evidence.ReasonCodeUntrustedCertificate, "The signing certificate is not accepted: %v.", err)
+	}
+	res, err := pol.Checker.Check(ctx, cert, chains[0][1], asOf)
+	switch {
+	case errors.Is(err, revocation.ErrRevoked):
+		if perr := pol.Checker.Keep(ctx, ss.s.accounts.DB.Q(), res.Data); perr != nil {
+			ss.s.opts.Logger.Error("store revocation data", "err", perr)
+		}
+		in.properties = append(in.properties, evidence.RevocationRefFor(res.Data.Kind, res.Data.DER, cert.SerialNumber).Property())
+		return refuse(550, codeCrypto, reasonCertificateRevoked, "The signing certificate was revoked: %v. Sign with a valid certificate; your e-signature provider (ESHS) can tell you why it was revoked.", err)
+	case errors.Is(err, revocation.ErrNoSource) && pol.AllowNoSource:
+		in.properties = append(in.properties, evidence.Property{Name: evidence.PropertyRevocationUnavailable, Value: truncate(err.Error(), 500)})
+		return nil
+	case errors.Is(err, revocation.ErrNoSource):
+		// ETSI EN 319 412-2 §4.3.11: a qualified certificate names at
+		// least one CRL distribution point or OCSP responder.
+		return refuse(550, codeCrypto, evidence.ReasonCodeUntrustedCertificate, "The signing certificate is not accepted: %v; a qualified certificate names where its revocation is published (ETSI EN 319 412-2 §4.3.11).", err)
+	case err != nil:
+		if !pol.AcceptUnavailable {
+			ss.s.opts.Logger.Warn("revocation status unavailable", "err", err)
+			return refuse(451, smtpCode(4, 7, 5), reasonRevocationUnavailable, "Whether the signing certificate is revoked cannot be checked right now (%v); nothing was accepted, send the message again later.", err)
+		}
+		in.properties = append(in.properties, evidence.Property{Name: evidence.PropertyRevocationUnavailable, Value: truncate(err.Error(), 500)})
+		return nil
+	}
+	if err := pol.Checker.Keep(ctx, ss.s.accounts.DB.Q(), res.Data); err != nil {
+		return refuse(451, codeTempFail, reasonRevocationUnavailable, "The revocation data could not be stored; nothing was accepted, send the message again later.")
+	}
+	in.properties = append(in.properties, evidence.RevocationRefFor(res.Data.Kind, res.Data.DER, cert.SerialNumber).Property())
+	return nil
+}
+
+// mimeDepth returns how deep the MIME structure of an entity with header h
+// and body goes, counting the entity as level depth and descending into
+// multipart and message/rfc822 parts; it stops descending past
+// maxMIMEDepth. A part that cannot be parsed ends its branch: the depth
+// limit is about nesting, not about well-formedness.
+func mimeDepth(h mail.Header, body io.Reader, depth int) int {
+	if depth > maxMIMEDepth {
+		return depth
+	}
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return depth
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return depth
+	}
+	max := depth
+	switch {
+	case strings.HasPrefix(mt, "multipart/") && params["boundary"] != "":
+		mr := multipart.NewReader(body, params["boundary"])
+		for {
+			p, err := mr.NextRawPart()
+			if err != nil {
+				break
+			}
+			if d := mimeDepth(mail.Header(p.Header), p, depth+1); d > max {
+				max = d
+			}
+			if max > maxMIMEDepth {
+				break
+			}
+		}
+	case mt == "message/rfc822" || mt == "message/global":
+		inner, err := mail.ReadMessage(body)
+		if err == nil {
+			max = mimeDepth(inner.Header, inner.Body, depth+1)
+		}
+	}
+	return max
 }
 
 // senderAccount resolves the From address to an account the principal may
@@ -232,4 +372,22 @@ func bareLineBreak(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// Reason codes of the checks in this file.
+const (
+	reasonMIMETooDeep           = evidence.ReasonKEPBase + "mime-too-deep"
+	reasonCertificateRevoked    = evidence.ReasonKEPBase + "certificate-revoked"
+	reasonRevocationUnavailable = evidence.ReasonKEPBase + "revocation-unavailable"
+)
+
+// truncate shortens s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

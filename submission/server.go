@@ -55,8 +55,9 @@ type Options struct {
 	MaxTotalBytes   int64 // size × recipients
 	Directory       Directory
 	Logger          *slog.Logger
-	Metrics         *Metrics // nil counts nothing
-	Limits          Limits   // zero fields take DefaultLimits
+	Metrics         *Metrics         // nil counts nothing
+	Limits          Limits           // zero fields take DefaultLimits
+	Revocation      RevocationPolicy // checks.go
 }
 
 // Server is the submission service.
@@ -327,7 +328,9 @@ func (ss *session) Data(r io.Reader) error {
 		if w != nil {
 			w.Abort()
 		}
-		ss.reject(ctx, in, ref)
+		if ref.Code >= 500 { // a temporary failure is no rejection: the sender retries
+			ss.reject(ctx, in, ref)
+		}
 		return ref.SMTP()
 	}
 	var digest blob.Digest
@@ -347,7 +350,7 @@ func (ss *session) Data(r io.Reader) error {
 	msg, rec, err := ss.s.mb.Accept(ctx, &mailbox.Submission{
 		Sender: in.sender, Operator: ss.p.Operator, Original: digest, Size: in.size, BlobGen: gen, From: in.from,
 		Recipients: in.recipients, HeaderID: in.headerID, IletiID: in.iletiID, IletiTip: in.iletiTip, Data: small,
-		AuthMethod: evidence.AuthSMTPCMS, AuthTime: ss.authAt,
+		AuthMethod: evidence.AuthSMTPCMS, AuthTime: ss.authAt, Properties: in.properties,
 	})
 	if err != nil {
 		return ss.tempFail(err)
