@@ -41,6 +41,10 @@ const (
 	KindEvidence Kind = "evidence" // an evidence item in Delil, rendered from the evidence store
 	KindNotice   Kind = "notice"   // a notice from the provider (quota)
 	KindDraft    Kind = "draft"    // a draft appended by a client
+	// KindCopy is a message a client appended to Sent or a user folder
+	// that matches no KEP message of the account: a plain user copy, not
+	// attested by the provider.
+	KindCopy Kind = "copy"
 )
 
 // Folder is one mailbox of an account.
@@ -185,7 +189,7 @@ type New struct {
 // countsToQuota says which kinds use the account's quota: what the account
 // holds of its own or received; evidence items and provider notices do not.
 func countsToQuota(k Kind) bool {
-	return k == KindKEP || k == KindSent || k == KindDraft
+	return k == KindKEP || k == KindSent || k == KindDraft || k == KindCopy
 }
 
 // Append puts a message into a folder and returns its UID. It takes a
