@@ -156,12 +156,12 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, v *viewMsg, m 
 	}
 	flagsChanged := false
 	if plan.seen && !s.sel.readOnly && !hasFlag(m.Flags, imap.FlagSeen) {
-		ms, _, err := mb.StoreFlags(s.ctx, s.p, s.sel.folder, []uint32{m.UID}, mailbox.FlagsAdd, []string{string(imap.FlagSeen)})
+		nm, err := mb.MarkSeen(s.ctx, s.p, s.sel.folder, m.UID)
 		if err != nil {
-			return s.mailboxErr(err, "imap fetch: \\Seen")
+			return s.mailboxErr(err, "imap fetch: seen")
 		}
-		if len(ms) == 1 {
-			m.Flags, v.modseq, flagsChanged = ms[0].Flags, ms[0].ModSeq, true
+		if nm != nil {
+			m.Flags, v.modseq, flagsChanged = nm.Flags, nm.ModSeq, true
 		}
 	}
 

@@ -103,6 +103,21 @@ func checkFlagChange(p *account.Principal, a *store.Account, cur, next []string)
 // It returns the messages as they are after the change (those that still
 // exist), and whether any changed.
 func (s *Service) StoreFlags(ctx context.Context, p *account.Principal, f *Folder, uids []uint32, op FlagOp, flags []string) ([]*Message, bool, error) {
+	return s.storeFlags(ctx, p, f, uids, op, flags, true)
+}
+
+// MarkSeen sets \Seen on one message as a side effect of a fetch (IMAP
+// FETCH BODY[...] without PEEK, RFC 9051 §6.4.5). It needs the read grant
+// and is never a retrieval by itself: the fetch decides that (Serve).
+func (s *Service) MarkSeen(ctx context.Context, p *account.Principal, f *Folder, uid uint32) (*Message, error) {
+	ms, _, err := s.storeFlags(ctx, p, f, []uint32{uid}, FlagsAdd, []string{`\Seen`}, false)
+	if err != nil || len(ms) == 0 {
+		return nil, err
+	}
+	return ms[0], nil
+}
+
+func (s *Service) storeFlags(ctx context.Context, p *account.Principal, f *Folder, uids []uint32, op FlagOp, flags []string, retrieval bool) ([]*Message, bool, error) {
 	s.init()
 	q := s.DB.Q()
 	a, err := store.GetAccount(ctx, q, f.AccountID)
@@ -126,7 +141,7 @@ func (s *Service) StoreFlags(ctx context.Context, p *account.Principal, f *Folde
 		if err := checkFlagChange(p, a, m.Flags, next); err != nil {
 			return nil, false, err
 		}
-		if op != FlagsRemove && hasString(flags, `\Seen`) {
+		if retrieval && op != FlagsRemove && hasString(flags, `\Seen`) {
 			seen = append(seen, m)
 		}
 	}
