@@ -313,9 +313,12 @@ func (s *Service) renderEvidenceItem(ctx context.Context, seq int64, to string) 
 	// Sent copy (never from the evidence, which does not carry it), and
 	// In-Reply-To / References to the original's Message-ID (RFC 5322
 	// §3.6.4).
-	subject := ""
+	subject, origID := "", e.Message.MessageID
 	if st.MessageID != 0 {
-		subject = s.sentSubject(ctx, st.AccountID, st.MessageID)
+		var id string
+		if subject, id = s.sentHeader(ctx, st.AccountID, st.MessageID); id != "" {
+			origID = id
+		}
 	}
 	title := fmt.Sprintf("KEP delil %d: %s / %s — %s", int(e.Code), e.Code.LabelTR(), e.Code.Label(), concerning)
 	if subject != "" {
@@ -327,7 +330,7 @@ func (s *Service) renderEvidenceItem(ctx context.Context, seq int64, to string) 
 	writeHeader(&b, "Date", e.EventTime.In(s.Policy.Location).Format(time.RFC1123Z))
 	writeHeader(&b, "Subject", title)
 	writeHeader(&b, "Message-ID", "<delil-"+id+"@"+s.Domain+">")
-	if ref := msgIDHeader(e.Message.MessageID); ref != "" {
+	if ref := msgIDHeader(origID); ref != "" {
 		writeHeader(&b, "In-Reply-To", ref)
 		writeHeader(&b, "References", ref)
 	}
@@ -370,11 +373,11 @@ func (s *Service) renderEvidenceItem(ctx context.Context, seq int64, to string) 
 	return b.Bytes(), nil
 }
 
-// sentSubject returns the subject of KEP message messageID as its sender
-// wrote it, read from the header of the sender's own Sent copy; when that
-// copy was deleted, from the signed original the provider still keeps
-// (the same bytes). It is "" when neither is at hand.
-func (s *Service) sentSubject(ctx context.Context, accountID, messageID int64) string {
+// sentHeader returns the subject and Message-ID of KEP message messageID as
+// its sender wrote them, read from the header of the sender's own Sent
+// copy; when that copy was deleted, from the signed original the provider
+// still keeps (the same bytes). They are "" when neither is at hand.
+func (s *Service) sentHeader(ctx context.Context, accountID, messageID int64) (subject, msgID string) {
 	var content []byte
 	err := s.DB.Q().QueryRow(ctx, `SELECT mm.content FROM mailbox_messages mm JOIN mailboxes f ON f.id = mm.mailbox_id
 		WHERE mm.message_id = ? AND mm.kind = 'sent' AND f.account_id = ? AND mm.content IS NOT NULL ORDER BY mm.id LIMIT 1`, messageID, accountID).Scan(&content)
@@ -384,18 +387,18 @@ func (s *Service) sentSubject(ctx context.Context, accountID, messageID int64) s
 	} else if msg, err := GetKEPMessage(ctx, s.DB.Q(), messageID); err == nil && msg.SenderAccount == accountID {
 		d = msg.Digest
 	} else {
-		return ""
+		return "", ""
 	}
 	f, err := s.Blobs.Open(d)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	defer f.Close()
 	oh, err := readOriginalHeaders(io.LimitReader(f, 256<<10))
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return strings.TrimSpace(decodeHeader(oh.Subject))
+	return strings.TrimSpace(decodeHeader(oh.Subject)), strings.TrimSpace(oh.MessageID)
 }
 
 // msgIDHeader spells a Message-ID with its angle brackets, or "" when it is
