@@ -11,9 +11,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/provider/providertest"
+	"github.com/kephs/kep/store"
 )
 
 // Python's imaplib over TLS: list, select, fetch a KEP message with RFC822
@@ -285,6 +287,90 @@ func TestPythonPeekThenSeen(t *testing.T) {
 		}
 		if cs := codes(t, w, unread.ID); count(cs, 60) != 0 {
 			t.Fatalf("marked read without a download: evidence %v, want no 60", cs)
+		}
+	})
+}
+
+// neomutt at its defaults (imap_peek=yes: it downloads with BODY.PEEK[]
+// and sets \Seen itself), driven in tmux as a person would: open the
+// message, go back, quit. The sender gets exactly one evidence 60.
+func TestNeomutt(t *testing.T) {
+	neomutt, err := exec.LookPath("neomutt")
+	if err != nil {
+		t.Skip("neomutt is not installed (apt-get install neomutt)")
+	}
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not installed (apt-get install tmux)")
+	}
+	// Tool-driven: SQLite only (the repository suite covers both backends).
+	t.Run("sqlite", func(t *testing.T) {
+		w := providertest.New(t, store.SQLite)
+		e := startServer(t, w)
+		ayse, mehmet := w.Person("Ayşe", "Mutt"), w.Person("Mehmet", "Mutt")
+		msg := send(t, w, ayse, "Neomutt denemesi", mehmet.Account.Address)
+		dir := t.TempDir()
+		_, port, _ := net.SplitHostPort(e.tlsAddr)
+		rc := filepath.Join(dir, "neomuttrc")
+		conf := fmt.Sprintf(`set folder="imaps://localhost:%s/"
+set spoolfile="+INBOX"
+set imap_user="%s"
+set imap_pass="%s"
+set ssl_ca_certificates_file="%s"
+set ssl_force_tls=yes
+set record=""
+set postponed=""
+set header_cache=""
+set message_cachedir=""
+set mbox_type=Maildir
+set move=no
+set crypt_verify_sig=no
+set timeout=1
+`, port, mehmet.Account.Address, mehmet.Password, w.Node.Config.Path("keys/provider-ca.crt"))
+		if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		session := fmt.Sprintf("kep-neomutt-%d", os.Getpid())
+		run := func(args ...string) string {
+			out, err := exec.Command(tmux, args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("tmux %v: %v\n%s", args, err, out)
+			}
+			return string(out)
+		}
+		run("new-session", "-d", "-s", session, "-x", "160", "-y", "40", "-e", "HOME="+dir, "-e", "TERM=xterm",
+			neomutt+" -n -F "+rc+"; sleep 30")
+		t.Cleanup(func() { exec.Command(tmux, "kill-session", "-t", session).Run() })
+		waitFor := func(what string) string {
+			var screen string
+			for i := 0; i < 100; i++ {
+				screen = run("capture-pane", "-p", "-t", session)
+				if strings.Contains(screen, what) {
+					return screen
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Fatalf("neomutt never showed %q; screen:\n%s", what, screen)
+			return ""
+		}
+		waitFor("Neomutt denemesi") // the index
+		if cs := codes(t, w, msg.ID); count(cs, 60) != 0 {
+			t.Fatalf("evidence before the message was opened: %v", cs)
+		}
+		run("send-keys", "-t", session, "Enter")
+		waitFor("Kayıtlı Elektronik Posta") // the pager shows the body
+		run("send-keys", "-t", session, "q")
+		waitFor("Neomutt denemesi")
+		run("send-keys", "-t", session, "q") // quitting syncs the flags
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && count(codes(t, w, msg.ID), 60) == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if cs := codes(t, w, msg.ID); count(cs, 60) != 1 {
+			t.Fatalf("neomutt at its defaults: evidence %v, want one 60; screen:\n%s", cs, run("capture-pane", "-p", "-t", session))
+		}
+		if doc, _ := mustEvidence(t, w, msg.ID, 60); !strings.Contains(string(doc), mailbox.ReasonRetrievalSeenFlag) {
+			t.Fatal("neomutt peeks: its evidence 60 should name the \\Seen after a download")
 		}
 	})
 }
