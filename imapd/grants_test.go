@@ -115,17 +115,26 @@ var grantCommands = []grantCommand{
 	{`STORE +$Etiket`, true, storeCmd(imap.StoreFlagsAdd, "$Etiket")},
 	{`STORE +\Answered`, true, storeCmd(imap.StoreFlagsAdd, imap.FlagAnswered)},
 	{`STORE +\Deleted`, true, storeCmd(imap.StoreFlagsAdd, imap.FlagDeleted)},
-	{"COPY Archive", true, func(c *imapclient.Client, p string) error { _, err := c.Copy(imap.SeqSetNum(1), p+"Archive").Wait(); return err }},
+	{"COPY Archive", true, func(c *imapclient.Client, p string) error {
+		_, err := c.Copy(imap.SeqSetNum(1), p+"Archive").Wait()
+		return err
+	}},
 	{"APPEND Drafts", false, appendCmd("Drafts")},
 	{"APPEND Sent", false, appendCmd("Sent")},
 	{"APPEND INBOX", false, appendCmd("INBOX")},
 	{"APPEND Delil", false, appendCmd("Delil")},
 	{"CREATE", false, func(c *imapclient.Client, p string) error { return c.Create(p+"Yeni", nil).Wait() }},
 	{"RENAME", false, func(c *imapclient.Client, p string) error { return c.Rename(p+"Ad", p+"Ad2", nil).Wait() }},
-	{"DELETE user folder", false, func(c *imapclient.Client, p string) error { return c.Delete(p+"Sil").Wait() }},
-	{"DELETE Delil", false, func(c *imapclient.Client, p string) error { return c.Delete(p+"Delil").Wait() }},
-	{"MOVE Archive", true, func(c *imapclient.Client, p string) error { _, err := c.Move(imap.SeqSetNum(1), p+"Archive").Wait(); return err }},
-	{"MOVE Trash", true, func(c *imapclient.Client, p string) error { _, err := c.Move(imap.SeqSetNum(1), p+"Trash").Wait(); return err }},
+	{"DELETE user folder", false, func(c *imapclient.Client, p string) error { return c.Delete(p + "Sil").Wait() }},
+	{"DELETE Delil", false, func(c *imapclient.Client, p string) error { return c.Delete(p + "Delil").Wait() }},
+	{"MOVE Archive", true, func(c *imapclient.Client, p string) error {
+		_, err := c.Move(imap.SeqSetNum(1), p+"Archive").Wait()
+		return err
+	}},
+	{"MOVE Trash", true, func(c *imapclient.Client, p string) error {
+		_, err := c.Move(imap.SeqSetNum(1), p+"Trash").Wait()
+		return err
+	}},
 	{"EXPUNGE", true, func(c *imapclient.Client, _ string) error { return c.Expunge().Close() }},
 }
 
