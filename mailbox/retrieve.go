@@ -219,17 +219,25 @@ func (s *Service) DeemRead(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// One delivery whose evidence cannot be made (see issueRetrieval) is
+	// logged and skipped, so that it does not hold up the others' 61.
 	n := 0
+	var errs []error
 	for _, d := range ds {
 		ok, err := s.deem(ctx, d, now)
 		if err != nil {
-			return n, err
+			if ctx.Err() != nil {
+				return n, err
+			}
+			s.Log.Error("deemed read: evidence not issued", "delivery", d.ID, "err", err)
+			errs = append(errs, err)
+			continue
 		}
 		if ok {
 			n++
 		}
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
 
 func (s *Service) deem(ctx context.Context, d *Delivery, now time.Time) (bool, error) {
