@@ -196,7 +196,6 @@ func TestRetrievalRefusesIncompleteEvidence(t *testing.T) {
 	})
 }
 
-
 // The log's WriteFunc can run twice: when a group-commit batch fails, the
 // log retries the other requests of the batch in a new transaction, and
 // their write functions run again (tlog.WriteFunc). The retrieval write
