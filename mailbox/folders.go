@@ -5,6 +5,15 @@
 // with delivery evidence (40/41), and the retrieval events — read (60) and
 // deemed read (61) — that every front-end (IMAP, web, API) reports through
 // the same calls.
+//
+// It is also where the rules live about what a principal (account.Principal:
+// a holder, an operator with grants, an API token) may do with a folder, a
+// message or an evidence: list, read, set flags, copy, move, delete,
+// archive, append, user folders, evidence lists. Front-ends call the
+// principal-taking methods (access.go, actions.go, retrieve.go,
+// evidencelist.go) and only translate their answers; the grant each change
+// needs, and the decisions behind them, are in access.go and
+// docs/mailbox-rules.md. Folders are identified by Role.
 package mailbox
 
 import (
