@@ -338,6 +338,9 @@ func TestOperatorViews(t *testing.T) {
 		// evidence stays.
 		cm := e.login(main.TCKN, main.Password)
 		mustSelect(t, cm, acme.Address+"/INBOX", false)
+		if err := cm.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
 		if err := cm.Expunge().Close(); err != nil {
 			t.Fatal(err)
 		}
