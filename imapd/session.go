@@ -238,9 +238,30 @@ func (s *session) status(t *target, o *imap.StatusOptions) (*imap.StatusData, er
 	q := s.srv.mb.DB.Q()
 	u32 := func(n int) *uint32 { v := uint32(n); return &v }
 	if t.placeholder() {
+		data := &imap.StatusData{Mailbox: t.name, UIDNext: 1, UIDValidity: 1}
 		var zero int64
-		return &imap.StatusData{Mailbox: t.name, UIDNext: 1, UIDValidity: 1, NumMessages: u32(0), NumUnseen: u32(0),
-			NumDeleted: u32(0), Size: &zero, DeletedStorage: &zero, AppendLimit: new(uint32), NumRecent: u32(0)}, nil
+		if o.NumMessages {
+			data.NumMessages = u32(0)
+		}
+		if o.NumUnseen {
+			data.NumUnseen = u32(0)
+		}
+		if o.NumDeleted {
+			data.NumDeleted = u32(0)
+		}
+		if o.Size {
+			data.Size = &zero
+		}
+		if o.DeletedStorage {
+			data.DeletedStorage = &zero
+		}
+		if o.AppendLimit {
+			data.AppendLimit = new(uint32)
+		}
+		if o.NumRecent {
+			data.NumRecent = u32(0)
+		}
+		return data, nil
 	}
 	f, err := s.srv.mb.OpenFolder(s.ctx, s.p, t.acct, t.folder)
 	if err != nil {

@@ -407,6 +407,10 @@ func (s *Service) AppendMessage(ctx context.Context, p *account.Principal, f *Fo
 	default:
 		return nil, refuse(NotPossible, "%s takes no APPEND: KEP messages and evidence reach a mailbox only through the provider (Drafts, Sent and your own folders accept messages)", f.Name)
 	}
+	// The flags a message arrives with need their grants as if set later.
+	if err := checkFlagChange(p, a, nil, r.Flags); err != nil {
+		return nil, err
+	}
 	if err := checkQuota(ctx, q, a.ID, r.Size); err != nil {
 		return nil, err
 	}
