@@ -264,6 +264,16 @@ func (s *Service) OpenFolder(ctx context.Context, p *account.Principal, a *store
 	return f, err
 }
 
+// FolderByRole returns an account's standard folder of a role, for a
+// principal with the read grant (user folders are opened by name).
+func (s *Service) FolderByRole(ctx context.Context, p *account.Principal, a *store.Account, r Role) (*Folder, error) {
+	name := NameOf(r)
+	if name == "" {
+		return nil, refuse(NotPossible, "Folders of role %s are opened by name", r)
+	}
+	return s.OpenFolder(ctx, p, a, name)
+}
+
 // Folders lists an account's folders in display order, for a principal
 // with the read grant.
 func (s *Service) Folders(ctx context.Context, p *account.Principal, a *store.Account) ([]*Folder, error) {
