@@ -251,3 +251,68 @@ func TestWriteFuncRunsTwice(t *testing.T) {
 		}
 	})
 }
+
+// A Delil item is a mailbox copy: a read-only operator cannot remove it
+// (nor flag it \Deleted), an operator with the delete grant can; the
+// evidence itself stays in the evidence store and can still be read.
+func TestDelilItemRemoval(t *testing.T) {
+	providertest.Each(t, func(t *testing.T, w *providertest.World) {
+		ctx := context.Background()
+		mb := w.Node.Mailbox
+		co, main := w.Company("Delil Lojistik", 0)
+		emre := w.Operator(co, "Emre", "Okur", account.SubOperator, account.GrantRead)
+		rec, err := mb.Reject(ctx, &mailbox.Rejection{Sender: co, From: co.Address, Recipients: []string{"x@gmail.com"},
+			Digest: make([]byte, 32), Size: 10, HeaderID: "<delil-sil@client>", IletiTip: "standart",
+			Reason: evidence.Reason{Code: evidence.ReasonCodeRecipientNotKEP, Text: "not a KEP address"}, AuthMethod: evidence.AuthSMTPCMS, AuthTime: w.Clock.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Node.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		login := func(p *providertest.Person) *account.Principal {
+			pr, err := w.Node.Accounts.Authenticate(ctx, p.TCKN, p.Password, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pr
+		}
+		reader, deleter := login(emre), login(main)
+		delil, err := mb.FolderByRole(ctx, reader, co, mailbox.RoleDelil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := mb.Messages(ctx, reader, delil)
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("Delil: %d items, %v", len(ms), err)
+		}
+		uid := []uint32{ms[0].UID}
+		if _, _, err := mb.StoreFlags(ctx, reader, delil, uid, mailbox.FlagsAdd, []string{`\Deleted`}); !errors.Is(err, mailbox.ErrNoAccess) {
+			t.Fatalf("read-only operator flags a Delil item \\Deleted: %v", err)
+		}
+		if err := mb.RemoveMessages(ctx, reader, delil, uid); !errors.Is(err, mailbox.ErrNoAccess) {
+			t.Fatalf("read-only operator removes a Delil item: %v", err)
+		}
+		trash, _ := mb.FolderByRole(ctx, reader, co, mailbox.RoleTrash)
+		if _, err := mb.Move(ctx, reader, delil, uid, trash); !errors.Is(err, mailbox.ErrNoAccess) {
+			t.Fatalf("read-only operator moves a Delil item to Trash: %v", err)
+		}
+		if n, _, _, _ := mailbox.Counts(ctx, w.Q(), delil.ID); n != 1 {
+			t.Fatalf("refused removals changed Delil: %d items", n)
+		}
+		if err := mb.RemoveMessages(ctx, deleter, delil, uid); err != nil {
+			t.Fatalf("main operator removes a Delil item: %v", err)
+		}
+		if n, _, _, _ := mailbox.Counts(ctx, w.Q(), delil.ID); n != 0 {
+			t.Fatalf("Delil after removal: %d items", n)
+		}
+		// The evidence stays, readable by the account's operators, and the
+		// store refuses to delete it.
+		if _, err := mb.GetEvidence(ctx, reader, rec.Evidence.ID); err != nil {
+			t.Fatalf("evidence after its Delil item was removed: %v", err)
+		}
+		if _, err := w.Q().Exec(ctx, `DELETE FROM evidence WHERE id = ?`, rec.Evidence.ID); err == nil {
+			t.Fatal("the store deleted an evidence")
+		}
+	})
+}
