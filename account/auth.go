@@ -9,21 +9,103 @@ import (
 	"github.com/kephs/kep/store"
 )
 
-// Principal is whoever logged in: the holder of a person account, or an
-// operator acting for the accounts they hold roles on.
+// PrincipalKind says what sort of party a Principal is. Every front-end
+// (IMAP, SMTP submission, the REST API, the web, the relay between
+// providers, the provider's own tools) turns its authentication into one
+// Principal, and the mailbox's rules (mailbox.Service methods that take a
+// principal) decide from it alone.
+type PrincipalKind string
+
+const (
+	Holder   PrincipalKind = "holder"   // the holder of an account, with the account's own credentials
+	Operator PrincipalKind = "operator" // a person acting for company/public-body accounts, within their grants
+	Token    PrincipalKind = "token"    // an API token, within its scope on one account
+	Peer     PrincipalKind = "peer"     // another KEP provider (relay); no mailbox rights
+	Staff    PrincipalKind = "staff"    // the provider's own staff and tools (kep CLI); no mailbox rights, evidence read-only
+)
+
+// AuthMethod is how the principal proved who they are. It feeds the
+// evidence's SenderAuthenticationDetails (ETSI EN 319 532-3 §5.2.2) and the
+// audit.
+type AuthMethod string
+
+const (
+	AuthPassword    AuthMethod = "password"     // the main password
+	AuthAppPassword AuthMethod = "app-password" // a named app password
+	AuthToken       AuthMethod = "token"        // an API bearer token
+	AuthCertificate AuthMethod = "certificate"  // a client certificate (mutual TLS) or a qualified e-signature
+	AuthLocal       AuthMethod = "local"        // the provider's own command line, on the node
+)
+
+// APIToken is the scope of an API token: one account, some grants.
+type APIToken struct {
+	Name      string
+	AccountID int64
+	Scope     Grant
+}
+
+// Principal is whoever acts: the holder of an account, an operator acting
+// for the accounts they hold roles on, an API token, a peer provider or the
+// provider's staff. Exactly one of Account (holder), Operator, Token, Peer
+// and Staff says which; Kind returns it.
 type Principal struct {
 	Account  *store.Account        // set when an account's own credentials were used
 	Operator *store.Operator       // set when an operator logged in
 	Roles    []*store.OperatorRole // the operator's live roles
+	Token    *APIToken             // set for an API token
+	Peer     string                // a peer provider's domain, for the relay
+	Staff    string                // a staff member or tool name, for the provider's own tools
+	// Method is how the principal authenticated; empty means a password
+	// for holders and operators.
+	Method AuthMethod
 	// AppPassword is the name of the app password used, empty for the main
 	// password.
 	AppPassword string
 }
 
+// Kind says what sort of party the principal is.
+func (p *Principal) Kind() PrincipalKind {
+	switch {
+	case p.Operator != nil:
+		return Operator
+	case p.Token != nil:
+		return Token
+	case p.Peer != "":
+		return Peer
+	case p.Staff != "":
+		return Staff
+	}
+	return Holder
+}
+
+// AuthMethod returns how the principal authenticated.
+func (p *Principal) AuthMethod() AuthMethod {
+	switch {
+	case p.Method != "":
+		return p.Method
+	case p.AppPassword != "":
+		return AuthAppPassword
+	case p.Token != nil:
+		return AuthToken
+	case p.Peer != "":
+		return AuthCertificate
+	case p.Staff != "":
+		return AuthLocal
+	}
+	return AuthPassword
+}
+
 // Name identifies the principal in audit records and evidence.
 func (p *Principal) Name() string {
-	if p.Operator != nil {
+	switch p.Kind() {
+	case Operator:
 		return "operator:" + p.Operator.TCKN
+	case Token:
+		return "token:" + p.Token.Name
+	case Peer:
+		return "peer:" + p.Peer
+	case Staff:
+		return "staff:" + p.Staff
 	}
 	return "account:" + p.Account.Address
 }
@@ -33,21 +115,50 @@ func (p *Principal) StorePrincipal() store.Principal {
 	if p.Operator != nil {
 		return store.Principal{OperatorID: p.Operator.ID}
 	}
-	return store.Principal{AccountID: p.Account.ID}
+	if p.Account != nil {
+		return store.Principal{AccountID: p.Account.ID}
+	}
+	return store.Principal{}
 }
 
 // Can reports whether the principal may act on the account with the grant.
-// An account's holder may do everything on their own account.
+// An account's holder may do everything on their own account; an operator
+// what their role's grants allow; a token what its scope allows. Peers and
+// staff hold no grant on any mailbox.
 func (p *Principal) Can(accountID int64, g Grant) bool {
-	if p.Account != nil {
-		return p.Account.ID == accountID
-	}
-	for _, r := range p.Roles {
-		if r.AccountID == accountID && Grant(r.Grants)&g == g {
-			return true
+	switch p.Kind() {
+	case Holder:
+		return p.Account != nil && p.Account.ID == accountID
+	case Operator:
+		for _, r := range p.Roles {
+			if r.AccountID == accountID && Grant(r.Grants)&g == g {
+				return true
+			}
 		}
+	case Token:
+		return p.Token.AccountID == accountID && p.Token.Scope&g == g
 	}
 	return false
+}
+
+// Grants returns what the principal holds on the account, for messages
+// that say what is missing ("your grants: read").
+func (p *Principal) Grants(accountID int64) Grant {
+	switch p.Kind() {
+	case Holder:
+		if p.Account != nil && p.Account.ID == accountID {
+			return AllGrants
+		}
+	case Operator:
+		if r := p.RoleOn(accountID); r != nil {
+			return Grant(r.Grants)
+		}
+	case Token:
+		if p.Token.AccountID == accountID {
+			return p.Token.Scope
+		}
+	}
+	return 0
 }
 
 // RoleOn returns the operator's role on an account, or nil.
@@ -137,13 +248,16 @@ func (s *Service) authenticate(ctx context.Context, username, password string) (
 		}
 		for _, ap := range aps {
 			if m, _ := s.verified.check(username, password, ap.Password, s.now()); m {
-				ok, p.AppPassword = true, ap.Name
+				ok, p.AppPassword, p.Method = true, ap.Name, AuthAppPassword
 				break
 			}
 		}
 	}
 	if !ok {
 		return nil, ErrBadCredentials
+	}
+	if p.Method == "" {
+		p.Method = AuthPassword
 	}
 	if p.Account != nil && Status(p.Account.Status) != Active {
 		return nil, fmt.Errorf("%w: %s is %s", ErrAccountNotActive, p.Account.Address, p.Account.Status)

@@ -10,7 +10,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
-	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/store"
 )
@@ -25,12 +24,16 @@ type fetchPlan struct {
 	size  bool // RFC822.SIZE
 	seen  bool // a body section without PEEK: \Seen (RFC 9051 §6.4.5)
 	read  bool // ... of content, not header: read evidence
+	body  bool // content, not header, is served, PEEK or not: recorded (mailbox.Service.Serve)
 }
 
 func planFetch(o *imap.FetchOptions) fetchPlan {
 	p := fetchPlan{o: o, size: o.RFC822Size, info: o.Envelope || o.BodyStructure != nil,
 		bytes: len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0}
 	for _, sec := range o.BodySection {
+		if len(sec.Part) > 0 || sec.Specifier == imap.PartSpecifierNone || sec.Specifier == imap.PartSpecifierText {
+			p.body = true
+		}
 		if !sec.Peek {
 			p.seen = true
 			// BODY[], BODY[TEXT], BODY[1], BODY[1.TEXT], RFC822, RFC822.TEXT
@@ -40,6 +43,9 @@ func planFetch(o *imap.FetchOptions) fetchPlan {
 				p.read = true
 			}
 		}
+	}
+	if len(o.BinarySection) > 0 {
+		p.body = true
 	}
 	for _, sec := range o.BinarySection {
 		if !sec.Peek { // BINARY[…] is always content (RFC 3516)
@@ -135,11 +141,13 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, v *viewMsg, m 
 	}
 
 	// Read evidence first: no byte of a KEP message's body leaves the
-	// server without its evidence 60 recorded (kep-domain.md, "Evidence").
-	if plan.read {
-		if err := mb.MarkRead(s.ctx, s.p, m); err != nil {
+	// server without its evidence 60 recorded (kep-domain.md, "Evidence"),
+	// and a body served under PEEK is recorded, so that a \Seen the client
+	// sets afterwards is the retrieval (docs/evidence.md).
+	if plan.body || plan.read {
+		if err := mb.Serve(s.ctx, s.p, m, !plan.read); err != nil {
 			if errors.Is(err, mailbox.ErrNoAccess) {
-				return s.needGrant(s.sel.t.acct, account.GrantRead, "Reading messages")
+				return imapErr(err)
 			}
 			s.srv.log.Error("imap fetch: read evidence", "message", m.ID, "err", err)
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable,
@@ -148,12 +156,13 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, v *viewMsg, m 
 	}
 	flagsChanged := false
 	if plan.seen && !s.sel.readOnly && !hasFlag(m.Flags, imap.FlagSeen) {
-		flags := append(append([]string{}, m.Flags...), string(imap.FlagSeen))
-		modseq, err := s.setFlags(m.UID, flags)
+		nm, err := mb.MarkSeen(s.ctx, s.p, s.sel.folder, m.UID)
 		if err != nil {
-			return err
+			return s.mailboxErr(err, "imap fetch: seen")
 		}
-		m.Flags, v.modseq, flagsChanged = flags, modseq, true
+		if nm != nil {
+			m.Flags, v.modseq, flagsChanged = nm.Flags, nm.ModSeq, true
+		}
 	}
 
 	// Sections whose bytes are not a plain slice of the file are worked
@@ -296,27 +305,6 @@ func (s *session) info(m *mailbox.Message, f io.ReaderAt, size int64, withStruct
 	}
 	c.put(key, next)
 	return next
-}
-
-// setFlags replaces a message's flags in one transaction and returns the
-// message's new modseq.
-func (s *session) setFlags(uid uint32, flags []string) (int64, error) {
-	var modseq int64
-	err := s.srv.mb.DB.InTx(s.ctx, func(tx *store.Tx) error {
-		if err := mailbox.SetFlags(s.ctx, tx, s.sel.folder.ID, uid, flags); err != nil {
-			return err
-		}
-		m, err := mailbox.GetMessage(s.ctx, tx, s.sel.folder.ID, uid)
-		if err != nil {
-			return err
-		}
-		modseq = m.ModSeq
-		return nil
-	})
-	if err == nil {
-		s.srv.mb.Notifications().Notify(s.sel.t.acct.ID, s.sel.folder.ID)
-	}
-	return modseq, err
 }
 
 // location is the calendar INTERNALDATE is shown in (the provider's).

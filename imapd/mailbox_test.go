@@ -104,11 +104,21 @@ func TestFolders(t *testing.T) {
 			t.Fatal("EXPUNGE in EXAMINE accepted")
 		}
 
-		// Folders are fixed; unknown names do not exist.
-		for _, err := range []error{c.Create("Projects", nil).Wait(), c.Delete("Archive").Wait(), c.Rename("Archive", "Old", nil).Wait()} {
-			if imapCode(err) != imap.ResponseCodeCannot {
-				t.Fatalf("CREATE/DELETE/RENAME: %v", err)
+		// Standard folders are fixed; user folders come and go; unknown
+		// names do not exist.
+		for _, err := range []error{c.Delete("Archive").Wait(), c.Rename("Archive", "Old", nil).Wait(), c.Create("archive", nil).Wait()} {
+			if imapCode(err) != imap.ResponseCodeCannot && imapCode(err) != imap.ResponseCodeAlreadyExists {
+				t.Fatalf("DELETE/RENAME/CREATE of a standard folder: %v", err)
 			}
+		}
+		if err := c.Create("Projects", nil).Wait(); err != nil {
+			t.Fatalf("CREATE Projects: %v", err)
+		}
+		if err := c.Rename("Projects", "Projeler", nil).Wait(); err != nil {
+			t.Fatalf("RENAME Projects: %v", err)
+		}
+		if err := c.Delete("Projeler").Wait(); err != nil {
+			t.Fatalf("DELETE Projeler: %v", err)
 		}
 		if _, err := c.Select("Nonexistent", nil).Wait(); imapCode(err) != imap.ResponseCodeNonExistent {
 			t.Fatalf("SELECT Nonexistent: %v", err)
@@ -267,13 +277,20 @@ func TestOperatorViews(t *testing.T) {
 			t.Fatalf("operator namespace: %+v %v", ns, err)
 		}
 		names := listNames(t, c, "", "*", nil)
-		if len(names) != 1+len(mailbox.Folders) || !slices.Contains(names[acme.Address], imap.MailboxAttrNoSelect) {
+		if len(names) != 2+len(mailbox.Folders) || !slices.Contains(names[acme.Address], imap.MailboxAttrNoSelect) || names["INBOX"] == nil {
 			t.Fatalf("operator LIST: %v", names)
 		}
-		if top := listNames(t, c, "", "%", nil); len(top) != 1 {
+		if top := listNames(t, c, "", "%", nil); len(top) != 2 {
 			t.Fatalf("LIST %%: %v", top)
 		}
-		for _, name := range []string{hidden.Address + "/INBOX", "INBOX", acme.Address, ayse.Account.Address + "/INBOX"} {
+		// The operator's own INBOX is an empty, read-only placeholder.
+		if sd, err := c.Select("INBOX", nil).Wait(); err != nil || sd.NumMessages != 0 {
+			t.Fatalf("operator SELECT INBOX: %+v %v", sd, err)
+		}
+		if _, err := appendMsg(c, "INBOX", "Subject: x\r\n\r\nx\r\n", nil); imapCode(err) != imap.ResponseCodeCannot {
+			t.Fatalf("APPEND to the placeholder INBOX: %v", err)
+		}
+		for _, name := range []string{hidden.Address + "/INBOX", acme.Address, ayse.Account.Address + "/INBOX"} {
 			if _, err := c.Select(name, nil).Wait(); imapCode(err) != imap.ResponseCodeNonExistent {
 				t.Fatalf("SELECT %s: %v", name, err)
 			}
@@ -288,14 +305,11 @@ func TestOperatorViews(t *testing.T) {
 		if !bytes.Contains(sts, []byte(reader.TCKN)) {
 			t.Fatal("read evidence does not name the operator")
 		}
-		// No delete grant: STORE \Deleted works, EXPUNGE says why not,
+		// No delete grant: STORE \Deleted is refused and changes nothing,
 		// MOVE to Trash too; CLOSE closes without expunging.
-		if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-			t.Fatal(err)
-		}
-		err = c.Expunge().Close()
+		err = c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
 		if imapCode(err) != imap.ResponseCodeNoPerm || !strings.Contains(err.Error(), "delete grant") {
-			t.Fatalf("EXPUNGE without the delete grant: %v", err)
+			t.Fatalf("STORE \\Deleted without the delete grant: %v", err)
 		}
 		if _, err := c.Move(imap.SeqSetNum(1), acme.Address+"/Trash").Wait(); imapCode(err) != imap.ResponseCodeNoPerm {
 			t.Fatalf("MOVE to Trash without the delete grant: %v", err)
@@ -313,7 +327,7 @@ func TestOperatorViews(t *testing.T) {
 
 		// An operator with delete but no read grant sees nothing.
 		cd := e.login(deleter.TCKN, deleter.Password)
-		if names := listNames(t, cd, "", "*", nil); len(names) != 0 {
+		if names := listNames(t, cd, "", "*", nil); len(names) != 1 || names["INBOX"] == nil {
 			t.Fatalf("operator without read grant sees %v", names)
 		}
 		if _, err := cd.Status(hidden.Address+"/INBOX", &imap.StatusOptions{NumMessages: true}).Wait(); imapCode(err) != imap.ResponseCodeNonExistent {
@@ -324,6 +338,9 @@ func TestOperatorViews(t *testing.T) {
 		// evidence stays.
 		cm := e.login(main.TCKN, main.Password)
 		mustSelect(t, cm, acme.Address+"/INBOX", false)
+		if err := cm.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
 		if err := cm.Expunge().Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -473,7 +490,7 @@ func TestCopyMoveAppendQuota(t *testing.T) {
 			t.Fatalf("COPY to Delil: %v", err)
 		}
 		draft := "From: " + mehmet.Account.Address + "\r\nTo: " + ayse.Account.Address + "\r\nSubject: Taslak\r\n\r\nYanıt taslağı.\r\n"
-		for _, box := range []string{"INBOX", "Sent", "Delil"} {
+		for _, box := range []string{"INBOX", "Delil", "Trash"} {
 			if _, err := appendMsg(c, box, draft, nil); imapCode(err) != imap.ResponseCodeCannot {
 				t.Fatalf("APPEND to %s: %v", box, err)
 			}

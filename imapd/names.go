@@ -2,13 +2,11 @@ package imapd
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
-	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/store"
 )
@@ -20,12 +18,17 @@ const delim = '/'
 // not see; the two are indistinguishable on purpose.
 var errNoMailbox = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "No such mailbox"}
 
-// target is a mailbox name resolved to an account's folder.
+// target is a mailbox name resolved to an account's folder. An operator's
+// placeholder INBOX has no account (acct nil): an empty, read-only folder,
+// so that clients that SELECT INBOX at login work, and no company's mail is
+// where an operator's client reads by accident.
 type target struct {
 	acct   *store.Account
 	folder string // the mailbox package's folder name
 	name   string // the name the client sees
 }
+
+func (t *target) placeholder() bool { return t.acct == nil }
 
 // visible is an account the principal sees, with the prefix of its folders'
 // names ("" for the principal's own account, "address/" for an operator).
@@ -37,56 +40,19 @@ type visible struct {
 // isOperator reports whether the session's principal is an operator.
 func (s *session) isOperator() bool { return s.p != nil && s.p.Operator != nil }
 
-// refreshRoles re-reads an operator's live roles on active accounts, so that
-// grants changed since login apply from the next command that lists,
-// selects or queries a mailbox.
-func (s *session) refreshRoles() error {
-	if !s.isOperator() {
-		return nil
-	}
-	q := s.srv.mb.DB.Q()
-	roles, err := store.ListRolesOfOperator(s.ctx, q, s.p.Operator.ID)
-	if err != nil {
-		return err
-	}
-	var live []*store.OperatorRole
-	for _, r := range roles {
-		if a, err := store.GetAccount(s.ctx, q, r.AccountID); err == nil && account.Status(a.Status) == account.Active {
-			live = append(live, r)
-		}
-	}
-	s.p.Roles = live
-	return nil
-}
-
-// accounts lists the accounts the principal sees: their own, or for an
-// operator every active account they hold the read grant on, each with its
-// folders created when missing.
+// accounts lists the accounts the principal sees (mailbox.Service.Visible).
 func (s *session) accounts() ([]visible, error) {
-	q := s.srv.mb.DB.Q()
-	if !s.isOperator() {
-		a, err := store.GetAccount(s.ctx, q, s.p.Account.ID)
-		if err != nil {
-			return nil, err
-		}
-		return []visible{{acct: a}}, nil
-	}
-	if err := s.refreshRoles(); err != nil {
+	accts, err := s.srv.mb.Visible(s.ctx, s.p)
+	if err != nil {
 		return nil, err
 	}
 	var out []visible
-	for _, r := range s.p.Roles {
-		if !s.p.Can(r.AccountID, account.GrantRead) {
-			continue // operators without the read grant do not see the account
+	for _, a := range accts {
+		v := visible{acct: a}
+		if s.isOperator() {
+			v.prefix = a.Address + string(delim)
 		}
-		a, err := store.GetAccount(s.ctx, q, r.AccountID)
-		if err != nil {
-			return nil, err
-		}
-		if err := mailbox.EnsureFolders(s.ctx, q, a.ID, s.srv.now()); err != nil {
-			return nil, err
-		}
-		out = append(out, visible{acct: a, prefix: a.Address + string(delim)})
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -95,6 +61,19 @@ func (s *session) accounts() ([]visible, error) {
 // principal may read. INBOX is case-insensitive (RFC 9051 §5.1); so is the
 // address part of an operator's names.
 func (s *session) resolve(name string) (*target, error) {
+	t, err := s.parseName(name)
+	if err != nil || t.placeholder() {
+		return t, err
+	}
+	if _, err := s.srv.mb.OpenFolder(s.ctx, s.p, t.acct, t.folder); err != nil {
+		return nil, imapErr(err)
+	}
+	return t, nil
+}
+
+// parseName maps a name to its account and folder name without checking
+// that the folder exists (CREATE names one that does not).
+func (s *session) parseName(name string) (*target, error) {
 	if s.p == nil {
 		return nil, errNoMailbox
 	}
@@ -103,82 +82,65 @@ func (s *session) resolve(name string) (*target, error) {
 		if strings.EqualFold(folder, mailbox.Inbox) {
 			folder = mailbox.Inbox
 		}
-		if !isFolder(folder) {
-			return nil, errNoMailbox
-		}
 		a, err := store.GetAccount(s.ctx, s.srv.mb.DB.Q(), s.p.Account.ID)
 		if err != nil {
 			return nil, err
 		}
 		return &target{acct: a, folder: folder, name: folder}, nil
 	}
+	if strings.EqualFold(name, mailbox.Inbox) {
+		return &target{folder: mailbox.Inbox, name: mailbox.Inbox}, nil
+	}
 	addr, folder, ok := strings.Cut(name, string(delim))
 	if !ok || addr == "" {
 		return nil, errNoMailbox
 	}
-	addr = strings.ToLower(addr)
 	if strings.EqualFold(folder, mailbox.Inbox) {
 		folder = mailbox.Inbox
 	}
-	if !isFolder(folder) {
-		return nil, errNoMailbox
-	}
-	if err := s.refreshRoles(); err != nil {
-		return nil, err
-	}
-	q := s.srv.mb.DB.Q()
-	a, err := store.GetAccountByAddress(s.ctx, q, addr)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, errNoMailbox
-	}
+	a, err := s.srv.mb.Account(s.ctx, s.p, addr)
 	if err != nil {
-		return nil, err
-	}
-	if !s.p.Can(a.ID, account.GrantRead) {
-		return nil, errNoMailbox
-	}
-	if err := mailbox.EnsureFolders(s.ctx, q, a.ID, s.srv.now()); err != nil {
-		return nil, err
+		return nil, imapErr(err)
 	}
 	return &target{acct: a, folder: folder, name: a.Address + string(delim) + folder}, nil
 }
 
-func isFolder(name string) bool {
-	for _, f := range mailbox.Folders {
-		if f == name {
-			return true
-		}
-	}
-	return false
-}
-
 // specialUse gives the RFC 6154 attribute of a folder.
 func specialUse(folder string) imap.MailboxAttr {
-	switch folder {
-	case mailbox.Sent:
+	switch mailbox.RoleOf(folder) {
+	case mailbox.RoleSent:
 		return imap.MailboxAttrSent
-	case mailbox.Drafts:
+	case mailbox.RoleDrafts:
 		return imap.MailboxAttrDrafts
-	case mailbox.Trash:
+	case mailbox.RoleTrash:
 		return imap.MailboxAttrTrash
-	case mailbox.Archive:
+	case mailbox.RoleArchive:
 		return imap.MailboxAttrArchive
 	}
 	return ""
 }
 
-// needGrant returns NO [NOPERM] unless the principal holds g on the
-// account (always true for the account's holder).
-func (s *session) needGrant(a *store.Account, g account.Grant, what string) error {
-	if s.p.Can(a.ID, g) {
-		return nil
+// imapErr translates the mailbox's refusals into IMAP responses (RFC 5530
+// response codes); other errors pass unchanged.
+func imapErr(err error) error {
+	var r *mailbox.Refusal
+	if !errors.As(err, &r) {
+		return err
 	}
-	have := "none"
-	if r := s.p.RoleOn(a.ID); r != nil {
-		have = account.Grant(r.Grants).String()
+	code := imap.ResponseCodeCannot
+	switch r.Kind {
+	case mailbox.NoPermission:
+		code = imap.ResponseCodeNoPerm
+	case mailbox.OverQuota:
+		code = imap.ResponseCodeOverQuota
+	case mailbox.NotFound:
+		return errNoMailbox
+	case mailbox.OverLimit:
+		code = imap.ResponseCodeLimit
+	case mailbox.AlreadyExists:
+		code = imap.ResponseCodeAlreadyExists
 	}
-	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNoPerm,
-		Text: fmt.Sprintf("%s needs the %s grant on %s (your grants: %s)", what, g, a.Address, have)}
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: r.Reason}
 }
 
 // Namespace implements NAMESPACE (RFC 2342 §5; RFC 9051 §6.3.10): see the
@@ -205,7 +167,8 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return err
 	}
-	match := func(name string) bool {
+	var match func(string) bool
+	match = func(name string) bool {
 		for _, p := range patterns {
 			if ref == "" && strings.EqualFold(p, mailbox.Inbox) {
 				p = mailbox.Inbox // INBOX in any case (RFC 9051 §5.1)
@@ -215,6 +178,23 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			}
 		}
 		return false
+	}
+	if s.isOperator() && match(mailbox.Inbox) && !o.SelectSpecialUse {
+		attrs := []imap.MailboxAttr{imap.MailboxAttrHasNoChildren}
+		if o.SelectSubscribed || o.ReturnSubscribed {
+			attrs = append(attrs, imap.MailboxAttrSubscribed)
+		}
+		data := &imap.ListData{Attrs: attrs, Delim: delim, Mailbox: mailbox.Inbox}
+		if o.ReturnStatus != nil {
+			st, err := s.status(&target{folder: mailbox.Inbox, name: mailbox.Inbox}, o.ReturnStatus)
+			if err != nil {
+				return err
+			}
+			data.Status = st
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
 	}
 	for _, v := range accts {
 		if v.prefix != "" {
@@ -226,7 +206,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 				}
 			}
 		}
-		folders, err := mailbox.ListFolders(s.ctx, s.srv.mb.DB.Q(), v.acct.ID)
+		folders, err := s.srv.mb.Folders(s.ctx, s.p, v.acct)
 		if err != nil {
 			return err
 		}
@@ -262,18 +242,59 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	return nil
 }
 
-// Create, Delete and Rename refuse: every account has the same fixed
-// folders (RFC 9051 §6.3.4–6.3.6 allow a server to refuse).
-func (s *session) Create(name string, _ *imap.CreateOptions) error { return errFixedFolders }
-
-func (s *session) Delete(name string) error { return errFixedFolders }
-
-func (s *session) Rename(name, newName string, _ *imap.RenameOptions) error {
-	return errFixedFolders
+// Create, Delete and Rename manage user folders (RFC 9051 §6.3.4–6.3.6)
+// through mailbox.Service, within its limits; the standard folders are
+// fixed. An operator's names are "address/Folder".
+func (s *session) Create(name string, _ *imap.CreateOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name = strings.TrimSuffix(name, string(delim)) // a trailing delimiter only announces children (RFC 9051 §6.3.4)
+	t, err := s.parseName(name)
+	if err != nil {
+		return err
+	}
+	if t.placeholder() {
+		return errPlaceholder
+	}
+	_, err = s.srv.mb.CreateFolder(s.ctx, s.p, t.acct, t.folder)
+	return imapErr(err)
 }
 
-var errFixedFolders = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
-	Text: "KEP folders are fixed (INBOX, Sent, Delil, Drafts, Trash, Archive): they cannot be created, deleted or renamed"}
+func (s *session) Delete(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, err := s.parseName(name)
+	if err != nil {
+		return err
+	}
+	if t.placeholder() {
+		return errPlaceholder
+	}
+	return imapErr(s.srv.mb.DeleteFolder(s.ctx, s.p, t.acct, t.folder))
+}
+
+func (s *session) Rename(name, newName string, _ *imap.RenameOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from, err := s.parseName(name)
+	if err != nil {
+		return err
+	}
+	to, err := s.parseName(newName)
+	if err != nil {
+		return err
+	}
+	if from.placeholder() || to.placeholder() {
+		return errPlaceholder
+	}
+	if from.acct.ID != to.acct.ID {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Folders cannot move between KEP accounts"}
+	}
+	return imapErr(s.srv.mb.RenameFolder(s.ctx, s.p, from.acct, from.folder, to.folder))
+}
+
+var errPlaceholder = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
+	Text: "An operator's INBOX is an empty placeholder: the accounts you act for are listed as ADDRESS/INBOX and so on"}
 
 // Subscribe accepts the folders that exist; they are always subscribed.
 func (s *session) Subscribe(name string) error {

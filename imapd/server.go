@@ -30,36 +30,46 @@
 // re-read from the store whenever a mailbox is listed, selected or queried,
 // so a revoked grant takes effect at the operator's next such command.
 //
-// What each grant allows an operator (account holders may do everything on
-// their own account): read — list, select, fetch (issuing evidence 60 in the
-// operator's name), search, change flags; delete — EXPUNGE, and COPY/MOVE
-// into Trash (which is how clients delete); archive — COPY/MOVE into the
-// other folders; send — APPEND to Drafts. A missing grant is answered NO
-// [NOPERM] naming the grant; CLOSE without the delete grant closes the
-// mailbox without expunging, as on a read-only mailbox (RFC 9051 §6.4.1).
+// An operator's own INBOX is an empty, read-only placeholder, so that
+// clients that SELECT INBOX at login work and no company's mail is read
+// there by accident.
+//
+// # Rules are the mailbox's
+//
+// This package decides no rule: what a principal may do (grants per flag,
+// copy, move, expunge, append, user folders, which folder holds what, the
+// quota) is decided by mailbox.Service's principal-taking methods (see
+// docs/mailbox-rules.md); this package maps their refusals to NO with RFC
+// 5530 response codes ([NOPERM] naming the missing grant, [CANNOT],
+// [OVERQUOTA], [LIMIT], [ALREADYEXISTS], [NONEXISTENT]). CLOSE without the
+// delete grant closes the mailbox without expunging, as on a read-only
+// mailbox (RFC 9051 §6.4.1).
 //
 // # Folders
 //
-// The folders are fixed (CREATE, DELETE and RENAME answer NO [CANNOT]).
-// APPEND is accepted into Drafts only: KEP messages, their copies and
-// evidence reach a mailbox only through the provider. Evidence items live
-// in Delil, Archive and Trash only, and nothing else may enter Delil.
+// Standard folders (by role: INBOX, Sent, Delil, Drafts, Trash, Archive)
+// are fixed; user folders can be created, renamed and deleted within the
+// mailbox's limits. APPEND is accepted into Drafts, Sent (deduplicated
+// against the provider's own Sent copy by Message-ID) and user folders.
 // Messages never move between accounts. Sent, Drafts, Trash and Archive
 // carry their RFC 6154 special-use attributes.
 //
 // # Read evidence
 //
-// A FETCH of BODY[…], BINARY[…], RFC822 or RFC822.TEXT without .PEEK of a
-// section that holds content (the whole message, its text, or a numbered
-// part — not HEADER, HEADER.FIELDS or MIME) calls mailbox.Service.MarkRead
-// before any byte of the body is sent; if the evidence cannot be recorded
-// the body is not sent (NO). MarkRead issues 60 once per recipient,
-// whichever session, client or front-end reads. Header-only fetches,
-// ENVELOPE, BODYSTRUCTURE, RFC822.SIZE, BINARY.SIZE and every .PEEK fetch
-// are not reads. Non-PEEK body fetches also set \Seen (RFC 9051 §6.4.5)
-// unless the mailbox was opened with EXAMINE; EXAMINE does not suppress the
-// evidence, because the content did leave the server. Setting \Seen with
-// STORE is not a read.
+// Before any byte of a KEP message's body is sent (BODY[…], BINARY[…],
+// RFC822 or RFC822.TEXT of a section that holds content: the whole
+// message, its text, or a numbered part, not HEADER, HEADER.FIELDS or
+// MIME), mailbox.Service.Serve records that the body was served to the
+// principal; without .PEEK it also issues evidence 60 (reason: body
+// fetch), and if that cannot be recorded the body is not sent (NO). A
+// STORE of \Seen by a principal the body was served to before, PEEK
+// included, is the retrieval too (reason: \Seen after a download): what
+// Thunderbird, neomutt and mbsync do. A \Seen on a message never
+// downloaded is not a retrieval. 60 is issued once per recipient. Non-PEEK
+// body fetches also set \Seen (RFC 9051 §6.4.5) unless the mailbox was
+// opened with EXAMINE; EXAMINE does not suppress the evidence, because the
+// content did leave the server. See docs/evidence.md, "What counts as a
+// retrieval".
 //
 // # Immutable messages
 //

@@ -158,19 +158,20 @@ func (s *session) Select(name string, o *imap.SelectOptions) (*imap.SelectData, 
 	if err != nil {
 		return nil, err
 	}
-	q := s.srv.mb.DB.Q()
-	f, err := mailbox.GetFolder(s.ctx, q, t.acct.ID, t.folder)
+	if t.placeholder() {
+		s.sel = &selected{t: t, folder: &mailbox.Folder{Name: mailbox.Inbox, UIDValidity: 1, UIDNext: 1}, readOnly: true,
+			gone: map[uint32]bool{}, stop: func() {}}
+		return &imap.SelectData{Flags: systemFlags, PermanentFlags: []imap.Flag{}, UIDNext: 1, UIDValidity: 1}, nil
+	}
+	f, err := s.srv.mb.OpenFolder(s.ctx, s.p, t.acct, t.folder)
 	if err != nil {
-		if errors.Is(err, mailbox.ErrNoFolder) {
-			return nil, errNoMailbox
-		}
-		return nil, err
+		return nil, imapErr(err)
 	}
 	updates, stop := s.srv.mb.Notifications().Subscribe(t.acct.ID)
-	ms, err := mailbox.ListMessages(s.ctx, q, f.ID)
+	ms, err := s.srv.mb.Messages(s.ctx, s.p, f)
 	if err != nil {
 		stop()
-		return nil, err
+		return nil, imapErr(err)
 	}
 	sel := &selected{t: t, folder: f, readOnly: o.ReadOnly, modseq: f.ModSeq, gone: map[uint32]bool{}, updates: updates, stop: stop}
 	var firstUnseen uint32
@@ -239,15 +240,38 @@ func (s *session) Status(name string, o *imap.StatusOptions) (*imap.StatusData, 
 
 func (s *session) status(t *target, o *imap.StatusOptions) (*imap.StatusData, error) {
 	q := s.srv.mb.DB.Q()
-	f, err := mailbox.GetFolder(s.ctx, q, t.acct.ID, t.folder)
-	if err != nil {
-		if errors.Is(err, mailbox.ErrNoFolder) {
-			return nil, errNoMailbox
+	u32 := func(n int) *uint32 { v := uint32(n); return &v }
+	if t.placeholder() {
+		data := &imap.StatusData{Mailbox: t.name, UIDNext: 1, UIDValidity: 1}
+		var zero int64
+		if o.NumMessages {
+			data.NumMessages = u32(0)
 		}
-		return nil, err
+		if o.NumUnseen {
+			data.NumUnseen = u32(0)
+		}
+		if o.NumDeleted {
+			data.NumDeleted = u32(0)
+		}
+		if o.Size {
+			data.Size = &zero
+		}
+		if o.DeletedStorage {
+			data.DeletedStorage = &zero
+		}
+		if o.AppendLimit {
+			data.AppendLimit = new(uint32)
+		}
+		if o.NumRecent {
+			data.NumRecent = u32(0)
+		}
+		return data, nil
+	}
+	f, err := s.srv.mb.OpenFolder(s.ctx, s.p, t.acct, t.folder)
+	if err != nil {
+		return nil, imapErr(err)
 	}
 	data := &imap.StatusData{Mailbox: t.name, UIDNext: imap.UID(f.UIDNext), UIDValidity: f.UIDValidity}
-	u32 := func(n int) *uint32 { v := uint32(n); return &v }
 	if o.NumMessages || o.NumUnseen {
 		total, unseen, _, err := mailbox.Counts(s.ctx, q, f.ID)
 		if err != nil {
@@ -279,7 +303,7 @@ func (s *session) status(t *target, o *imap.StatusOptions) (*imap.StatusData, er
 	}
 	if o.AppendLimit {
 		data.AppendLimit = new(uint32)
-		if t.folder == mailbox.Drafts {
+		if r := f.Role(); r == mailbox.RoleDrafts || r == mailbox.RoleSent || r == mailbox.RoleUser {
 			*data.AppendLimit = uint32(s.srv.opts.MaxMessageBytes)
 		}
 	}
@@ -301,7 +325,7 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 
 func (s *session) poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	sel := s.sel
-	if sel == nil {
+	if sel == nil || sel.t.placeholder() {
 		return nil
 	}
 	q := s.srv.mb.DB.Q()

@@ -5,6 +5,15 @@
 // with delivery evidence (40/41), and the retrieval events — read (60) and
 // deemed read (61) — that every front-end (IMAP, web, API) reports through
 // the same calls.
+//
+// It is also where the rules live about what a principal (account.Principal:
+// a holder, an operator with grants, an API token) may do with a folder, a
+// message or an evidence: list, read, set flags, copy, move, delete,
+// archive, append, user folders, evidence lists. Front-ends call the
+// principal-taking methods (access.go, actions.go, retrieve.go,
+// evidencelist.go) and only translate their answers; the grant each change
+// needs, and the decisions behind them, are in access.go and
+// docs/mailbox-rules.md. Folders are identified by Role.
 package mailbox
 
 import (
@@ -41,6 +50,10 @@ const (
 	KindEvidence Kind = "evidence" // an evidence item in Delil, rendered from the evidence store
 	KindNotice   Kind = "notice"   // a notice from the provider (quota)
 	KindDraft    Kind = "draft"    // a draft appended by a client
+	// KindCopy is a message a client appended to Sent or a user folder
+	// that matches no KEP message of the account: a plain user copy, not
+	// attested by the provider.
+	KindCopy Kind = "copy"
 )
 
 // Folder is one mailbox of an account.
@@ -185,7 +198,7 @@ type New struct {
 // countsToQuota says which kinds use the account's quota: what the account
 // holds of its own or received; evidence items and provider notices do not.
 func countsToQuota(k Kind) bool {
-	return k == KindKEP || k == KindSent || k == KindDraft
+	return k == KindKEP || k == KindSent || k == KindDraft || k == KindCopy
 }
 
 // Append puts a message into a folder and returns its UID. It takes a

@@ -307,12 +307,33 @@ func (s *Service) renderEvidenceItem(ctx context.Context, seq int64, to string) 
 	if len(e.Recipients) == 1 {
 		concerning = e.Recipients[0].Address
 	}
+	// The item names the message it proves, so that a mail client shows
+	// which message each item is about and threads it with the sent
+	// message: the subject as the sender wrote it, from the sender's own
+	// Sent copy (never from the evidence, which does not carry it), and
+	// In-Reply-To / References to the original's Message-ID (RFC 5322
+	// §3.6.4).
+	subject, origID := "", e.Message.MessageID
+	if st.MessageID != 0 {
+		var id string
+		if subject, id = s.sentHeader(ctx, st.AccountID, st.MessageID); id != "" {
+			origID = id
+		}
+	}
+	title := fmt.Sprintf("KEP delil %d: %s / %s — %s", int(e.Code), e.Code.LabelTR(), e.Code.Label(), concerning)
+	if subject != "" {
+		title = fmt.Sprintf("%s [KEP delil %d: %s / %s — %s]", subject, int(e.Code), e.Code.LabelTR(), e.Code.Label(), concerning)
+	}
 	var b bytes.Buffer
 	writeHeader(&b, "From", fmt.Sprintf("%s <delil@%s>", mime.QEncoding.Encode("utf-8", s.Provider+" Delil"), s.Domain))
 	writeHeader(&b, "To", to)
 	writeHeader(&b, "Date", e.EventTime.In(s.Policy.Location).Format(time.RFC1123Z))
-	writeHeader(&b, "Subject", fmt.Sprintf("KEP delil %d: %s / %s — %s", int(e.Code), e.Code.LabelTR(), e.Code.Label(), concerning))
+	writeHeader(&b, "Subject", title)
 	writeHeader(&b, "Message-ID", "<delil-"+id+"@"+s.Domain+">")
+	if ref := msgIDHeader(origID); ref != "" {
+		writeHeader(&b, "In-Reply-To", ref)
+		writeHeader(&b, "References", ref)
+	}
 	writeHeader(&b, "X-KEP-Delil-Kodu", fmt.Sprint(int(e.Code)))
 	writeHeader(&b, "X-KEP-Delil-ID", id)
 	if e.Message.IletiID != "" {
@@ -350,6 +371,47 @@ func (s *Service) renderEvidenceItem(ctx context.Context, seq int64, to string) 
 	}
 	fmt.Fprintf(&b, "--%s--\r\n", boundary)
 	return b.Bytes(), nil
+}
+
+// sentHeader returns the subject and Message-ID of KEP message messageID as
+// its sender wrote them, read from the header of the sender's own Sent
+// copy; when that copy was deleted, from the signed original the provider
+// still keeps (the same bytes). They are "" when neither is at hand.
+func (s *Service) sentHeader(ctx context.Context, accountID, messageID int64) (subject, msgID string) {
+	var content []byte
+	err := s.DB.Q().QueryRow(ctx, `SELECT mm.content FROM mailbox_messages mm JOIN mailboxes f ON f.id = mm.mailbox_id
+		WHERE mm.message_id = ? AND mm.kind = 'sent' AND f.account_id = ? AND mm.content IS NOT NULL ORDER BY mm.id LIMIT 1`, messageID, accountID).Scan(&content)
+	var d blob.Digest
+	if err == nil && len(content) == len(d) {
+		copy(d[:], content)
+	} else if msg, err := GetKEPMessage(ctx, s.DB.Q(), messageID); err == nil && msg.SenderAccount == accountID {
+		d = msg.Digest
+	} else {
+		return "", ""
+	}
+	f, err := s.Blobs.Open(d)
+	if err != nil {
+		return "", ""
+	}
+	defer f.Close()
+	oh, err := readOriginalHeaders(io.LimitReader(f, 256<<10))
+	if err != nil {
+		return "", ""
+	}
+	return strings.TrimSpace(decodeHeader(oh.Subject)), strings.TrimSpace(oh.MessageID)
+}
+
+// msgIDHeader spells a Message-ID with its angle brackets, or "" when it is
+// not one.
+func msgIDHeader(id string) string {
+	id = strings.TrimSpace(id)
+	if id == "" || strings.ContainsAny(id, " \r\n") {
+		return ""
+	}
+	if !strings.HasPrefix(id, "<") {
+		id = "<" + id + ">"
+	}
+	return id
 }
 
 // Content returns the bytes of a mailbox message: from the content store,

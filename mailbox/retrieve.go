@@ -12,18 +12,129 @@ import (
 	"github.com/kephs/kep/store"
 )
 
-// MarkRead records that a KEP message was opened: the first time its
-// recipient — or an operator with the read grant, recorded as such —
-// retrieves the body, evidence 60 is issued, once per recipient, whichever
-// client or path reads it (TS 102 640-2 RetrievalNonRetrievalByRecipient).
-// Later calls, and calls for other kinds of messages, do nothing.
-func (s *Service) MarkRead(ctx context.Context, p *account.Principal, m *Message) error {
+// Retrieval says how a recipient's retrieval of a KEP message was seen
+// (docs/evidence.md, "What counts as a retrieval"). Evidence 60 names it
+// in its reason, so that the proof stays honest about what happened.
+type Retrieval string
+
+const (
+	// BodyFetch: the body was fetched without PEEK (IMAP BODY[], RFC822,
+	// BINARY[]), or opened in the web or the API.
+	BodyFetch Retrieval = "body-fetch"
+	// SeenAfterDownload: \Seen was set (IMAP STORE) by a principal the
+	// body had been served to before, by any fetch, PEEK included: what
+	// Thunderbird, Apple Mail, Outlook and neomutt do.
+	SeenAfterDownload Retrieval = "seen-after-download"
+)
+
+// Reason codes of evidence 60 and 61.
+const (
+	ReasonRetrievalBodyFetch = evidence.ReasonKEPBase + "retrieval-body-fetch"
+	ReasonRetrievalSeenFlag  = evidence.ReasonKEPBase + "retrieval-seen-after-download"
+)
+
+func (r Retrieval) reason() evidence.Reason {
+	if r == SeenAfterDownload {
+		return evidence.Reason{Code: ReasonRetrievalSeenFlag,
+			Text: "Alıcı iletiyi indirdikten sonra okundu olarak işaretledi / the recipient marked the message read after downloading it"}
+	}
+	return evidence.Reason{Code: ReasonRetrievalBodyFetch, Text: "Alıcı iletinin içeriğini açtı / the recipient opened the message's content"}
+}
+
+type retrievalKey struct {
+	delivery  int64
+	principal string
+}
+
+// servedKey names a principal in retrieval_served. It holds no personal
+// data (an operator is named by row id, not TCKN).
+func servedKey(p *account.Principal) string {
+	switch p.Kind() {
+	case account.Operator:
+		return fmt.Sprintf("operator:%d", p.Operator.ID)
+	case account.Holder:
+		return fmt.Sprintf("account:%d", p.Account.ID)
+	}
+	return p.Name()
+}
+
+// Serve is called by a front-end before it sends a KEP message's body
+// (not its header alone) to a principal. It checks the read grant and
+// records, in the store, that the body was served to that principal, so
+// that a later \Seen from the same principal is a retrieval even after a
+// reconnect. With peek false the fetch itself is the retrieval: evidence
+// 60 is issued (once per recipient) before the body leaves; an error means
+// the body must not be sent.
+func (s *Service) Serve(ctx context.Context, p *account.Principal, m *Message, peek bool) error {
 	s.init()
 	if m.Kind != KindKEP || m.DeliveryID == 0 {
 		return nil
 	}
 	q := s.DB.Q()
-	d, err := GetDelivery(ctx, q, m.DeliveryID)
+	f, err := GetFolderByID(ctx, q, m.FolderID)
+	if err != nil {
+		return err
+	}
+	if p != nil && !p.Can(f.AccountID, account.GrantRead) {
+		return refuse(NoPermission, "Reading messages needs the read grant")
+	}
+	if p != nil {
+		if err := s.recordServed(ctx, m.DeliveryID, p); err != nil {
+			return err
+		}
+	}
+	if peek {
+		return nil
+	}
+	return s.markRead(ctx, p, m.DeliveryID, BodyFetch)
+}
+
+// recordServed notes that the body of a delivery was served to p, once.
+func (s *Service) recordServed(ctx context.Context, deliveryID int64, p *account.Principal) error {
+	key := retrievalKey{deliveryID, servedKey(p)}
+	if _, ok := s.served.Load(key); ok {
+		return nil
+	}
+	if _, err := s.DB.Q().Exec(ctx, `INSERT INTO retrieval_served (delivery_id, principal, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		deliveryID, key.principal, store.Millis(s.now())); err != nil {
+		return err
+	}
+	s.served.Store(key, true)
+	return nil
+}
+
+// MarkRead records that a KEP message was opened (a body fetch without
+// PEEK): see Serve, which front-ends call.
+func (s *Service) MarkRead(ctx context.Context, p *account.Principal, m *Message) error {
+	s.init()
+	if m.Kind != KindKEP || m.DeliveryID == 0 {
+		return nil
+	}
+	return s.markRead(ctx, p, m.DeliveryID, BodyFetch)
+}
+
+// retrieveOnSeen issues evidence 60 when p sets \Seen on m after its body
+// was served to p; it reports whether that was a retrieval. A \Seen on a
+// message never downloaded ("mark all as read") is not one.
+func (s *Service) retrieveOnSeen(ctx context.Context, p *account.Principal, m *Message) (bool, error) {
+	if m.Kind != KindKEP || m.DeliveryID == 0 || p == nil {
+		return false, nil
+	}
+	var n int
+	if err := s.DB.Q().QueryRow(ctx, `SELECT COUNT(*) FROM retrieval_served WHERE delivery_id = ? AND principal = ?`, m.DeliveryID, servedKey(p)).Scan(&n); err != nil {
+		return false, store.MapErr(err)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	return true, s.markRead(ctx, p, m.DeliveryID, SeenAfterDownload)
+}
+
+// markRead issues evidence 60 for a delivery, once per recipient, whichever
+// client or path reads it (TS 102 640-2 RetrievalNonRetrievalByRecipient).
+// Later calls do nothing.
+func (s *Service) markRead(ctx context.Context, p *account.Principal, deliveryID int64, how Retrieval) error {
+	d, err := GetDelivery(ctx, s.DB.Q(), deliveryID)
 	if err != nil {
 		return err
 	}
@@ -33,29 +144,60 @@ func (s *Service) MarkRead(ctx context.Context, p *account.Principal, m *Message
 	if p != nil && !p.Can(d.AccountID, account.GrantRead) {
 		return ErrNoAccess
 	}
-	msg, err := GetKEPMessage(ctx, q, d.MessageID)
-	if err != nil {
-		return err
-	}
-	base, sender, err := s.baseEvidence(ctx, q, msg)
-	if err != nil {
-		return err
-	}
-	recip, err := store.GetAccount(ctx, q, d.AccountID)
-	if err != nil {
-		return err
-	}
-	e := *base
-	e.ID, e.Code, e.EventTime = evidence.NewID(), evidence.Read, s.now()
-	e.Recipients = []evidence.Party{recipientParty(d.Recipient, recip)}
+	var props []evidence.Property
 	if p != nil && p.Operator != nil {
 		// Who opened it for the recipient company (kep-domain.md: "evidence
 		// records which operator acted"). kep:Operator stays the sender's.
-		e.Properties = append(e.Properties, evidence.Property{Name: "readingOperator", Value: "TCKN:" + p.Operator.TCKN + " " + p.Operator.Name})
+		props = append(props, evidence.Property{Name: "readingOperator", Value: "TCKN:" + p.Operator.TCKN + " " + p.Operator.Name})
 	}
+	_, err = s.issueRetrieval(ctx, d, evidence.Read, s.now(), []evidence.Reason{how.reason()}, props, ReadBy)
+	return err
+}
+
+// issueRetrieval is the one path of retrieval evidence: read (60) and
+// deemed read (61). It issues the evidence for one delivery and moves the
+// delivery from delivered to next in the same transaction; it reports
+// false when the delivery had left the delivered state already (the
+// evidence then is not issued). It refuses to sign when any part of the
+// evidence cannot be read: the message, the sender or the recipient.
+//
+// The write function below may run more than once: the log retries a
+// batch whose transaction failed (tlog.WriteFunc), each time in a new
+// transaction after the failed one rolled back. It is written to give the
+// same result each time: a conditional UPDATE that either moves the
+// delivery or reports evidence.ErrAlreadyIssued.
+func (s *Service) issueRetrieval(ctx context.Context, d *Delivery, code evidence.Code, at time.Time, reasons []evidence.Reason, props []evidence.Property, next DeliveryState) (bool, error) {
+	q := s.DB.Q()
+	msg, err := GetKEPMessage(ctx, q, d.MessageID)
+	if err != nil {
+		return false, fmt.Errorf("retrieval evidence for delivery %d: message: %w", d.ID, err)
+	}
+	base, sender, err := s.baseEvidence(ctx, q, msg)
+	if err != nil {
+		return false, fmt.Errorf("retrieval evidence for delivery %d: sender: %w", d.ID, err)
+	}
+	recip, err := store.GetAccount(ctx, q, d.AccountID)
+	if err != nil {
+		return false, fmt.Errorf("retrieval evidence for delivery %d: recipient account: %w", d.ID, err)
+	}
+	e := *base
+	e.ID, e.Code, e.EventTime = evidence.NewID(), code, at
+	e.Recipients = []evidence.Party{recipientParty(d.Recipient, recip)}
+	e.Reasons = reasons
+	e.Properties = append(append([]evidence.Property{}, e.Properties...), props...)
 	rec := &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Recipient}
-	err = s.Issuer.Issue(ctx, []*evidence.Record{rec}, func(ctx context.Context, tx *store.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE deliveries SET state = 'read' WHERE id = ? AND state = 'delivered'`, d.ID)
+	err = s.Issuer.Issue(ctx, []*evidence.Record{rec}, retrievalWrite(d.ID, next))
+	if errors.Is(err, evidence.ErrAlreadyIssued) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// retrievalWrite moves a delivery from delivered to next; see
+// issueRetrieval on running more than once.
+func retrievalWrite(deliveryID int64, next DeliveryState) func(ctx context.Context, tx *store.Tx) error {
+	return func(ctx context.Context, tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE deliveries SET state = ? WHERE id = ? AND state = ?`, string(next), deliveryID, string(DeliveredTo))
 		if err != nil {
 			return err
 		}
@@ -63,11 +205,7 @@ func (s *Service) MarkRead(ctx context.Context, p *account.Principal, m *Message
 			return evidence.ErrAlreadyIssued
 		}
 		return nil
-	})
-	if errors.Is(err, evidence.ErrAlreadyIssued) {
-		return nil
 	}
-	return err
 }
 
 // DeemRead issues evidence 61 for every delivered message whose deemed-read
@@ -81,33 +219,32 @@ func (s *Service) DeemRead(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// One delivery whose evidence cannot be made (see issueRetrieval) is
+	// logged and skipped, so that it does not hold up the others' 61.
 	n := 0
+	var errs []error
 	for _, d := range ds {
 		ok, err := s.deem(ctx, d, now)
 		if err != nil {
-			return n, err
+			if ctx.Err() != nil {
+				return n, err
+			}
+			s.Log.Error("deemed read: evidence not issued", "delivery", d.ID, "err", err)
+			errs = append(errs, err)
+			continue
 		}
 		if ok {
 			n++
 		}
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
 
 func (s *Service) deem(ctx context.Context, d *Delivery, now time.Time) (bool, error) {
-	q := s.DB.Q()
-	msg, err := GetKEPMessage(ctx, q, d.MessageID)
+	msg, err := GetKEPMessage(ctx, s.DB.Q(), d.MessageID)
 	if err != nil {
 		return false, err
 	}
-	base, sender, err := s.baseEvidence(ctx, q, msg)
-	if err != nil {
-		return false, err
-	}
-	recip, _ := store.GetAccount(ctx, q, d.AccountID)
-	e := *base
-	e.ID, e.Code, e.EventTime = evidence.NewID(), evidence.DeemedRead, now
-	e.Recipients = []evidence.Party{recipientParty(d.Recipient, recip)}
 	// The reason names the rule that fired, as configured for the type.
 	reason := evidence.ReasonDeemedReadStandart24h()
 	switch msg.IletiTip {
@@ -118,22 +255,7 @@ func (s *Service) deem(ctx context.Context, d *Delivery, now time.Time) (bool, e
 	}
 	reason.Text = fmt.Sprintf("Alıcı iletiyi süresi içinde açmadığı için okunmuş sayılmıştır / deemed read: not opened in time (kural / rule: %s; teslim / delivered %s, süre sonu / deadline %s)",
 		d.Rule, d.DeliveredAt.Format(time.RFC3339), d.DeemedAt.Format(time.RFC3339))
-	e.Reasons = []evidence.Reason{reason}
-	rec := &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Recipient}
-	err = s.Issuer.Issue(ctx, []*evidence.Record{rec}, func(ctx context.Context, tx *store.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE deliveries SET state = 'deemed' WHERE id = ? AND state = 'delivered'`, d.ID)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return evidence.ErrAlreadyIssued
-		}
-		return nil
-	})
-	if errors.Is(err, evidence.ErrAlreadyIssued) {
-		return false, nil
-	}
-	return err == nil, err
+	return s.issueRetrieval(ctx, d, evidence.DeemedRead, now, []evidence.Reason{reason}, nil, Deemed)
 }
 
 // RunTimers fires deemed-read deadlines every interval until ctx ends.
@@ -262,7 +384,11 @@ var errCourierMoved = errors.New("another courier moved the cursor")
 func (s *Service) RemoveMessages(ctx context.Context, p *account.Principal, f *Folder, uids []uint32) error {
 	s.init()
 	if p != nil && !p.Can(f.AccountID, account.GrantDelete) {
-		return ErrNoAccess
+		a, err := store.GetAccount(ctx, s.DB.Q(), f.AccountID)
+		if err != nil {
+			return err
+		}
+		return needGrant(p, a, account.GrantDelete, "Deleting messages")
 	}
 	var unused []blob.Digest
 	err := s.DB.InTx(ctx, func(tx *store.Tx) error {
@@ -276,7 +402,7 @@ func (s *Service) RemoveMessages(ctx context.Context, p *account.Principal, f *F
 	if err != nil {
 		return err
 	}
-	s.deleteBlobs(unused)
+	s.dropBlobs(unused)
 	s.Hub.Notify(f.AccountID, f.ID)
 	return nil
 }

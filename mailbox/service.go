@@ -79,6 +79,7 @@ type Service struct {
 	initOnce sync.Once
 	folders  sync.Map // folderKey → *Folder (ID and AccountID only)
 	fresh    freshCache
+	served   sync.Map // retrievalKey → true: retrieval_served rows known to exist (retrieve.go)
 }
 
 // fresh holds what delivery needs of a message just accepted — the row,

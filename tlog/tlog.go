@@ -36,7 +36,10 @@ func LeafHash(entry []byte) Hash { return tlog.RecordHash(entry) }
 // WriteFunc writes the rows that go with appended entries (the evidence
 // itself), in the same transaction as their log hashes: first is the leaf
 // index of the first entry of the request. An error discards the request's
-// rows alone.
+// rows alone. A WriteFunc can run twice: when another request of its
+// batch fails, the batch is rolled back and written again, and every
+// WriteFunc in it runs again in the new transaction. It must give the same
+// result each time (for example a conditional UPDATE).
 type WriteFunc func(ctx context.Context, tx *store.Tx, first int64) error
 
 // Log appends to and reads from the Merkle log in the store.

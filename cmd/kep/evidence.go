@@ -6,7 +6,8 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/provider"
 )
 
@@ -17,43 +18,53 @@ func init() {
 }
 
 func cmdEvidenceList(ctx context.Context, args []string) error {
-	f := newFlags("evidence list", "--account ADDRESS")
+	f := newFlags("evidence list", "--account ADDRESS | --message-id ID | --recipient ADDRESS")
 	load := configFlags(f)
 	acct := f.String("account", "", "evidence in this account's evidence folder (what it sent)")
+	msgID := f.String("message-id", "", "evidence about the message with this Message-ID, rejections included")
+	rcpt := f.String("recipient", "", "evidence about deliveries to this address")
 	limit := f.Int("limit", 50, "most recent N")
 	if err := f.parse(args); err != nil {
 		return err
+	}
+	if *acct == "" && *msgID == "" && *rcpt == "" {
+		return fmt.Errorf("say which evidence: --account, --message-id or --recipient")
 	}
 	n, err := openAdmin(ctx, load)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	if *acct == "" {
-		return fmt.Errorf("--account is required")
-	}
-	a, err := n.Accounts.Get(ctx, *acct)
-	if err != nil {
-		return err
-	}
-	rows, err := n.DB.Q().Query(ctx, `SELECT seq, id, code, subject, event_time FROM evidence WHERE account_id = ? ORDER BY seq DESC LIMIT ?`, a.ID, *limit)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SEQ\tID\tCODE\tEVENT\tCONCERNS\tTIME (UTC)")
-	for rows.Next() {
-		var seq, at int64
-		var code int
-		var id, subject string
-		if err := rows.Scan(&seq, &id, &code, &subject, &at); err != nil {
+	q := mailbox.EvidenceQuery{HeaderID: *msgID, Recipient: *rcpt, Limit: *limit}
+	if *acct != "" {
+		if q.Account, err = n.Accounts.Get(ctx, *acct); err != nil {
 			return err
 		}
-		c := evidence.Code(code)
-		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%s\n", seq, id, code, c.Label(), subject, timeOf(at))
+	}
+	es, err := evidenceReader(n).ListEvidence(ctx, staff(), q)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SEQ\tID\tCODE\tEVENT\tCONCERNS\tTIME (UTC)\tREASON")
+	for _, e := range es {
+		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", e.Seq, e.ID, int(e.Code), e.Code.Label(), e.Concerns, fmtMillis(e.EventTime.UnixMilli()), e.Reason)
 	}
 	return w.Flush()
+}
+
+// evidenceReader is the mailbox service's evidence reading over an
+// administrative node (which runs no mailbox of its own).
+func evidenceReader(n *provider.Node) *mailbox.Service {
+	if n.Mailbox != nil {
+		return n.Mailbox
+	}
+	return &mailbox.Service{DB: n.DB}
+}
+
+// staff is the principal of the command line: the provider's own tools.
+func staff() *account.Principal {
+	return &account.Principal{Staff: cliActor().Name}
 }
 
 func timeOf(ms int64) string {
@@ -75,9 +86,9 @@ func cmdEvidenceShow(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	st, err := evidence.Get(ctx, n.DB.Q(), pos[0])
+	st, err := evidenceReader(n).GetEvidence(ctx, staff(), pos[0])
 	if err != nil {
-		return fmt.Errorf("evidence %s: %w", pos[0], err)
+		return err
 	}
 	_, err = os.Stdout.Write(st.Document)
 	return err
@@ -104,9 +115,9 @@ func cmdEvidenceBundle(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	st, err := evidence.Get(ctx, n.DB.Q(), *id)
+	st, err := evidenceReader(n).GetEvidence(ctx, staff(), *id)
 	if err != nil {
-		return fmt.Errorf("evidence %s: %w", *id, err)
+		return err
 	}
 	bundle := n.ArchiveBundle
 	if *first {
