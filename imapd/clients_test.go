@@ -290,14 +290,8 @@ func TestPythonPeekThenSeen(t *testing.T) {
 // and sets \Seen itself), driven in tmux as a person would: open the
 // message, go back, quit. The sender gets exactly one evidence 60.
 func TestNeomutt(t *testing.T) {
-	neomutt, err := exec.LookPath("neomutt")
-	if err != nil {
-		t.Skip("neomutt is not installed (apt-get install neomutt)")
-	}
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		t.Skip("tmux is not installed (apt-get install tmux)")
-	}
+	neomutt := testtool.Require(t, testtool.NeoMutt)
+	tmux := testtool.Require(t, testtool.Tmux)
 	// Tool-driven: SQLite only (the repository suite covers both backends).
 	t.Run("sqlite", func(t *testing.T) {
 		w := providertest.New(t, store.SQLite)

@@ -54,11 +54,8 @@ func cmdEvidenceList(ctx context.Context, args []string) error {
 }
 
 // evidenceReader is the mailbox service's evidence reading over an
-// administrative node (which runs no mailbox of its own).
-func evidenceReader(n *provider.Node) *mailbox.Service {
-	if n.Mailbox != nil {
-		return n.Mailbox
-	}
+// administrative view of the provider (which runs no mailbox of its own).
+func evidenceReader(n *provider.Admin) *mailbox.Service {
 	return &mailbox.Service{DB: n.DB}
 }
 
@@ -115,7 +112,7 @@ func cmdEvidenceBundle(ctx context.Context, args []string) error {
 		return err
 	}
 	defer n.Close()
-	st, err := evidenceReader(n).GetEvidence(ctx, staff(), *id)
+	st, err := evidenceReader(n.Admin).GetEvidence(ctx, staff(), *id)
 	if err != nil {
 		return err
 	}
