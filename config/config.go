@@ -76,6 +76,13 @@ type Keys struct {
 // ESign configures the trust store of qualified e-signature CAs.
 type ESign struct {
 	TrustAnchors []string `toml:"trust_anchors"`
+	// Revocation is what a submission does when no revocation source
+	// answers: "check" (a temporary failure, 451, no evidence) or
+	// "accept-and-record" (accepted; the evidence records it).
+	Revocation string `toml:"revocation"`
+	// AllowNoSource accepts certificates that name no OCSP responder or
+	// CRL: development CAs only.
+	AllowNoSource bool `toml:"allow_no_source"`
 }
 
 // TSA configures the RFC 3161 time-stamp authority.
@@ -143,7 +150,7 @@ func Default(dir, provider, domain string) *Config {
 		Provider: Provider{ID: provider, Domain: domain, Name: strings.ToUpper(provider) + " KEP", Policy: "urn:kep:tr:policy:" + domain + ":evidence:1"},
 		Store:    Store{DSN: "sqlite:data/kep.db", ContentDir: "data/content"},
 		Keys:     Keys{Cert: "keys/provider.crt", Key: "keys/provider.key", LogKey: "keys/log.key"},
-		ESign:    ESign{TrustAnchors: []string{"keys/esign-ca.crt"}},
+		ESign:    ESign{TrustAnchors: []string{"keys/esign-ca.crt"}, Revocation: "check"},
 		TSA:      TSA{TrustAnchors: []string{"keys/tsa-ca.crt"}, DevCert: "keys/tsa.crt", DevKey: "keys/tsa.key"},
 		Log:      Log{Origin: domain + "/log", CheckpointInterval: Duration{2 * time.Second}, BatchSize: 512},
 		SMTP: SMTP{Submission: "127.0.0.1:587", Submissions: "127.0.0.1:465", Hostname: "mail." + domain,

@@ -82,6 +82,12 @@ var KeyTable = []Key{
 	{Section: "esign", Name: "trust_anchors", Type: "list of paths",
 		Comment: "PEM files (or directories of them) with the qualified e-signature CAs whose\ncertificates users and operators sign with (the e-signature trust store).",
 		Doc:     "the qualified e-signature CAs users' and operators' certificates must chain to (the trust store of `identity.TrustStore`)"},
+	{Section: "esign", Name: "revocation", Type: "string",
+		Comment: "Revocation of signer certificates is checked (OCSP, then CRL) at acceptance.\nWhen no source answers: \"check\" refuses for now (451, no evidence), \n\"accept-and-record\" accepts and records it in the evidence.",
+		Doc:     "what a submission does when no OCSP responder or CRL of the signer's certificate answers: `check` answers 451 4.7.5 and issues no evidence (the sender did nothing wrong and retries); `accept-and-record` accepts and names the failure in evidence 10 (property `RevocationUnavailable`). Revocation is always checked; docs/certificates.md."},
+	{Section: "esign", Name: "allow_no_source", Type: "boolean",
+		Comment: "Accept certificates that name no OCSP responder or CRL (development CAs\nonly: a qualified certificate always names one).",
+		Doc:     "accept, and record in the evidence, certificates that name neither an OCSP responder nor a CRL distribution point. Qualified certificates always name one (ETSI EN 319 412-2 §4.3.11); `kep init` sets it for its development CA, whose `kep cert issue` certificates name none."},
 
 	{Section: "tsa", Name: "url", Type: "URL",
 		Comment: "URL of the RFC 3161 time-stamp authority (Kamu SM in Turkey). Empty runs\nthe development TSA below inside the process: for development only.",

@@ -34,14 +34,15 @@ import (
 // to find every endpoint, credential and trust anchor of a demo world.
 // docs/demo.md describes each field.
 type Info struct {
-	Version   int            `json:"version"` // 1
-	Dir       string         `json:"dir"`
-	PID       int            `json:"pid"` // the process running the world, while it runs
-	Providers []ProviderInfo `json:"providers"`
-	TSA       TSAInfo        `json:"tsa"`
-	Anchors   AnchorsInfo    `json:"trust_anchors"`
-	Accounts  []AccountInfo  `json:"accounts"`
-	Operators []OperatorInfo `json:"operators"`
+	Version    int            `json:"version"` // 1
+	Dir        string         `json:"dir"`
+	PID        int            `json:"pid"` // the process running the world, while it runs
+	Providers  []ProviderInfo `json:"providers"`
+	TSA        TSAInfo        `json:"tsa"`
+	Revocation RevocationInfo `json:"revocation"` // the e-signature CA's CRL and OCSP responder
+	Anchors    AnchorsInfo    `json:"trust_anchors"`
+	Accounts   []AccountInfo  `json:"accounts"`
+	Operators  []OperatorInfo `json:"operators"`
 }
 
 // ProviderInfo describes one provider of the world.
@@ -61,6 +62,14 @@ type TSAInfo struct {
 	URL         string `json:"url"`
 	Certificate string `json:"certificate"`
 	CA          string `json:"ca"`
+}
+
+// RevocationInfo describes the development e-signature CA's CRL
+// distribution point and OCSP responder, which its certificates name.
+type RevocationInfo struct {
+	Addr string `json:"addr"` // host:port
+	CRL  string `json:"crl"`
+	OCSP string `json:"ocsp"`
 }
 
 // AnchorsInfo lists the trust anchors.
@@ -127,6 +136,7 @@ type World struct {
 	Nodes   []*provider.Node // the providers' cores
 	running []*node.Running
 	tsaSrv  *http.Server
+	revSrv  *pki.RevocationServer
 }
 
 // Close stops everything.
@@ -142,12 +152,15 @@ func (w *World) Close() error {
 	if w.tsaSrv != nil {
 		errs = append(errs, w.tsaSrv.Close())
 	}
+	if w.revSrv != nil {
+		errs = append(errs, w.revSrv.Close())
+	}
 	return errors.Join(errs...)
 }
 
 // preferred ports of the first provider (hs01): submission, submissions,
 // imap, imaps, https, the TSA, and metrics.
-var preferred = []int{10587, 10465, 10143, 10993, 10443, 10318, 19464}
+var preferred = []int{10587, 10465, 10143, 10993, 10443, 10318, 19464, 10480}
 
 func pickAddr(fixed bool, port int) string {
 	if fixed {
@@ -223,6 +236,17 @@ func (w *World) start(ctx context.Context, o Options) error {
 	}
 	w.tsaSrv = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	go w.tsaSrv.Serve(l)
+	// The e-signature CA's CRL and OCSP responder, at the address its
+	// certificates name.
+	if info.Revocation.Addr != "" {
+		ca, err := pki.LoadCA(filepath.Join(info.Dir, "hs01", "keys", "esign-ca.crt"), filepath.Join(info.Dir, "hs01", "keys", "esign-ca.key"))
+		if err != nil {
+			return err
+		}
+		if w.revSrv, err = pki.DevRevocationServer(ca, info.Revocation.Addr, nil); err != nil {
+			return fmt.Errorf("the demo's CRL and OCSP responder cannot listen on %s (is another kep demo running?): %w", info.Revocation.Addr, err)
+		}
+	}
 	for i := range info.Providers {
 		p := &info.Providers[i]
 		cfg, err := config.Load(p.Config)
@@ -296,6 +320,9 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 	info.Anchors.Dir = anchors
 	tsaAddr := pickAddr(o.Ports, preferred[5])
 	info.TSA = TSAInfo{URL: "http://" + tsaAddr + "/", Certificate: filepath.Join(dir, "tsa", "tsa.crt"), CA: info.Anchors.TSACA}
+	revAddr := pickAddr(o.Ports, preferred[7])
+	esign.CRLURL, esign.OCSPURL = "http://"+revAddr+"/crl", "http://"+revAddr+"/ocsp"
+	info.Revocation = RevocationInfo{Addr: revAddr, CRL: esign.CRLURL, OCSP: esign.OCSPURL}
 
 	pdir := filepath.Join(dir, "hs01")
 	cfg, err := provider.Init(pdir, provider.InitOptions{Provider: "hs01", Name: "HS01 KEP (demo)", ESignCA: esign, TSACA: tsaCA,

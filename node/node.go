@@ -22,6 +22,7 @@ import (
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/imapd"
 	"github.com/kephs/kep/provider"
+	"github.com/kephs/kep/revocation"
 	"github.com/kephs/kep/submission"
 )
 
@@ -86,11 +87,18 @@ func Start(ctx context.Context, core *provider.Node) (*Running, error) {
 func (r *Running) start(ctx context.Context) error {
 	n, cfg := r.Core, r.Core.Config
 	tlsConf := n.TLSConfig()
+	switch cfg.ESign.Revocation {
+	case "", "check", "accept-and-record":
+	default:
+		return fmt.Errorf("esign.revocation: %q: want \"check\" or \"accept-and-record\"", cfg.ESign.Revocation)
+	}
 
 	sub := submission.New(n.Mailbox, n.Accounts, n.ESign, tlsConf, submission.Options{
 		Hostname: cfg.SMTP.Hostname, Domain: cfg.Provider.Domain, MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		MaxRecipients: cfg.SMTP.MaxRecipients, MaxTotalBytes: cfg.SMTP.MaxTotalBytes, Logger: n.Logger,
 		Metrics: submission.NewMetrics(n.Metrics),
+		Revocation: submission.RevocationPolicy{Checker: revocation.New(revocation.Options{Now: n.Now}),
+			AcceptUnavailable: cfg.ESign.Revocation == "accept-and-record", AllowNoSource: cfg.ESign.AllowNoSource},
 	})
 	r.closers = append(r.closers, sub.Close)
 	if err := r.listen("smtp.submission", cfg.SMTP.Submission, &r.Endpoints.Submission, sub.ServeSTARTTLS); err != nil {

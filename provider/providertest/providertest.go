@@ -62,6 +62,14 @@ func New(t testing.TB, d store.Dialect) *World {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := &Clock{t: time.Now().UTC().Truncate(time.Millisecond)}
+	// The CA's CRL and OCSP responder, on the world's clock: the signer
+	// certificates it issues name them, and the access point asks them.
+	rs, err := pki.DevRevocationServer(ca, "127.0.0.1:0", clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Close() })
 	cfg, err := provider.Init(dir, provider.InitOptions{Provider: "hs01", Name: "HS01 KEP", ESignCA: ca, Config: func(c *config.Config) {
 		c.Store.DSN = dsn
 		c.Log.BatchSize = 256
@@ -72,7 +80,6 @@ func New(t testing.TB, d store.Dialect) *World {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &Clock{t: time.Now().UTC().Truncate(time.Millisecond)}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	n, err := provider.Open(context.Background(), cfg, provider.Options{Now: clock.Now, Logger: logger})
 	if err != nil {
