@@ -264,22 +264,22 @@ func (sd *SignedData) CheckDER() error {
 
 // VerifySigner checks signer i (RFC 5652 §5.4, §5.6) over content (nil:
 // the encapsulated content) under policy p, looking for the signer's
-// certificate among the carried certificates and extra. It checks that the
-// signature is mathematically valid, that the signed attributes bind the
+// certificate among certs (nil: the certificates carried). It checks that
+// the signature is mathematically valid, that the signed attributes bind the
 // content (contentType, messageDigest) and, when an ESS signing-certificate
 // attribute is present, that it names that certificate (RFC 5035 §5.4).
 // It does not check the certificate's chain, validity or key usage.
 // Errors wrap ErrBadSignature, ErrNoSignerCert, ErrMalformed or
 // ErrUnsupportedAlgorithm.
-func (sd *SignedData) VerifySigner(i int, content []byte, extra []*x509.Certificate, p Policy) (SignerInfo, error) {
+func (sd *SignedData) VerifySigner(i int, content []byte, certs []*x509.Certificate, p Policy) (SignerInfo, error) {
 	if content == nil {
 		content = sd.Content
 	}
-	certs := sd.Certificates
-	if len(extra) > 0 {
-		certs = append(append([]*x509.Certificate(nil), certs...), extra...)
+	certErr := error(nil)
+	if certs == nil {
+		certs, certErr = sd.Certificates, sd.certErr
 	}
-	return verifySigner(&sd.Signers[i], sd.ContentType, content, certs, sd.certErr, map[crypto.Hash][]byte{}, p)
+	return verifySigner(&sd.Signers[i], sd.ContentType, content, certs, certErr, map[crypto.Hash][]byte{}, p)
 }
 
 // verifySignedData checks a CMS ContentInfo holding SignedData (RFC 5652 §5)
@@ -687,7 +687,7 @@ func checkSigningCertificate(v []byte, def crypto.Hash, cert *x509.Certificate) 
 	hh := h.New()
 	hh.Write(cert.Raw)
 	if !bytes.Equal(hh.Sum(nil), id.CertHash) {
-		return wrap(ErrBadSignature, "the signing-certificate attribute names a different certificate than the one carried (RFC 5035 §5.4)")
+		return wrap(ErrBadSignature, "the ESS signing-certificate attribute names a different certificate than the one carried (RFC 5035 §5.4)")
 	}
 	if len(id.IssuerSerial.FullBytes) > 0 {
 		var is struct {
@@ -698,7 +698,7 @@ func checkSigningCertificate(v []byte, def crypto.Hash, cert *x509.Certificate) 
 			return malformed("signing-certificate attribute: bad issuerSerial")
 		}
 		if is.Serial.Cmp(cert.SerialNumber) != 0 {
-			return wrap(ErrBadSignature, "the signing-certificate attribute names serial number %v, the certificate has %v (RFC 5035 §4)", is.Serial, cert.SerialNumber)
+			return wrap(ErrBadSignature, "the ESS signing-certificate attribute names serial number %v, the certificate has %v (RFC 5035 §4)", is.Serial, cert.SerialNumber)
 		}
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 
 	"github.com/digitorus/timestamp"
 
+	"github.com/kephs/kep/cms"
 	"github.com/kephs/kep/pki"
 )
 
@@ -160,8 +161,8 @@ func (s *Server) Stamp(req *timestamp.Request) (*Token, error) {
 	if len(req.Extensions) > 0 || len(req.ExtraExtensions) > 0 {
 		return nil, refusedErr(timestamp.UnacceptedExtension, "this TSA supports no request extensions")
 	}
-	if !slices.Contains(supportedImprintHashes, req.HashAlgorithm) {
-		return nil, refusedErr(timestamp.BadAlgorithm, fmt.Sprintf("hash %v not accepted; this TSA accepts %s", req.HashAlgorithm, supportedImprintSummary))
+	if err := cms.Current.CheckDigest(req.HashAlgorithm); err != nil {
+		return nil, refusedErr(timestamp.BadAlgorithm, fmt.Sprintf("hash %v not accepted; this TSA accepts %s", req.HashAlgorithm, cms.NewDigests()))
 	}
 	alg := hashAlgID(req.HashAlgorithm)
 	imprint := mustMarshal(messageImprint{HashAlgorithm: alg, HashedMessage: req.HashedMessage})
@@ -198,9 +199,11 @@ func (s *Server) Respond(query []byte) []byte {
 // stamp checks a request and signs a token. imprint is the DER
 // MessageImprint, echoed as it came (RFC 3161 §2.4.2).
 func (s *Server) stamp(imprint []byte, hashOID asn1.ObjectIdentifier, digest []byte, policy asn1.ObjectIdentifier, nonce *big.Int, certReq bool) ([]byte, *RefusedError) {
+	// The imprints a TSA accepts are what the algorithm policy accepts for
+	// new time stamps (cms.Policy, docs/algorithms.md).
 	h := hashFromOID(hashOID)
-	if !slices.Contains(supportedImprintHashes, h) {
-		return nil, refusedErr(timestamp.BadAlgorithm, fmt.Sprintf("hash algorithm %s not accepted; this TSA accepts %s", hashOID, supportedImprintSummary))
+	if h == 0 || cms.Current.CheckDigest(h) != nil {
+		return nil, refusedErr(timestamp.BadAlgorithm, fmt.Sprintf("hash algorithm %s not accepted; this TSA accepts %s", hashOID, cms.NewDigests()))
 	}
 	if len(digest) != h.Size() {
 		return nil, refusedErr(timestamp.BadDataFormat, fmt.Sprintf("%v message imprint is %d bytes, want %d", h, len(digest), h.Size()))

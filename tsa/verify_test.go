@@ -267,7 +267,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	raw := []byte(string(tok.Raw))
 	raw[i+13] ^= 1
 	bad := mustParse(t, raw)
-	if err := bad.VerifyData(data, w.roots, nil); !errors.Is(err, ErrBadSignature) || !strings.Contains(err.Error(), "message-digest") {
+	if err := bad.VerifyData(data, w.roots, nil); !errors.Is(err, ErrBadSignature) || !strings.Contains(err.Error(), "messageDigest") {
 		t.Errorf("altered genTime: %v", err)
 	}
 	// A token that claims another TSA certificate with the same key... is
