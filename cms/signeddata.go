@@ -195,6 +195,12 @@ func ParseSignedData(ber []byte) (*SignedData, error) {
 		return nil, malformed("CMS SignedData: trailing data")
 	}
 	out.Version = sd.Version
+	isSet := func(v asn1.RawValue) bool {
+		return v.Class == asn1.ClassUniversal && v.Tag == asn1.TagSet && v.IsCompound
+	}
+	if !isSet(sd.DigestAlgorithms) || !isSet(sd.SignerInfos) {
+		return nil, malformed("CMS SignedData: digestAlgorithms and signerInfos must be SETs")
+	}
 	for rest := sd.DigestAlgorithms.Bytes; len(rest) > 0; {
 		var a pkix.AlgorithmIdentifier
 		if rest, err = asn1.Unmarshal(rest, &a); err != nil {
@@ -555,6 +561,12 @@ func checkSignature(si *RawSigner, cert *x509.Certificate, h crypto.Hash, signed
 		family = "ed25519"
 	default:
 		return wrap(ErrUnsupportedAlgorithm, "signature algorithm %v", alg)
+	}
+	// An identifier that names its hash (sha384WithRSAEncryption,
+	// ecdsa-with-SHA256) must name the digest algorithm's: a verifier that
+	// trusted the one and another the other would disagree.
+	if named, err := hashForDigestOID(alg); err == nil && family != "pss" && !alg.Equal(oidRSAEncryption) && !alg.Equal(oidECPublicKey) && named != h {
+		return wrap(ErrBadSignature, "the signature algorithm %v names %v, the digest algorithm is %v", alg, named, h)
 	}
 	out.SignatureAlgorithm = signatureAlgorithm(family, h)
 	hashed := func() []byte {
