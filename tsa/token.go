@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/digitorus/timestamp"
 	"github.com/kephs/kep/cms"
 )
 
@@ -56,7 +55,7 @@ func ParseResponse(der []byte) (*Token, error) {
 		return nil, malformed("%d bytes of trailing data after the TimeStampResp", len(rest))
 	}
 	// RFC 3161 §2.4.2: a token is present only with granted or grantedWithMods.
-	if st := timestamp.Status(resp.Status.Status); st != timestamp.Granted && st != timestamp.GrantedWithMods {
+	if st := Status(resp.Status.Status); st != Granted && st != GrantedWithMods {
 		return nil, refusal(resp.Status)
 	}
 	if len(resp.TimeStampToken.FullBytes) == 0 {
@@ -71,13 +70,13 @@ func ParseResponse(der []byte) (*Token, error) {
 }
 
 func refusal(si pkiStatusInfo) *RefusedError {
-	e := &RefusedError{Status: timestamp.Status(si.Status)}
+	e := &RefusedError{Status: Status(si.Status)}
 	for _, s := range si.StatusString {
 		e.StatusText = append(e.StatusText, string(s.Bytes))
 	}
 	for i := 0; i < si.FailInfo.BitLength; i++ {
 		if si.FailInfo.At(i) == 1 {
-			e.FailInfo = append(e.FailInfo, timestamp.FailureInfo(i))
+			e.FailInfo = append(e.FailInfo, FailureInfo(i))
 		}
 	}
 	return e
@@ -170,7 +169,7 @@ func (t *Token) ResponseDER() []byte {
 
 func grantedResponse(token []byte) []byte {
 	return mustMarshal(timeStampResp{
-		Status:         pkiStatusInfo{Status: int(timestamp.Granted)},
+		Status:         pkiStatusInfo{Status: int(Granted)},
 		TimeStampToken: asn1.RawValue{FullBytes: token},
 	})
 }

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/digitorus/timestamp"
-
 	"github.com/kephs/kep/pki"
 )
 
@@ -185,7 +183,7 @@ func TestVerifyAtTokenTime(t *testing.T) {
 	srv.clock = time.Now
 	_, err = srv.StampDigest(sha256Of(data))
 	var refused *RefusedError
-	if !errors.As(err, &refused) || !refused.Has(timestamp.SystemFailure) {
+	if !errors.As(err, &refused) || !refused.Has(SystemFailure) {
 		t.Errorf("stamping with an expired certificate: %v", err)
 	}
 
