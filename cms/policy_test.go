@@ -146,3 +146,31 @@ func TestCheckDER(t *testing.T) {
 		t.Errorf("BER: %v, want ErrMalformed", err)
 	}
 }
+
+// A signature algorithm that names another hash than the digest algorithm
+// is refused, though the signature itself is over the right bytes.
+func TestSignatureAlgorithmNamesDigest(t *testing.T) {
+	f := getFixture(t)
+	s, err := newDetachedSigner(f.ec.Key, f.ec.Cert, f.ec.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sigAlg = tlv(0x30, mustDER(oidECDSAWithSHA384)) // the signature is still over SHA-256
+	der, err := s.signData([]byte("x"), time.Now(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := ParseSignedData(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sd.VerifySigner(0, nil, nil, Current); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("ecdsa-with-SHA384 over a SHA-256 digest: %v, want ErrBadSignature", err)
+	}
+	s.sigAlg = tlv(0x30, mustDER(oidECDSAWithSHA256))
+	der, _ = s.signData([]byte("x"), time.Now(), true)
+	sd, _ = ParseSignedData(der)
+	if _, err := sd.VerifySigner(0, nil, nil, Current); err != nil {
+		t.Fatalf("matching names: %v", err)
+	}
+}
