@@ -18,12 +18,12 @@ import (
 // and checked with cms.SignedData.VerifySigner under the one algorithm
 // policy (cms.Policy); only the TSTInfo inside is parsed here.
 //
-// github.com/digitorus/timestamp encodes the Client's requests and gives the
-// PKIStatus/PKIFailureInfo vocabulary. Tokens are built and checked here
-// because its CreateResponse draws random serial numbers (we need increasing
-// ones), its pkcs7 signer puts time.Now() in signingTime whatever the TSA's
-// clock says, and its Parse checks the signature only when the token embeds
-// certificates, and never the chain, the EKU or the ESS binding.
+// The project used github.com/digitorus/timestamp once; it no longer does
+// (Request, Status and FailureInfo are here): its CreateResponse draws
+// random serial numbers (we need increasing ones), its pkcs7 signer puts
+// time.Now() in signingTime whatever the TSA's clock says, and its Parse
+// checks the signature only when the token embeds certificates, and never
+// the chain, the EKU or the ESS binding.
 
 // CMS and TSP (RFC 5652 §5.1, §11; RFC 3161 §2.3, §2.4.2; RFC 5035 §3).
 var (
@@ -69,7 +69,7 @@ func hashFromOID(oid asn1.ObjectIdentifier) crypto.Hash {
 
 // hashAlgID is the AlgorithmIdentifier of an imprint hash. RFC 5754 §2 wants
 // the parameters of SHA-2 identifiers absent and accepts NULL; OpenSSL and
-// digitorus/timestamp write NULL in requests, and so do we for imprints.
+// other clients write NULL in requests, and so do we for imprints.
 func hashAlgID(h crypto.Hash) pkix.AlgorithmIdentifier {
 	return pkix.AlgorithmIdentifier{Algorithm: hashOIDs[h], Parameters: asn1NULL}
 }
