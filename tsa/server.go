@@ -233,6 +233,14 @@ func (s *Server) stamp(imprint []byte, hashOID asn1.ObjectIdentifier, digest []b
 
 // sign builds the TSTInfo (RFC 3161 §2.4.2) and the CMS SignedData around it
 // (RFC 5652 §5).
+//
+// This writer is the development TSA's alone and exists beside the
+// provider's one CMS signer (cms/detached.go) because a token differs from
+// every signature the provider makes: SignedData version 3 over a TSTInfo
+// rather than version 1 over id-data, the hash chosen by the TSA key's size,
+// signingTime from the TSA's clock, certificates only on certReq. What it
+// writes is read back, like every token, by the one CMS model
+// (cms.ParseSignedData), and tests check it with `openssl ts -verify`.
 func (s *Server) sign(imprint []byte, now time.Time, serial, nonce *big.Int, certReq bool) ([]byte, error) {
 	tst, err := asn1.Marshal(tstInfo{
 		Version:        1,
