@@ -2,7 +2,15 @@ package cms
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -172,5 +180,44 @@ func TestSignatureAlgorithmNamesDigest(t *testing.T) {
 	sd, _ = ParseSignedData(der)
 	if _, err := sd.VerifySigner(0, nil, nil, Current); err != nil {
 		t.Fatalf("matching names: %v", err)
+	}
+}
+
+// The provider's signer with an ECDSA P-384 key (the e-seal of issue 13):
+// openssl verifies what it makes, detached and encapsulated, and so does the
+// one model under the policy for new signatures.
+func TestSignP384OpenSSL(t *testing.T) {
+	openssl(t)
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(384), Subject: pkix.Name{CommonName: "KEP e-seal P-384"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	certPEM := writeTemp(t, "eseal.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	content := []byte("Content-Type: text/plain\r\n\r\nmühür\r\n")
+	sig, err := SignDetached(content, key, cert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", writeTemp(t, "sig.p7s", sig),
+		"-content", writeTemp(t, "content.bin", content), "-CAfile", certPEM, "-purpose", "any", "-out", os.DevNull)
+	opaque, err := SignOpaque([]byte("Subject: x\r\n"), content, key, cert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "smime", "-verify", "-in", writeTemp(t, "o.eml", opaque), "-CAfile", certPEM, "-purpose", "any", "-out", os.DevNull)
+	s, err := Verify(opaque)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Signer.Equal(cert) || !s.Signers[0].CertificateBound {
+		t.Errorf("signer %v, bound %v", s.Signer.Subject, s.Signers[0].CertificateBound)
 	}
 }
