@@ -1,5 +1,6 @@
 // Package blob is in charge of the content store: message originals and
-// other large immutable bytes kept as files named by their SHA-256 digest,
+// other large immutable bytes kept as files named by their SHA-256 digest
+// (content names "sha256:<hex>", Digest.Name),
 // written durably (fsync of the file and of its directory before a write is
 // reported done), streamed in and out so that a 100 MB message is never
 // held in memory by the store.
@@ -15,23 +16,50 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
+// Algorithm names the hash that names every blob, in the form the database
+// records beside a stored digest (messages.digest_alg, migration 0006) and
+// docs/algorithms.md uses. The store has one algorithm; a store under
+// another would be a new Store with a new Algorithm and a new prefix, and
+// this one stays readable beside it.
+const Algorithm = "sha-256"
+
+// NamePrefix starts a self-describing content name (Name).
+const NamePrefix = "sha256:"
+
 // Digest is the SHA-256 of a blob's bytes, its name in the store.
 type Digest [32]byte
 
-// String returns the digest in lower-case hex.
+// String returns the digest in lower-case hex, as the store's file names
+// and older records hold it. Use Name where the name leaves the store.
 func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 
-// ParseDigest reads a hex digest.
+// Name returns the self-describing content name, "sha256:" and the hex
+// digest, so that no digest is implicitly SHA-256 (docs/architecture.md).
+func (d Digest) Name() string { return NamePrefix + d.String() }
+
+// Algorithm returns the algorithm that made d (Algorithm).
+func (Digest) Algorithm() string { return Algorithm }
+
+// ParseDigest reads a content name: "sha256:" and 64 hex digits, or the
+// bare hex digits that names written before content names carried their
+// algorithm hold. Another algorithm prefix is refused by name.
 func ParseDigest(s string) (Digest, error) {
 	var d Digest
+	if alg, rest, ok := strings.Cut(s, ":"); ok {
+		if alg+":" != NamePrefix {
+			return d, fmt.Errorf("blob: content name %q uses algorithm %q; this content store names content by SHA-256 (%q)", s, alg, NamePrefix)
+		}
+		s = rest
+	}
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(d) {
-		return d, fmt.Errorf("blob: %q is not a SHA-256 hex digest", s)
+		return d, fmt.Errorf("blob: %q is not a SHA-256 content name (%s and 64 hex digits)", s, NamePrefix)
 	}
 	copy(d[:], b)
 	return d, nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -69,12 +70,35 @@ func TestAbort(t *testing.T) {
 
 func TestParseDigest(t *testing.T) {
 	d := Digest(sha256.Sum256([]byte("x")))
-	got, err := ParseDigest(d.String())
-	if err != nil || got != d {
-		t.Fatal(err)
+	if n := d.Name(); n != "sha256:"+d.String() || d.Algorithm() != "sha-256" {
+		t.Fatalf("Name = %q, Algorithm = %q", n, d.Algorithm())
 	}
-	if _, err := ParseDigest("zz"); err == nil {
-		t.Fatal("bad digest accepted")
+	cases := []struct {
+		name, in string
+		ok       bool
+		reason   string // part of the refusal
+	}{
+		{"content name", d.Name(), true, ""},
+		{"bare hex of older records", d.String(), true, ""},
+		{"upper-case hex", "sha256:" + strings.ToUpper(d.String()), true, ""},
+		{"other algorithm", "sha512:" + d.String(), false, `algorithm "sha512"`},
+		{"not hex", "zz", false, "not a SHA-256 content name"},
+		{"short", "sha256:" + d.String()[:62], false, "not a SHA-256 content name"},
+		{"empty", "", false, "not a SHA-256 content name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ParseDigest(c.in)
+			if c.ok {
+				if err != nil || got != d {
+					t.Fatalf("ParseDigest(%q) = %v, %v", c.in, got, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.reason) {
+				t.Fatalf("ParseDigest(%q): %v, want a refusal saying %q", c.in, err, c.reason)
+			}
+		})
 	}
 }
 

@@ -17,9 +17,14 @@
 // as received (only line breaks are canonicalised to CRLF for the check, as
 // S/MIME requires, RFC 8551 §3.1.1). Nothing here re-encodes a MIME entity.
 //
-// Signing uses github.com/digitorus/pkcs7 (SHA-256, signingTime,
-// signingCertificateV2). Verification parses CMS itself with encoding/asn1
-// after normalising BER (see normalizeBER for why not pkcs7.Parse).
+// The package holds the project's one CMS model and one algorithm policy
+// (docs/algorithms.md): ParseSignedData and SignedData.VerifySigner read
+// every CMS SignedData the provider meets — S/MIME signatures here, RFC 3161
+// time-stamp tokens for package tsa — and Policy says which algorithms are
+// accepted in new signatures (Current) and in old evidence checked as of
+// its time (AsOf). Parsing uses encoding/asn1 after normalising BER (see
+// normalizeBER). Signing has one signer, which writes DER itself
+// (detached.go): SHA-256, signingTime, signingCertificateV2.
 package cms
 
 import (

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/digitorus/pkcs7"
 	"github.com/kephs/kep/internal/testtool"
 	"github.com/kephs/kep/pki"
 )
@@ -351,12 +350,15 @@ func TestVerifyRejects(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sd, _ := pkcs7.NewSignedData(toCRLF(entity))
-		sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
-		if err := sd.AddSigner(f.rsa.Cert, f.rsa.Key, pkcs7.SignerInfoConfig{ExtraSignedAttributes: []pkcs7.Attribute{{Type: oidAttrSigningCertificateV2, Value: scv2}}}); err != nil {
+		s, err := newDetachedSigner(f.rsa.Key, f.rsa.Cert, f.rsa.Chain)
+		if err != nil {
 			t.Fatal(err)
 		}
-		der, _ := sd.Finish()
+		s.scv2Attr = attrDER(oidAttrSigningCertificateV2, scv2.FullBytes)
+		der, err := s.signData(toCRLF(entity), time.Now(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var b bytes.Buffer
 		b.WriteString("Content-Type: application/pkcs7-mime; smime-type=signed-data\r\nContent-Transfer-Encoding: base64\r\n\r\n")
 		writeBase64Lines(&b, der)

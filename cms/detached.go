@@ -16,7 +16,9 @@ import (
 )
 
 // A detached signer writes the CMS SignedData (RFC 5652 §5) of
-// SignDetached directly in DER: everything that does not depend on the
+// SignDetached and SignOpaque directly in DER; it is the package's one
+// signer (the github.com/digitorus/pkcs7 signer it replaced was slower and
+// needed its SHA-1 default overridden): everything that does not depend on the
 // content — the certificates, the signer's identifier, the
 // signing-certificate-v2 attribute, the algorithm identifiers — is encoded
 // once per key and certificate, so that a signature costs the content's
@@ -93,6 +95,13 @@ func newDetachedSigner(key crypto.Signer, cert *x509.Certificate, chain []*x509.
 
 // sign returns the DER ContentInfo of a detached SignedData over content.
 func (s *detachedSigner) sign(content []byte, at time.Time) ([]byte, error) {
+	return s.signData(content, at, false)
+}
+
+// signData returns the DER ContentInfo of a SignedData over content, which
+// it encapsulates as eContent when encapsulate is set (application/pkcs7-mime,
+// RFC 8551 §3.5.2) and leaves out otherwise (multipart/signed).
+func (s *detachedSigner) signData(content []byte, at time.Time, encapsulate bool) ([]byte, error) {
 	digest := sha256.Sum256(content)
 	attrs := [][]byte{
 		attrDER(oidAttrContentType, mustDER(oidData)),
@@ -123,11 +132,20 @@ func (s *detachedSigner) sign(content []byte, at time.Time) ([]byte, error) {
 	signedData := tlv(0x30, concat(
 		[]byte{0x02, 0x01, 0x01}, // version 1
 		tlv(0x31, s.digestAlg),
-		tlv(0x30, mustDER(oidData)), // encapContentInfo, detached: no eContent
+		encapContentInfo(content, encapsulate),
 		s.certs,
 		tlv(0x31, signerInfo),
 	))
 	return tlv(0x30, concat(mustDER(oidSignedData), tlv(0xa0, signedData))), nil
+}
+
+// encapContentInfo is the EncapsulatedContentInfo (RFC 5652 §5.2): id-data,
+// with the content as [0] EXPLICIT OCTET STRING only when encapsulated.
+func encapContentInfo(content []byte, encapsulate bool) []byte {
+	if !encapsulate {
+		return tlv(0x30, mustDER(oidData))
+	}
+	return tlv(0x30, concat(mustDER(oidData), tlv(0xa0, tlv(0x04, content))))
 }
 
 func attrDER(oid asn1.ObjectIdentifier, value []byte) []byte {

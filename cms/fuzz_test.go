@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/kephs/kep/internal/testtool"
 )
@@ -79,6 +80,57 @@ func FuzzNormalizeBER(f *testing.F) {
 		again, err := normalizeBER(out)
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("not idempotent: %x -> %x -> %x, %v", in, out, again, err)
+		}
+	})
+}
+
+// FuzzParseSignedData drives the one CMS model (used for S/MIME signatures
+// and, through package tsa, for time-stamp tokens) directly: it never
+// panics, every failure wraps a sentinel, and VerifySigner and CheckDER
+// answer for every parsed structure, under both faces of the policy.
+func FuzzParseSignedData(f *testing.F) {
+	fx := getFixture(f)
+	for _, s := range []*signer{fx.rsa, fx.ec, fx.provider} {
+		der, err := SignDetached([]byte("x"), s.Key, s.Cert, s.Chain)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+		sd, _ := newDetachedSigner(s.Key, s.Cert, s.Chain)
+		if der, err = sd.signData([]byte("x"), time.Now(), true); err == nil {
+			f.Add(der)
+		}
+	}
+	f.Add([]byte{0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0, 0x80, 0x30, 0x80, 0, 0, 0, 0, 0, 0})
+	sentinels := []error{ErrNotSigned, ErrEncrypted, ErrBadSignature, ErrNoSignerCert, ErrMalformed, ErrUnsupportedAlgorithm}
+	wraps := func(err error) bool {
+		for _, e := range sentinels {
+			if errors.Is(err, e) {
+				return true
+			}
+		}
+		return false
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		sd, err := ParseSignedData(in)
+		if err != nil {
+			if !wraps(err) {
+				t.Fatalf("error without a sentinel: %v", err)
+			}
+			return
+		}
+		if len(sd.Signers) == 0 || sd.Raw == nil {
+			t.Fatalf("incomplete result: %+v", sd)
+		}
+		if err := sd.CheckDER(); err != nil && !wraps(err) {
+			t.Fatalf("CheckDER error without a sentinel: %v", err)
+		}
+		for i := range sd.Signers {
+			for _, p := range []Policy{Current, AsOf(time.Date(2015, 1, 1, 0, 0, 0, 0, time.UTC))} {
+				if _, err := sd.VerifySigner(i, []byte("x"), nil, p); err != nil && !wraps(err) {
+					t.Fatalf("VerifySigner error without a sentinel: %v", err)
+				}
+			}
 		}
 	})
 }

@@ -15,8 +15,6 @@ import (
 	"io"
 	"math/big"
 	"time"
-
-	"github.com/digitorus/pkcs7"
 )
 
 // SignDetached makes a detached CMS SignedData (DER) over content: SHA-256,
@@ -36,48 +34,6 @@ func SignDetached(content []byte, key crypto.Signer, cert *x509.Certificate, cha
 		return nil, err
 	}
 	return s.sign(content, time.Now())
-}
-
-func sign(content []byte, key crypto.Signer, cert *x509.Certificate, chain []*x509.Certificate, detached bool) ([]byte, error) {
-	if key == nil || cert == nil {
-		return nil, errors.New("cms: sign: key and certificate are required")
-	}
-	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
-		return nil, errors.New("cms: sign: the key does not belong to the certificate")
-	}
-	scv2, err := signingCertificateV2(cert)
-	if err != nil {
-		return nil, err
-	}
-	// NewSignedData copies content once (it prepares the encapsulated
-	// OCTET STRING even when Detach drops it later).
-	sd, err := pkcs7.NewSignedData(content)
-	if err != nil {
-		return nil, fmt.Errorf("cms: sign: %w", err)
-	}
-	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256) // the library's default is SHA-1
-	// AddSigner, not AddSignerChain: the latter takes the SignerInfo's issuer
-	// name from chain[0].RawSubject, which need not be byte-equal to
-	// cert.RawIssuer, and verifiers match the bytes.
-	err = sd.AddSigner(cert, key, pkcs7.SignerInfoConfig{
-		ExtraSignedAttributes: []pkcs7.Attribute{{Type: oidAttrSigningCertificateV2, Value: scv2}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cms: sign: %w", err)
-	}
-	for _, c := range chain {
-		if !c.Equal(cert) {
-			sd.AddCertificate(c)
-		}
-	}
-	if detached {
-		sd.Detach()
-	}
-	der, err := sd.Finish()
-	if err != nil {
-		return nil, fmt.Errorf("cms: sign: %w", err)
-	}
-	return der, nil
 }
 
 // signingCertificateV2 encodes the SigningCertificateV2 attribute value for
@@ -232,7 +188,14 @@ func SignOpaque(header, entity []byte, key crypto.Signer, cert *x509.Certificate
 	if err != nil {
 		return nil, err
 	}
-	der, err := sign(entity, key, cert, chain, false)
+	if key == nil || cert == nil {
+		return nil, errors.New("cms: sign: key and certificate are required")
+	}
+	s, err := signerFor(key, cert, chain)
+	if err != nil {
+		return nil, err
+	}
+	der, err := s.signData(entity, time.Now(), true)
 	if err != nil {
 		return nil, err
 	}

@@ -77,7 +77,8 @@ type encapsulatedContentInfo struct {
 	EContent     asn1.RawValue `asn1:"explicit,optional,tag:0"`
 }
 
-type signerInfo struct {
+// RawSigner is a SignerInfo (RFC 5652 §5.3) as carried.
+type RawSigner struct {
 	Version            int
 	SID                asn1.RawValue // issuerAndSerialNumber or [0] subjectKeyIdentifier
 	DigestAlgorithm    pkix.AlgorithmIdentifier
@@ -135,17 +136,47 @@ func wrap(sentinel error, format string, args ...any) error {
 	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
 }
 
-// verifySignedData checks a CMS ContentInfo holding SignedData (RFC 5652 §5).
-// For a detached signature (multipart/signed) content is the signed content;
-// otherwise (application/pkcs7-mime) the content is encapsulated. Every
-// SignerInfo must verify, as openssl requires.
-func verifySignedData(sig []byte, detached bool, content []byte) (*verifiedData, error) {
-	der, err := normalizeBER(sig)
+// SignedData is the project's one ASN.1 model of a CMS SignedData
+// (RFC 5652 §5.1) inside its ContentInfo (§3). Package cms reads S/MIME
+// signatures with it, package tsa reads RFC 3161 time-stamp tokens with it
+// (a token is a SignedData over a TSTInfo), and package evidence checks the
+// tokens of a bundle through tsa. Fields whose exact bytes matter (signed
+// attributes, signer identifiers) are kept raw. VerifySigner checks a
+// signature under an algorithm Policy.
+type SignedData struct {
+	// Raw is the ContentInfo in DER: the input itself, or its BER turned
+	// into DER lengths (normalizeBER).
+	Raw              []byte
+	Version          int
+	DigestAlgorithms []pkix.AlgorithmIdentifier
+	// ContentType is eContentType: id-data for S/MIME, id-ct-TSTInfo for a
+	// time-stamp token.
+	ContentType asn1.ObjectIdentifier
+	// Content is eContent, nil when the signature is detached.
+	Content []byte
+	// Certificates are the X.509 certificates carried, in order.
+	Certificates []*x509.Certificate
+	// CRLs is the raw [1] revocationInfoChoices field, nil when absent.
+	CRLs    []byte
+	Signers []RawSigner
+
+	certErr   error // the first carried certificate Go could not parse
+	rewritten bool  // the input was BER, not DER lengths
+	ci        contentInfo
+	sd        signedData
+}
+
+// ParseSignedData reads a ContentInfo holding a SignedData, in BER or DER.
+// It checks the structure only. Errors wrap ErrMalformed, ErrEncrypted
+// (enveloped data) or ErrNotSigned (another content type, or no signer).
+func ParseSignedData(ber []byte) (*SignedData, error) {
+	der, err := normalizeBER(ber)
 	if err != nil {
 		return nil, malformed("CMS: %v", err)
 	}
-	var ci contentInfo
-	if rest, err := asn1.Unmarshal(der, &ci); err != nil {
+	out := &SignedData{Raw: der, rewritten: len(der) != len(ber) || len(ber) == 0 || &der[0] != &ber[0]}
+	ci := &out.ci
+	if rest, err := asn1.Unmarshal(der, ci); err != nil {
 		return nil, malformed("CMS ContentInfo: %v", err)
 	} else if len(rest) > 0 {
 		return nil, malformed("CMS ContentInfo: trailing data")
@@ -157,51 +188,132 @@ func verifySignedData(sig []byte, detached bool, content []byte) (*verifiedData,
 	default:
 		return nil, wrap(ErrNotSigned, "CMS content type %v is not signed-data", ci.ContentType)
 	}
-	var sd signedData
-	if rest, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil {
+	sd := &out.sd
+	if rest, err := asn1.Unmarshal(ci.Content.Bytes, sd); err != nil {
 		return nil, malformed("CMS SignedData: %v", err)
 	} else if len(rest) > 0 {
 		return nil, malformed("CMS SignedData: trailing data")
 	}
-
-	certs, certErr := parseCertificates(sd.Certificates)
-
-	var infos []signerInfo
-	for rest := sd.SignerInfos.Bytes; len(rest) > 0; {
-		var si signerInfo
-		var err error
-		if rest, err = asn1.Unmarshal(rest, &si); err != nil {
-			return nil, malformed("CMS SignerInfo: %v", err)
+	out.Version = sd.Version
+	isSet := func(v asn1.RawValue) bool {
+		return v.Class == asn1.ClassUniversal && v.Tag == asn1.TagSet && v.IsCompound
+	}
+	if !isSet(sd.DigestAlgorithms) || !isSet(sd.SignerInfos) {
+		return nil, malformed("CMS SignedData: digestAlgorithms and signerInfos must be SETs")
+	}
+	for rest := sd.DigestAlgorithms.Bytes; len(rest) > 0; {
+		var a pkix.AlgorithmIdentifier
+		if rest, err = asn1.Unmarshal(rest, &a); err != nil {
+			return nil, malformed("CMS digestAlgorithms: %v", err)
 		}
-		infos = append(infos, si)
+		out.DigestAlgorithms = append(out.DigestAlgorithms, a)
 	}
-	if len(infos) == 0 {
-		return nil, wrap(ErrNotSigned, "the CMS structure has no signer (certs-only)")
-	}
-
-	// The content: encapsulated, or given beside a detached signature.
+	out.ContentType = sd.EncapContentInfo.EContentType
 	if len(sd.EncapContentInfo.EContent.FullBytes) > 0 {
-		if detached {
-			return nil, malformed("the detached signature of a multipart/signed message also encapsulates content")
-		}
 		var oct asn1.RawValue
 		if rest, err := asn1.Unmarshal(sd.EncapContentInfo.EContent.Bytes, &oct); err != nil || len(rest) > 0 || oct.Class != asn1.ClassUniversal || oct.Tag != asn1.TagOctetString || oct.IsCompound {
 			return nil, malformed("CMS eContent is not an OCTET STRING")
 		}
-		content = oct.Bytes
-		if content == nil {
-			content = []byte{}
+		out.Content = oct.Bytes
+		if out.Content == nil {
+			out.Content = []byte{}
 		}
+	}
+	out.CRLs = sd.CRLs.FullBytes
+	out.Certificates, out.certErr = parseCertificates(sd.Certificates)
+
+	for rest := sd.SignerInfos.Bytes; len(rest) > 0; {
+		var si RawSigner
+		if rest, err = asn1.Unmarshal(rest, &si); err != nil {
+			return nil, malformed("CMS SignerInfo: %v", err)
+		}
+		out.Signers = append(out.Signers, si)
+	}
+	if len(out.Signers) == 0 {
+		return nil, wrap(ErrNotSigned, "the CMS structure has no signer (certs-only)")
+	}
+	return out, nil
+}
+
+// CheckDER reports an error unless the input was DER: definite minimal
+// lengths throughout (BER was not normalised), and the ContentInfo,
+// SignedData, encapsulated content and SignerInfos byte for byte the
+// encoding of their parsed fields (encoding/asn1 does not check the length
+// of an EXPLICIT tag against the element inside it).
+func (sd *SignedData) CheckDER() error {
+	if sd.rewritten {
+		return malformed("the CMS structure is BER, not DER")
+	}
+	var sis []byte
+	for i := range sd.Signers {
+		b, err := asn1.Marshal(sd.Signers[i])
+		if err != nil {
+			return malformed("SignerInfo: %v", err)
+		}
+		sis = append(sis, b...)
+	}
+	if !bytes.Equal(sis, sd.sd.SignerInfos.Bytes) {
+		return malformed("the CMS SignerInfos are not DER")
+	}
+	inner, err := asn1.Marshal(sd.sd)
+	if err != nil {
+		return malformed("SignedData: %v", err)
+	}
+	ci := sd.ci
+	ci.Content = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: inner}
+	outer, err := asn1.Marshal(ci)
+	if err != nil || !bytes.Equal(outer, sd.Raw) {
+		return malformed("the CMS structure is not DER: it differs from the encoding of its own fields")
+	}
+	return nil
+}
+
+// VerifySigner checks signer i (RFC 5652 §5.4, §5.6) over content (nil:
+// the encapsulated content) under policy p, looking for the signer's
+// certificate among certs (nil: the certificates carried). It checks that
+// the signature is mathematically valid, that the signed attributes bind the
+// content (contentType, messageDigest) and, when an ESS signing-certificate
+// attribute is present, that it names that certificate (RFC 5035 §5.4).
+// It does not check the certificate's chain, validity or key usage.
+// Errors wrap ErrBadSignature, ErrNoSignerCert, ErrMalformed or
+// ErrUnsupportedAlgorithm.
+func (sd *SignedData) VerifySigner(i int, content []byte, certs []*x509.Certificate, p Policy) (SignerInfo, error) {
+	if content == nil {
+		content = sd.Content
+	}
+	certErr := error(nil)
+	if certs == nil {
+		certs, certErr = sd.Certificates, sd.certErr
+	}
+	return verifySigner(&sd.Signers[i], sd.ContentType, content, certs, certErr, map[crypto.Hash][]byte{}, p)
+}
+
+// verifySignedData checks a CMS ContentInfo holding SignedData (RFC 5652 §5)
+// under the policy for new signatures. For a detached signature
+// (multipart/signed) content is the signed content; otherwise
+// (application/pkcs7-mime) the content is encapsulated. Every SignerInfo
+// must verify, as openssl requires.
+func verifySignedData(sig []byte, detached bool, content []byte) (*verifiedData, error) {
+	sd, err := ParseSignedData(sig)
+	if err != nil {
+		return nil, err
+	}
+	// The content: encapsulated, or given beside a detached signature.
+	if sd.Content != nil {
+		if detached {
+			return nil, malformed("the detached signature of a multipart/signed message also encapsulates content")
+		}
+		content = sd.Content
 	} else if !detached {
 		return nil, malformed("application/pkcs7-mime signed-data without encapsulated content")
 	}
 
-	v := &verifiedData{content: content, certs: certs}
+	v := &verifiedData{content: content, certs: sd.Certificates}
 	digests := map[crypto.Hash][]byte{}
-	for i := range infos {
-		s, err := verifySigner(&infos[i], sd.EncapContentInfo.EContentType, content, certs, certErr, digests)
+	for i := range sd.Signers {
+		s, err := verifySigner(&sd.Signers[i], sd.ContentType, content, sd.Certificates, sd.certErr, digests, Current)
 		if err != nil {
-			if len(infos) > 1 {
+			if len(sd.Signers) > 1 {
 				return nil, fmt.Errorf("signer %d: %w", i+1, err)
 			}
 			return nil, err
@@ -275,9 +387,9 @@ func hashForDigestOID(oid asn1.ObjectIdentifier) (crypto.Hash, error) {
 	case oid.Equal(oidSHA224), oid.Equal(oidSHA224WithRSA), oid.Equal(oidECDSAWithSHA224):
 		return crypto.SHA224, nil
 	case oid.Equal(oidSHA1), oid.Equal(oidSHA1WithRSA), oid.Equal(oidECDSAWithSHA1):
-		// SHA-1 has practical chosen-prefix collisions (SHAmbles, 2020): a
-		// signature over it does not prove what was signed.
-		return 0, wrap(ErrUnsupportedAlgorithm, "digest SHA-1 is no longer accepted for signatures")
+		// Known, so that Policy can say why it is refused (or accept it in
+		// old evidence).
+		return crypto.SHA1, nil
 	}
 	return 0, wrap(ErrUnsupportedAlgorithm, "digest algorithm %v", oid)
 }
@@ -320,7 +432,7 @@ func signatureAlgorithm(family string, h crypto.Hash) x509.SignatureAlgorithm {
 }
 
 // verifySigner checks one SignerInfo (RFC 5652 §5.4 and §5.6).
-func verifySigner(si *signerInfo, eContentType asn1.ObjectIdentifier, content []byte, certs []*x509.Certificate, certErr error, digests map[crypto.Hash][]byte) (SignerInfo, error) {
+func verifySigner(si *RawSigner, eContentType asn1.ObjectIdentifier, content []byte, certs []*x509.Certificate, certErr error, digests map[crypto.Hash][]byte, p Policy) (SignerInfo, error) {
 	var out SignerInfo
 	cert, err := findSigner(si.SID, certs)
 	if err != nil {
@@ -338,6 +450,9 @@ func verifySigner(si *signerInfo, eContentType asn1.ObjectIdentifier, content []
 		return out, err
 	}
 	out.DigestAlgorithm = h
+	if err := p.CheckDigest(h); err != nil {
+		return out, err
+	}
 	digest := func(b []byte) []byte {
 		hh := h.New()
 		hh.Write(b)
@@ -401,6 +516,9 @@ func verifySigner(si *signerInfo, eContentType asn1.ObjectIdentifier, content []
 		signed = content
 	}
 
+	if err := p.CheckKey(cert.PublicKey); err != nil {
+		return out, err
+	}
 	if err := checkSignature(si, cert, h, signed, &out); err != nil {
 		return out, err
 	}
@@ -427,7 +545,7 @@ func verifySigner(si *signerInfo, eContentType asn1.ObjectIdentifier, content []
 	return out, nil
 }
 
-func checkSignature(si *signerInfo, cert *x509.Certificate, h crypto.Hash, signed []byte, out *SignerInfo) error {
+func checkSignature(si *RawSigner, cert *x509.Certificate, h crypto.Hash, signed []byte, out *SignerInfo) error {
 	alg := si.SignatureAlgorithm.Algorithm
 	var family string
 	switch {
@@ -443,6 +561,12 @@ func checkSignature(si *signerInfo, cert *x509.Certificate, h crypto.Hash, signe
 		family = "ed25519"
 	default:
 		return wrap(ErrUnsupportedAlgorithm, "signature algorithm %v", alg)
+	}
+	// An identifier that names its hash (sha384WithRSAEncryption,
+	// ecdsa-with-SHA256) must name the digest algorithm's: a verifier that
+	// trusted the one and another the other would disagree.
+	if named, err := hashForDigestOID(alg); err == nil && family != "pss" && !alg.Equal(oidRSAEncryption) && !alg.Equal(oidECPublicKey) && named != h {
+		return wrap(ErrBadSignature, "the signature algorithm %v names %v, the digest algorithm is %v", alg, named, h)
 	}
 	out.SignatureAlgorithm = signatureAlgorithm(family, h)
 	hashed := func() []byte {
@@ -575,7 +699,19 @@ func checkSigningCertificate(v []byte, def crypto.Hash, cert *x509.Certificate) 
 	hh := h.New()
 	hh.Write(cert.Raw)
 	if !bytes.Equal(hh.Sum(nil), id.CertHash) {
-		return wrap(ErrBadSignature, "the signing-certificate attribute names a different certificate than the one carried (RFC 5035 §5.4)")
+		return wrap(ErrBadSignature, "the ESS signing-certificate attribute names a different certificate than the one carried (RFC 5035 §5.4)")
+	}
+	if len(id.IssuerSerial.FullBytes) > 0 {
+		var is struct {
+			Issuer asn1.RawValue // GeneralNames
+			Serial *big.Int
+		}
+		if rest, err := asn1.Unmarshal(id.IssuerSerial.FullBytes, &is); err != nil || len(rest) > 0 || is.Serial == nil {
+			return malformed("signing-certificate attribute: bad issuerSerial")
+		}
+		if is.Serial.Cmp(cert.SerialNumber) != 0 {
+			return wrap(ErrBadSignature, "the ESS signing-certificate attribute names serial number %v, the certificate has %v (RFC 5035 §4)", is.Serial, cert.SerialNumber)
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -20,6 +21,7 @@ import (
 
 	sumtlog "golang.org/x/mod/sumdb/tlog"
 
+	"github.com/kephs/kep/cms"
 	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/store"
 	"github.com/kephs/kep/tlog"
@@ -430,7 +432,13 @@ func VerifyBundle(data []byte, anchors Anchors, original []byte) *Report {
 		r.add(CheckCheckpoint, errors.New("not checked: the log key is not trusted"), "")
 		r.add(CheckInclusion, errors.New("not checked: the log key is not trusted"), "")
 	}
-	tok, err := verifyStamp(b.Timestamp, b.Checkpoint, anchors.TSACAs)
+	// Each time stamp is checked under the algorithm policy in force when
+	// the next one was made, the last under today's (cms.Policy,
+	// docs/algorithms.md): a SHA-1 time stamp of 2015 stands when it was
+	// re-time-stamped with SHA-256 before SHA-1's cut-off.
+	stamps := append([][]byte{b.Timestamp}, b.Retimestamps...)
+	policies := stampPolicies(stamps)
+	tok, err := verifyStamp(b.Timestamp, b.Checkpoint, anchors.TSACAs, policies[0])
 	if err == nil && tok.Time.Before(e.EventTime.Add(-5*time.Minute)) {
 		err = fmt.Errorf("the checkpoint was time-stamped at %s, before the evidence's event time %s", tok.Time.Format(time.RFC3339), e.EventTime.Format(time.RFC3339))
 	}
@@ -444,7 +452,7 @@ func VerifyBundle(data []byte, anchors Anchors, original []byte) *Report {
 	}
 	// Later time stamps are later: each no earlier than the one before.
 	for i, ts := range b.Retimestamps {
-		tok, err := verifyStamp(ts, b.Checkpoint, anchors.TSACAs)
+		tok, err := verifyStamp(ts, b.Checkpoint, anchors.TSACAs, policies[i+1])
 		if err == nil && prev != nil && tok.Time.Before(prev.Time) {
 			err = fmt.Errorf("re-time-stamped at %s, before the time stamp it follows (%s)", tok.Time.Format(time.RFC3339), prev.Time.Format(time.RFC3339))
 		}
@@ -484,10 +492,29 @@ func everyCertUsed(carried []*x509.Certificate, chains [][]*x509.Certificate) er
 	return nil
 }
 
+// stampPolicies returns the algorithm policy for each of a bundle's time
+// stamps: stamp i is checked as of the time of stamp i+1 (which, made then
+// with algorithms sound then, proves stamp i existed before its algorithms
+// were retired: RFC 4998 §5.2), and the last one under cms.Current. A stamp
+// whose successor cannot be read gets cms.Current: nothing vouches for it.
+func stampPolicies(stamps [][]byte) []cms.Policy {
+	ps := make([]cms.Policy, len(stamps))
+	for i := range stamps {
+		ps[i] = cms.Current
+		if i+1 < len(stamps) {
+			if next, err := tsa.ParseResponse(stamps[i+1]); err == nil {
+				ps[i] = cms.AsOf(next.Time)
+			}
+		}
+	}
+	return ps
+}
+
 // verifyStamp checks a time-stamp response over checkpoint: the token's
-// signature and TSA against roots (tsa.Token.VerifyData), and that nothing
-// outside the TSA's signature could have been changed (checkStampStructure).
-func verifyStamp(resp, checkpoint []byte, roots *x509.CertPool) (*tsa.Token, error) {
+// signature and TSA against roots under policy p (tsa.Token.VerifyDataWith),
+// and that nothing outside the TSA's signature could have been changed
+// (checkStampStructure).
+func verifyStamp(resp, checkpoint []byte, roots *x509.CertPool, p cms.Policy) (*tsa.Token, error) {
 	tok, err := tsa.ParseResponse(resp)
 	if err != nil {
 		return nil, err
@@ -495,7 +522,7 @@ func verifyStamp(resp, checkpoint []byte, roots *x509.CertPool) (*tsa.Token, err
 	if roots == nil {
 		return tok, errors.New("no TSA CA given as trust anchor")
 	}
-	if err := tok.VerifyData(checkpoint, roots, nil); err != nil {
+	if err := tok.VerifyDataWith(checkpoint, roots, nil, p); err != nil {
 		return tok, err
 	}
 	return tok, checkStampStructure(resp, tok, roots)
@@ -521,35 +548,6 @@ func grantedResponse(token []byte) ([]byte, error) {
 	}{Token: asn1.RawValue{FullBytes: token}})
 }
 
-// The CMS SignedData of a time-stamp token (RFC 5652 §5), for the parts the
-// TSA's signature does not cover.
-type stampContentInfo struct {
-	ContentType asn1.ObjectIdentifier
-	Content     asn1.RawValue // [0] EXPLICIT SignedData
-}
-
-type stampSignedData struct {
-	Version          int
-	DigestAlgorithms []pkix.AlgorithmIdentifier `asn1:"set"`
-	EncapContentInfo struct {
-		EContentType asn1.ObjectIdentifier
-		EContent     []byte `asn1:"explicit,tag:0"`
-	}
-	Certificates asn1.RawValue     `asn1:"optional,tag:0"`
-	CRLs         asn1.RawValue     `asn1:"optional,tag:1"`
-	SignerInfos  []stampSignerInfo `asn1:"set"`
-}
-
-type stampSignerInfo struct {
-	Version            int
-	SID                asn1.RawValue
-	DigestAlgorithm    pkix.AlgorithmIdentifier
-	SignedAttrs        asn1.RawValue `asn1:"optional,tag:0"`
-	SignatureAlgorithm pkix.AlgorithmIdentifier
-	Signature          []byte
-	UnsignedAttrs      asn1.RawValue `asn1:"optional,tag:1"`
-}
-
 var oidRSASSAPSS = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
 
 // checkStampStructure requires the parts of a verified time-stamp response
@@ -558,9 +556,7 @@ var oidRSASSAPSS = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
 //
 //   - the response is canonicalStampResponse's: status granted, nothing else;
 //   - the token is DER, byte for byte the encoding of its parsed fields
-//     (encoding/asn1 does not check the length of an EXPLICIT tag against
-//     the element inside, so the length of eContent's [0] could be changed
-//     and still parse);
+//     (cms.SignedData.CheckDER);
 //   - SignedData version 3 (RFC 5652 §5.1: eContentType is not id-data) and
 //     its digestAlgorithms the signer's digest algorithm alone;
 //   - no CRLs and no unsigned attributes, which nothing would check;
@@ -573,37 +569,23 @@ func checkStampStructure(resp []byte, tok *tsa.Token, roots *x509.CertPool) erro
 	if err != nil || !bytes.Equal(canon, resp) {
 		return errors.New("the time-stamp response is not in canonical form: status granted and nothing besides the token")
 	}
-	var ci stampContentInfo
-	var sd stampSignedData
-	if rest, err := asn1.Unmarshal(tok.Raw, &ci); err != nil || len(rest) > 0 {
-		return errors.New("the time-stamp token is not one DER ContentInfo")
-	}
-	if ci.Content.Class != asn1.ClassContextSpecific || ci.Content.Tag != 0 || !ci.Content.IsCompound {
-		return errors.New("the time-stamp token's content is not [0] EXPLICIT")
-	}
-	if rest, err := asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(rest) > 0 {
-		return errors.New("the time-stamp token's SignedData is not DER")
-	}
-	sdDER, err := asn1.Marshal(sd)
-	if err == nil {
-		ci.Content = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: sdDER}
-		sdDER, err = asn1.Marshal(ci)
-	}
-	if err != nil || !bytes.Equal(sdDER, tok.Raw) {
-		return errors.New("the time-stamp token is not in DER: it differs from the encoding of its own fields")
+	// The token as read by the one CMS model (cms.SignedData).
+	sd := tok.SignedData()
+	if err := sd.CheckDER(); err != nil {
+		return fmt.Errorf("the time-stamp token is not in DER: it differs from the encoding of its own fields (%v)", err)
 	}
 	if sd.Version != 3 {
 		return fmt.Errorf("the time-stamp token's SignedData has version %d, want 3 (RFC 5652 §5.1)", sd.Version)
 	}
-	if len(sd.SignerInfos) != 1 {
-		return fmt.Errorf("the time-stamp token has %d signers, want 1", len(sd.SignerInfos))
+	if len(sd.Signers) != 1 {
+		return fmt.Errorf("the time-stamp token has %d signers, want 1", len(sd.Signers))
 	}
-	si := sd.SignerInfos[0]
+	si := sd.Signers[0]
 	if len(sd.DigestAlgorithms) != 1 || !sd.DigestAlgorithms[0].Algorithm.Equal(si.DigestAlgorithm.Algorithm) ||
 		!nullOrAbsent(sd.DigestAlgorithms[0]) || !nullOrAbsent(si.DigestAlgorithm) {
 		return errors.New("the time-stamp token's digestAlgorithms must be the signer's digest algorithm alone, without parameters")
 	}
-	if len(sd.CRLs.FullBytes) > 0 || len(si.UnsignedAttrs.FullBytes) > 0 {
+	if len(sd.CRLs) > 0 || len(si.UnsignedAttrs.FullBytes) > 0 {
 		return errors.New("the time-stamp token carries CRLs or unsigned attributes, which no signature covers")
 	}
 	want := 1
@@ -660,24 +642,35 @@ func nullOrAbsent(a pkix.AlgorithmIdentifier) bool {
 }
 
 // CheckOriginalDigest checks that original has the digest an evidence
-// states for its message.
+// states for its message, with the algorithm the evidence names
+// (ds:DigestMethod; an evidence never leaves it implicit) if the algorithm
+// policy accepts it (cms.Policy: a message digest is a signed statement of
+// what was sent).
 func CheckOriginalDigest(e *Evidence, original []byte) error {
 	alg := e.Message.DigestAlgorithm
 	if alg == "" {
 		alg = DigestSHA256
 	}
-	if alg != DigestSHA256 {
+	h, ok := messageDigests[alg]
+	if !ok {
 		return fmt.Errorf("digest algorithm %s is not supported", alg)
+	}
+	if err := cms.AsOf(e.EventTime).CheckDigest(h); err != nil {
+		return fmt.Errorf("digest algorithm %s: %v", alg, err)
 	}
 	if len(e.Message.Digest) == 0 {
 		return errors.New("the evidence states no message digest")
 	}
-	sum := sha256.Sum256(original)
-	if !bytes.Equal(sum[:], e.Message.Digest) {
-		return fmt.Errorf("the original's SHA-256 is %x, the evidence states %x", sum[:8], e.Message.Digest[:min(8, len(e.Message.Digest))])
+	hh := h.New()
+	hh.Write(original)
+	if sum := hh.Sum(nil); !bytes.Equal(sum, e.Message.Digest) {
+		return fmt.Errorf("the original's %s is %x, the evidence states %x", cms.DigestName(h), sum[:8], e.Message.Digest[:min(8, len(e.Message.Digest))])
 	}
 	return nil
 }
+
+// messageDigests maps the digest URIs an evidence may name to their hash.
+var messageDigests = map[string]crypto.Hash{DigestSHA256: crypto.SHA256, DigestSHA384: crypto.SHA384, DigestSHA512: crypto.SHA512}
 
 func idOf(e *Evidence) string {
 	if e == nil {

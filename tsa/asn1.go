@@ -3,7 +3,6 @@ package tsa
 import (
 	"bytes"
 	"crypto"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
@@ -13,16 +12,18 @@ import (
 	"time"
 )
 
-// The ASN.1 of RFC 3161 (TSP), RFC 5652 (CMS) and RFC 5035 (ESS) that this
-// package reads and writes. Go's encoding/asn1 is DER-only: a token sent with
-// BER indefinite lengths is reported as malformed. TSAs send DER in practice.
+// The ASN.1 of RFC 3161 (TSP) that this package reads and writes, and the
+// CMS (RFC 5652) and ESS (RFC 5035) structures the development TSA writes.
+// Tokens are read with the project's one CMS model, cms.ParseSignedData,
+// and checked with cms.SignedData.VerifySigner under the one algorithm
+// policy (cms.Policy); only the TSTInfo inside is parsed here.
 //
-// github.com/digitorus/timestamp encodes the Client's requests and gives the
-// PKIStatus/PKIFailureInfo vocabulary. Tokens are built and checked here
-// because its CreateResponse draws random serial numbers (we need increasing
-// ones), its pkcs7 signer puts time.Now() in signingTime whatever the TSA's
-// clock says, and its Parse checks the signature only when the token embeds
-// certificates, and never the chain, the EKU or the ESS binding.
+// The project used github.com/digitorus/timestamp once; it no longer does
+// (Request, Status and FailureInfo are here): its CreateResponse draws
+// random serial numbers (we need increasing ones), its pkcs7 signer puts
+// time.Now() in signingTime whatever the TSA's clock says, and its Parse
+// checks the signature only when the token embeds certificates, and never
+// the chain, the EKU or the ESS binding.
 
 // CMS and TSP (RFC 5652 §5.1, §11; RFC 3161 §2.3, §2.4.2; RFC 5035 §3).
 var (
@@ -31,7 +32,6 @@ var (
 	oidAttrContentType   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 3}
 	oidAttrMessageDigest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
 	oidAttrSigningTime   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
-	oidAttrSigningCert   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 12} // ESS v1, RFC 2634 §5.4
 	oidAttrSigningCertV2 = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 47} // ESS v2, RFC 5035 §3
 	oidExtKeyUsage       = asn1.ObjectIdentifier{2, 5, 29, 37}
 	oidKPTimeStamping    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
@@ -39,22 +39,14 @@ var (
 
 // Signature algorithms (RFC 8017, RFC 4055, RFC 5480, RFC 5758, RFC 8419).
 var (
-	oidRSAEncryption   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
-	oidRSASSAPSS       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
-	oidSHA1WithRSA     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}
 	oidSHA256WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}
-	oidSHA384WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}
-	oidSHA512WithRSA   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}
-	oidECPublicKey     = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
-	oidECDSAWithSHA1   = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 1}
 	oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
 	oidECDSAWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
 	oidECDSAWithSHA512 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
-	oidEd25519         = asn1.ObjectIdentifier{1, 3, 101, 112}
 )
 
-// Hash algorithms (RFC 3279, RFC 5754). The TSA accepts the SHA-2 family
-// for imprints; parsing also knows SHA-1 and SHA-224 for old tokens.
+// Hash algorithms (RFC 3279, RFC 5754). Which are accepted, for new and for
+// old tokens, is cms.Policy's to say; parsing knows them all.
 var (
 	hashOIDs = map[crypto.Hash]asn1.ObjectIdentifier{
 		crypto.SHA1:   {1, 3, 14, 3, 2, 26},
@@ -63,9 +55,7 @@ var (
 		crypto.SHA384: {2, 16, 840, 1, 101, 3, 4, 2, 2},
 		crypto.SHA512: {2, 16, 840, 1, 101, 3, 4, 2, 3},
 	}
-	supportedImprintHashes  = []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512}
-	supportedImprintSummary = "SHA-256, SHA-384, SHA-512"
-	asn1NULL                = asn1.RawValue{Tag: asn1.TagNull} // AlgorithmIdentifier parameters
+	asn1NULL = asn1.RawValue{Tag: asn1.TagNull} // AlgorithmIdentifier parameters
 )
 
 func hashFromOID(oid asn1.ObjectIdentifier) crypto.Hash {
@@ -79,7 +69,7 @@ func hashFromOID(oid asn1.ObjectIdentifier) crypto.Hash {
 
 // hashAlgID is the AlgorithmIdentifier of an imprint hash. RFC 5754 §2 wants
 // the parameters of SHA-2 identifiers absent and accepts NULL; OpenSSL and
-// digitorus/timestamp write NULL in requests, and so do we for imprints.
+// other clients write NULL in requests, and so do we for imprints.
 func hashAlgID(h crypto.Hash) pkix.AlgorithmIdentifier {
 	return pkix.AlgorithmIdentifier{Algorithm: hashOIDs[h], Parameters: asn1NULL}
 }
@@ -191,17 +181,7 @@ type attribute struct {
 	Values asn1.RawValue // SET OF AttributeValue
 }
 
-// RFC 2634 §5.4 and RFC 5035 §3 (ESS signing-certificate attributes).
-type signingCertificate struct {
-	Certs    []essCertID
-	Policies asn1.RawValue `asn1:"optional"`
-}
-
-type essCertID struct {
-	CertHash     []byte
-	IssuerSerial asn1.RawValue `asn1:"optional"`
-}
-
+// RFC 5035 §3 (ESS signing-certificate attribute v2), as the TSA writes it.
 type signingCertificateV2 struct {
 	Certs    []essCertIDv2
 	Policies asn1.RawValue `asn1:"optional"`
@@ -211,11 +191,6 @@ type essCertIDv2 struct {
 	HashAlgorithm pkix.AlgorithmIdentifier `asn1:"optional"` // DEFAULT sha256
 	CertHash      []byte
 	IssuerSerial  asn1.RawValue `asn1:"optional"`
-}
-
-type essIssuerSerial struct {
-	Issuer asn1.RawValue // GeneralNames
-	Serial *big.Int
 }
 
 // tlv encodes one DER element around body.
@@ -276,43 +251,4 @@ func failInfoBits(bits ...int) asn1.BitString {
 		b[i/8] |= 0x80 >> (i % 8)
 	}
 	return asn1.BitString{Bytes: b, BitLength: maxBit + 1}
-}
-
-// signatureAlgorithm maps a SignerInfo's signatureAlgorithm (RFC 5652 §5.3)
-// to the x509 algorithm that checks the signature. An OID that names its hash
-// (sha256WithRSAEncryption, ecdsa-with-SHA384) decides the hash; a bare
-// rsaEncryption or id-ecPublicKey, which old signers write, takes the hash of
-// digestAlgorithm (RFC 3370 §3.2, RFC 5753 §7.2).
-func signatureAlgorithm(sig asn1.ObjectIdentifier, digest crypto.Hash) (x509.SignatureAlgorithm, error) {
-	named := map[string]x509.SignatureAlgorithm{
-		oidSHA1WithRSA.String():     x509.SHA1WithRSA,
-		oidSHA256WithRSA.String():   x509.SHA256WithRSA,
-		oidSHA384WithRSA.String():   x509.SHA384WithRSA,
-		oidSHA512WithRSA.String():   x509.SHA512WithRSA,
-		oidECDSAWithSHA1.String():   x509.ECDSAWithSHA1,
-		oidECDSAWithSHA256.String(): x509.ECDSAWithSHA256,
-		oidECDSAWithSHA384.String(): x509.ECDSAWithSHA384,
-		oidECDSAWithSHA512.String(): x509.ECDSAWithSHA512,
-		oidEd25519.String():         x509.PureEd25519,
-	}
-	if a, ok := named[sig.String()]; ok {
-		return a, nil
-	}
-	var byDigest map[crypto.Hash]x509.SignatureAlgorithm
-	switch {
-	case sig.Equal(oidRSAEncryption):
-		byDigest = map[crypto.Hash]x509.SignatureAlgorithm{crypto.SHA1: x509.SHA1WithRSA, crypto.SHA256: x509.SHA256WithRSA, crypto.SHA384: x509.SHA384WithRSA, crypto.SHA512: x509.SHA512WithRSA}
-	case sig.Equal(oidECPublicKey):
-		byDigest = map[crypto.Hash]x509.SignatureAlgorithm{crypto.SHA1: x509.ECDSAWithSHA1, crypto.SHA256: x509.ECDSAWithSHA256, crypto.SHA384: x509.ECDSAWithSHA384, crypto.SHA512: x509.ECDSAWithSHA512}
-	case sig.Equal(oidRSASSAPSS):
-		// Assumes the usual parameters (MGF1 with the same hash, salt as long
-		// as the hash) instead of parsing RSASSA-PSS-params (RFC 4055 §3.1).
-		byDigest = map[crypto.Hash]x509.SignatureAlgorithm{crypto.SHA256: x509.SHA256WithRSAPSS, crypto.SHA384: x509.SHA384WithRSAPSS, crypto.SHA512: x509.SHA512WithRSAPSS}
-	default:
-		return 0, fmt.Errorf("unsupported signature algorithm %s", sig)
-	}
-	if a, ok := byDigest[digest]; ok {
-		return a, nil
-	}
-	return 0, fmt.Errorf("unsupported digest %v for signature algorithm %s", digest, sig)
 }

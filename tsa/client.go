@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/digitorus/timestamp"
 )
 
 // maxReplyBytes bounds a TSA's answer; tokens with a chain are a few KB.
@@ -93,7 +91,7 @@ func (c *Client) Timestamp(ctx context.Context, digest []byte) (*Token, error) {
 		return nil, err
 	}
 	nonce := new(big.Int).SetBytes(nb[:])
-	query, err := (&timestamp.Request{
+	query, err := (&Request{
 		HashAlgorithm: h,
 		HashedMessage: digest,
 		Certificates:  c.Certificates,

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/digitorus/timestamp"
 )
 
 // Errors a caller can test with errors.Is. Every error returned by this
@@ -63,9 +61,9 @@ func (e *HTTPError) Error() string {
 // (RFC 3161 §2.4.2). The Server returns it from Stamp for the same reasons it
 // would send a rejection over HTTP.
 type RefusedError struct {
-	Status     timestamp.Status
-	StatusText []string                // PKIFreeText from the TSA, if any
-	FailInfo   []timestamp.FailureInfo // every PKIFailureInfo bit set
+	Status     Status
+	StatusText []string      // PKIFreeText from the TSA, if any
+	FailInfo   []FailureInfo // every PKIFailureInfo bit set
 }
 
 func (e *RefusedError) Error() string {
@@ -86,7 +84,7 @@ func (e *RefusedError) Error() string {
 }
 
 // Has reports whether the TSA set failure bit f.
-func (e *RefusedError) Has(f timestamp.FailureInfo) bool {
+func (e *RefusedError) Has(f FailureInfo) bool {
 	for _, g := range e.FailInfo {
 		if g == f {
 			return true
@@ -96,23 +94,23 @@ func (e *RefusedError) Has(f timestamp.FailureInfo) bool {
 }
 
 // failInfoName is the ASN.1 name of a PKIFailureInfo bit (RFC 3161 §2.4.2).
-func failInfoName(f timestamp.FailureInfo) string {
+func failInfoName(f FailureInfo) string {
 	switch f {
-	case timestamp.BadAlgorithm:
+	case BadAlgorithm:
 		return "badAlg"
-	case timestamp.BadRequest:
+	case BadRequest:
 		return "badRequest"
-	case timestamp.BadDataFormat:
+	case BadDataFormat:
 		return "badDataFormat"
-	case timestamp.TimeNotAvailable:
+	case TimeNotAvailable:
 		return "timeNotAvailable"
-	case timestamp.UnacceptedPolicy:
+	case UnacceptedPolicy:
 		return "unacceptedPolicy"
-	case timestamp.UnacceptedExtension:
+	case UnacceptedExtension:
 		return "unacceptedExtension"
-	case timestamp.AddInfoNotAvailable:
+	case AddInfoNotAvailable:
 		return "addInfoNotAvailable"
-	case timestamp.SystemFailure:
+	case SystemFailure:
 		return "systemFailure"
 	}
 	return fmt.Sprintf("bit%d", int(f))

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/digitorus/timestamp"
-
 	"github.com/kephs/kep/pki"
 )
 
@@ -26,7 +24,7 @@ func FuzzParseToken(f *testing.F) {
 		}
 		f.Add(tok.Raw)
 		f.Add(tok.ResponseDER())
-		noCert, _ := w.srv.Stamp(&timestamp.Request{HashAlgorithm: crypto.SHA512, HashedMessage: make([]byte, 64)})
+		noCert, _ := w.srv.Stamp(&Request{HashAlgorithm: crypto.SHA512, HashedMessage: make([]byte, 64)})
 		f.Add(noCert.Raw)
 		f.Add(w.srv.Respond([]byte("not a query"))) // a rejection
 	}
@@ -50,7 +48,7 @@ func FuzzParseToken(f *testing.F) {
 // that parses, granted or refused.
 func FuzzServerRespond(f *testing.F) {
 	w := newWorld(f, pki.ECDSAP256)
-	for _, r := range []timestamp.Request{
+	for _, r := range []Request{
 		{HashAlgorithm: crypto.SHA256, HashedMessage: make([]byte, 32), Certificates: true},
 		{HashAlgorithm: crypto.SHA384, HashedMessage: make([]byte, 48), TSAPolicyOID: testPolicy},
 		{HashAlgorithm: crypto.SHA1, HashedMessage: make([]byte, 20)},

@@ -21,8 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/digitorus/timestamp"
-
+	"github.com/kephs/kep/cms"
 	"github.com/kephs/kep/pki"
 )
 
@@ -151,17 +150,17 @@ func (s *Server) Certificate() *x509.Certificate { return s.signer.Cert }
 // StampDigest time-stamps a digest made with h, in-process. The token carries
 // the TSA certificate and no nonce.
 func (s *Server) StampDigest(h crypto.Hash, digest []byte) (*Token, error) {
-	return s.Stamp(&timestamp.Request{HashAlgorithm: h, HashedMessage: digest, Certificates: true})
+	return s.Stamp(&Request{HashAlgorithm: h, HashedMessage: digest, Certificates: true})
 }
 
 // Stamp answers req in-process as the HTTP server would. A request the TSA
 // does not accept yields a *RefusedError with the failInfo it would send.
-func (s *Server) Stamp(req *timestamp.Request) (*Token, error) {
-	if len(req.Extensions) > 0 || len(req.ExtraExtensions) > 0 {
-		return nil, refusedErr(timestamp.UnacceptedExtension, "this TSA supports no request extensions")
+func (s *Server) Stamp(req *Request) (*Token, error) {
+	if len(req.Extensions) > 0 {
+		return nil, refusedErr(UnacceptedExtension, "this TSA supports no request extensions")
 	}
-	if !slices.Contains(supportedImprintHashes, req.HashAlgorithm) {
-		return nil, refusedErr(timestamp.BadAlgorithm, fmt.Sprintf("hash %v not accepted; this TSA accepts %s", req.HashAlgorithm, supportedImprintSummary))
+	if err := cms.Current.CheckDigest(req.HashAlgorithm); err != nil {
+		return nil, refusedErr(BadAlgorithm, fmt.Sprintf("hash %v not accepted; this TSA accepts %s", req.HashAlgorithm, cms.NewDigests()))
 	}
 	alg := hashAlgID(req.HashAlgorithm)
 	imprint := mustMarshal(messageImprint{HashAlgorithm: alg, HashedMessage: req.HashedMessage})
@@ -178,15 +177,15 @@ func (s *Server) Respond(query []byte) []byte {
 	var req timeStampReq
 	rest, err := asn1.Unmarshal(query, &req)
 	if err != nil || len(rest) > 0 {
-		return rejection(timestamp.BadDataFormat, "not a DER TimeStampReq (RFC 3161 §2.4.1): "+errOrTrailing(err, rest))
+		return rejection(BadDataFormat, "not a DER TimeStampReq (RFC 3161 §2.4.1): "+errOrTrailing(err, rest))
 	}
 	if req.Version != 1 {
-		return rejection(timestamp.BadRequest, fmt.Sprintf("TimeStampReq version %d not supported (want 1)", req.Version))
+		return rejection(BadRequest, fmt.Sprintf("TimeStampReq version %d not supported (want 1)", req.Version))
 	}
 	if len(req.Extensions) > 0 {
 		// RFC 3161 §2.4.1: an extension the server does not recognise, critical
 		// or not, gets unacceptedExtension.
-		return rejection(timestamp.UnacceptedExtension, fmt.Sprintf("extension %s not supported", req.Extensions[0].Id))
+		return rejection(UnacceptedExtension, fmt.Sprintf("extension %s not supported", req.Extensions[0].Id))
 	}
 	token, rerr := s.stamp(req.MessageImprint.Raw, req.MessageImprint.HashAlgorithm.Algorithm, req.MessageImprint.HashedMessage, req.ReqPolicy, req.Nonce, req.CertReq)
 	if rerr != nil {
@@ -198,15 +197,17 @@ func (s *Server) Respond(query []byte) []byte {
 // stamp checks a request and signs a token. imprint is the DER
 // MessageImprint, echoed as it came (RFC 3161 §2.4.2).
 func (s *Server) stamp(imprint []byte, hashOID asn1.ObjectIdentifier, digest []byte, policy asn1.ObjectIdentifier, nonce *big.Int, certReq bool) ([]byte, *RefusedError) {
+	// The imprints a TSA accepts are what the algorithm policy accepts for
+	// new time stamps (cms.Policy, docs/algorithms.md).
 	h := hashFromOID(hashOID)
-	if !slices.Contains(supportedImprintHashes, h) {
-		return nil, refusedErr(timestamp.BadAlgorithm, fmt.Sprintf("hash algorithm %s not accepted; this TSA accepts %s", hashOID, supportedImprintSummary))
+	if h == 0 || cms.Current.CheckDigest(h) != nil {
+		return nil, refusedErr(BadAlgorithm, fmt.Sprintf("hash algorithm %s not accepted; this TSA accepts %s", hashOID, cms.NewDigests()))
 	}
 	if len(digest) != h.Size() {
-		return nil, refusedErr(timestamp.BadDataFormat, fmt.Sprintf("%v message imprint is %d bytes, want %d", h, len(digest), h.Size()))
+		return nil, refusedErr(BadDataFormat, fmt.Sprintf("%v message imprint is %d bytes, want %d", h, len(digest), h.Size()))
 	}
 	if len(policy) > 0 && !policy.Equal(s.policy) {
-		return nil, refusedErr(timestamp.UnacceptedPolicy, fmt.Sprintf("policy %s not offered; this TSA issues under %s", policy, s.policy))
+		return nil, refusedErr(UnacceptedPolicy, fmt.Sprintf("policy %s not offered; this TSA issues under %s", policy, s.policy))
 	}
 
 	s.mu.Lock()
@@ -220,18 +221,26 @@ func (s *Server) stamp(imprint []byte, hashOID asn1.ObjectIdentifier, digest []b
 	s.mu.Unlock()
 
 	if c := s.signer.Cert; now.Before(c.NotBefore) || now.After(c.NotAfter) {
-		return nil, refusedErr(timestamp.SystemFailure, fmt.Sprintf("TSA certificate not valid at %s (valid %s to %s)",
+		return nil, refusedErr(SystemFailure, fmt.Sprintf("TSA certificate not valid at %s (valid %s to %s)",
 			now.Format(time.RFC3339), c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339)))
 	}
 	der, err := s.sign(imprint, now, new(big.Int).SetUint64(serial), nonce, certReq)
 	if err != nil {
-		return nil, refusedErr(timestamp.SystemFailure, "signing failed: "+err.Error())
+		return nil, refusedErr(SystemFailure, "signing failed: "+err.Error())
 	}
 	return der, nil
 }
 
 // sign builds the TSTInfo (RFC 3161 §2.4.2) and the CMS SignedData around it
 // (RFC 5652 §5).
+//
+// This writer is the development TSA's alone and exists beside the
+// provider's one CMS signer (cms/detached.go) because a token differs from
+// every signature the provider makes: SignedData version 3 over a TSTInfo
+// rather than version 1 over id-data, the hash chosen by the TSA key's size,
+// signingTime from the TSA's clock, certificates only on certReq. What it
+// writes is read back, like every token, by the one CMS model
+// (cms.ParseSignedData), and tests check it with `openssl ts -verify`.
 func (s *Server) sign(imprint []byte, now time.Time, serial, nonce *big.Int, certReq bool) ([]byte, error) {
 	tst, err := asn1.Marshal(tstInfo{
 		Version:        1,
@@ -299,11 +308,11 @@ func attributeDER(typ asn1.ObjectIdentifier, value []byte) []byte {
 	return mustMarshal(attribute{Type: typ, Values: asn1.RawValue{FullBytes: tlv(asn1.ClassUniversal, asn1.TagSet, true, value)}})
 }
 
-func refusedErr(f timestamp.FailureInfo, text string) *RefusedError {
-	return &RefusedError{Status: timestamp.Rejection, FailInfo: []timestamp.FailureInfo{f}, StatusText: []string{text}}
+func refusedErr(f FailureInfo, text string) *RefusedError {
+	return &RefusedError{Status: Rejection, FailInfo: []FailureInfo{f}, StatusText: []string{text}}
 }
 
-func rejection(f timestamp.FailureInfo, text string) []byte {
+func rejection(f FailureInfo, text string) []byte {
 	return rejectionOf(refusedErr(f, text))
 }
 

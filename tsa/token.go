@@ -3,8 +3,6 @@ package tsa
 import (
 	"bytes"
 	"crypto"
-	"crypto/sha1"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
@@ -15,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/digitorus/timestamp"
+	"github.com/kephs/kep/cms"
 )
 
 // Token is a parsed RFC 3161 TimeStampToken: a CMS SignedData (RFC 5652)
@@ -42,22 +40,7 @@ type Token struct {
 	Certificates []*x509.Certificate
 
 	tstInfo []byte // eContent, the DER TSTInfo that was signed
-	si      parsedSigner
-}
-
-// parsedSigner is the one SignerInfo of a token (RFC 3161 §2.4.2: the TSA's
-// signature is the only one).
-type parsedSigner struct {
-	sid           asn1.RawValue
-	digest        crypto.Hash // digestAlgorithm
-	sigAlg        asn1.ObjectIdentifier
-	signedAttrs   []byte // DER with the SET OF tag, as signed (RFC 5652 §5.4)
-	signature     []byte
-	contentType   asn1.ObjectIdentifier
-	messageDigest []byte
-	essHash       crypto.Hash // 0 when there is no ESS signing-certificate attribute
-	essCertHash   []byte
-	essSerial     *big.Int // from the optional IssuerSerial
+	sd      *cms.SignedData
 }
 
 // ParseResponse parses a DER TimeStampResp (a .tsr file, the body of an HTTP
@@ -72,7 +55,7 @@ func ParseResponse(der []byte) (*Token, error) {
 		return nil, malformed("%d bytes of trailing data after the TimeStampResp", len(rest))
 	}
 	// RFC 3161 §2.4.2: a token is present only with granted or grantedWithMods.
-	if st := timestamp.Status(resp.Status.Status); st != timestamp.Granted && st != timestamp.GrantedWithMods {
+	if st := Status(resp.Status.Status); st != Granted && st != GrantedWithMods {
 		return nil, refusal(resp.Status)
 	}
 	if len(resp.TimeStampToken.FullBytes) == 0 {
@@ -87,60 +70,52 @@ func ParseResponse(der []byte) (*Token, error) {
 }
 
 func refusal(si pkiStatusInfo) *RefusedError {
-	e := &RefusedError{Status: timestamp.Status(si.Status)}
+	e := &RefusedError{Status: Status(si.Status)}
 	for _, s := range si.StatusString {
 		e.StatusText = append(e.StatusText, string(s.Bytes))
 	}
 	for i := 0; i < si.FailInfo.BitLength; i++ {
 		if si.FailInfo.At(i) == 1 {
-			e.FailInfo = append(e.FailInfo, timestamp.FailureInfo(i))
+			e.FailInfo = append(e.FailInfo, FailureInfo(i))
 		}
 	}
 	return e
 }
 
-// ParseToken parses a DER TimeStampToken (RFC 3161 §2.4.2). It checks the
+// ParseToken parses a TimeStampToken (RFC 3161 §2.4.2), a CMS SignedData
+// read with the project's one CMS model (cms.ParseSignedData). It checks the
 // structure only; call Verify to check the signature and the TSA.
 func ParseToken(der []byte) (*Token, error) {
 	der = bytes.Clone(der) // the Token's fields point into it
-	var ci contentInfo
-	rest, err := asn1.Unmarshal(der, &ci)
+	sd, err := cms.ParseSignedData(der)
 	if err != nil {
-		return nil, malformed("not a CMS ContentInfo: %s", asn1Reason(err))
-	}
-	if len(rest) > 0 {
-		return nil, malformed("%d bytes of trailing data after the token", len(rest))
-	}
-	if !ci.ContentType.Equal(oidSignedData) {
-		return nil, malformed("content type %s, want signedData %s", ci.ContentType, oidSignedData)
-	}
-	var sd signedData
-	if rest, err = asn1.Unmarshal(ci.Content.Bytes, &sd); err != nil || len(rest) > 0 {
-		return nil, malformed("bad SignedData: %s", errOrTrailing(err, rest))
+		return nil, malformed("%v", err)
 	}
 	// RFC 3161 §2.4.2: eContentType is id-ct-TSTInfo, eContent the DER TSTInfo.
-	if !sd.EncapContentInfo.EContentType.Equal(oidTSTInfo) {
-		return nil, malformed("encapsulated content type %s, want id-ct-TSTInfo %s", sd.EncapContentInfo.EContentType, oidTSTInfo)
+	if !sd.ContentType.Equal(oidTSTInfo) {
+		return nil, malformed("encapsulated content type %s, want id-ct-TSTInfo %s", sd.ContentType, oidTSTInfo)
 	}
-	if len(sd.EncapContentInfo.EContent) == 0 {
+	if len(sd.Content) == 0 {
 		return nil, malformed("no TSTInfo in the SignedData")
 	}
-	if len(sd.SignerInfos) != 1 {
-		return nil, malformed("%d signerInfos, RFC 3161 §2.4.2 allows only the TSA's", len(sd.SignerInfos))
+	if len(sd.Signers) != 1 {
+		return nil, malformed("%d signerInfos, RFC 3161 §2.4.2 allows only the TSA's", len(sd.Signers))
 	}
-	t := &Token{Raw: der, tstInfo: sd.EncapContentInfo.EContent}
-
-	if t.Certificates, err = parseCertificateSet(sd.Certificates.Bytes); err != nil {
-		return nil, err
+	if len(sd.Signers[0].SignedAttrs.FullBytes) == 0 {
+		// RFC 3161 §2.4.2 requires the ESS signingCertificate attribute, so a
+		// token always has signed attributes.
+		return nil, malformed("signerInfo without signed attributes (RFC 3161 §2.4.2 requires signingCertificate)")
 	}
+	t := &Token{Raw: der, tstInfo: sd.Content, sd: sd, Certificates: sd.Certificates}
 	if err := t.parseTSTInfo(); err != nil {
-		return nil, err
-	}
-	if t.si, err = parseSignerInfo(sd.SignerInfos[0]); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
+
+// SignedData is the token's CMS structure, for checks beyond Verify (the
+// canonical form a bundle requires, package evidence).
+func (t *Token) SignedData() *cms.SignedData { return t.sd }
 
 // errOrTrailing describes why DER did not parse as one whole element.
 func errOrTrailing(err error, rest []byte) string {
@@ -148,29 +123,6 @@ func errOrTrailing(err error, rest []byte) string {
 		return asn1Reason(err)
 	}
 	return fmt.Sprintf("%d bytes of trailing data", len(rest))
-}
-
-// parseCertificateSet reads a CertificateSet (RFC 5652 §10.2.3), keeping the
-// X.509 certificates and skipping attribute and other certificates.
-func parseCertificateSet(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for len(b) > 0 {
-		var v asn1.RawValue
-		rest, err := asn1.Unmarshal(b, &v)
-		if err != nil {
-			return nil, malformed("bad certificates field: %s", asn1Reason(err))
-		}
-		b = rest
-		if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagSequence {
-			continue
-		}
-		c, err := x509.ParseCertificate(v.FullBytes)
-		if err != nil {
-			return nil, malformed("bad certificate in the token: %s", asn1Reason(err))
-		}
-		certs = append(certs, c)
-	}
-	return certs, nil
 }
 
 func (t *Token) parseTSTInfo() error {
@@ -204,81 +156,6 @@ func (t *Token) parseTSTInfo() error {
 	return nil
 }
 
-func parseSignerInfo(si signerInfo) (parsedSigner, error) {
-	p := parsedSigner{sid: si.SID, sigAlg: si.SignatureAlgorithm.Algorithm, signature: si.Signature}
-	if p.digest = hashFromOID(si.DigestAlgorithm.Algorithm); p.digest == 0 {
-		return p, malformed("signer uses unknown digest algorithm %s", si.DigestAlgorithm.Algorithm)
-	}
-	if len(si.SignedAttrs.FullBytes) == 0 {
-		// RFC 3161 §2.4.2 requires the ESS signingCertificate attribute, so a
-		// token always has signed attributes.
-		return p, malformed("signerInfo without signed attributes (RFC 3161 §2.4.2 requires signingCertificate)")
-	}
-	// RFC 5652 §5.4: the signature covers the DER of the attributes with the
-	// EXPLICIT SET OF tag, not the [0] IMPLICIT tag they are sent with.
-	p.signedAttrs = bytes.Clone(si.SignedAttrs.FullBytes)
-	p.signedAttrs[0] = 0x31
-	b := si.SignedAttrs.Bytes
-	for len(b) > 0 {
-		var a attribute
-		rest, err := asn1.Unmarshal(b, &a)
-		if err != nil {
-			return p, malformed("bad signed attribute: %s", asn1Reason(err))
-		}
-		b = rest
-		switch {
-		case a.Type.Equal(oidAttrContentType):
-			if _, err := asn1.Unmarshal(a.Values.Bytes, &p.contentType); err != nil {
-				return p, malformed("bad content-type attribute: %s", asn1Reason(err))
-			}
-		case a.Type.Equal(oidAttrMessageDigest):
-			if _, err := asn1.Unmarshal(a.Values.Bytes, &p.messageDigest); err != nil {
-				return p, malformed("bad message-digest attribute: %s", asn1Reason(err))
-			}
-		case a.Type.Equal(oidAttrSigningCertV2):
-			var sc signingCertificateV2
-			if _, err := asn1.Unmarshal(a.Values.Bytes, &sc); err != nil {
-				return p, malformed("bad signingCertificateV2 attribute: %s", asn1Reason(err))
-			}
-			if len(sc.Certs) == 0 {
-				return p, malformed("empty signingCertificateV2 attribute")
-			}
-			id := sc.Certs[0] // RFC 5035 §3: the first identifies the signer's certificate
-			p.essHash = crypto.SHA256
-			if len(id.HashAlgorithm.Algorithm) > 0 {
-				if p.essHash = hashFromOID(id.HashAlgorithm.Algorithm); p.essHash == 0 {
-					return p, malformed("signingCertificateV2 uses unknown hash %s", id.HashAlgorithm.Algorithm)
-				}
-			}
-			p.essCertHash, p.essSerial = id.CertHash, essSerial(id.IssuerSerial)
-		case a.Type.Equal(oidAttrSigningCert):
-			if p.essHash != 0 {
-				continue // v2 wins when a TSA sends both
-			}
-			var sc signingCertificate
-			if _, err := asn1.Unmarshal(a.Values.Bytes, &sc); err != nil {
-				return p, malformed("bad signingCertificate attribute: %s", asn1Reason(err))
-			}
-			if len(sc.Certs) == 0 {
-				return p, malformed("empty signingCertificate attribute")
-			}
-			p.essHash, p.essCertHash, p.essSerial = crypto.SHA1, sc.Certs[0].CertHash, essSerial(sc.Certs[0].IssuerSerial)
-		}
-	}
-	return p, nil
-}
-
-func essSerial(v asn1.RawValue) *big.Int {
-	if len(v.FullBytes) == 0 {
-		return nil
-	}
-	var is essIssuerSerial
-	if _, err := asn1.Unmarshal(v.FullBytes, &is); err != nil {
-		return nil
-	}
-	return is.Serial
-}
-
 // ResponseDER returns a DER TimeStampResp holding the token: the TSA's own
 // response when the token came from one, otherwise a granted response built
 // around it. `openssl ts -verify -in FILE` and `ts -reply -in FILE` want a
@@ -292,30 +169,44 @@ func (t *Token) ResponseDER() []byte {
 
 func grantedResponse(token []byte) []byte {
 	return mustMarshal(timeStampResp{
-		Status:         pkiStatusInfo{Status: int(timestamp.Granted)},
+		Status:         pkiStatusInfo{Status: int(Granted)},
 		TimeStampToken: asn1.RawValue{FullBytes: token},
 	})
 }
 
 // VerifyData is Verify for the data itself, hashed with the token's hash.
 func (t *Token) VerifyData(data []byte, roots *x509.CertPool, intermediates []*x509.Certificate) error {
-	if !t.HashAlg.Available() {
-		return fmt.Errorf("tsa: hash %v not available", t.HashAlg)
+	return t.VerifyDataWith(data, roots, intermediates, cms.Current)
+}
+
+// VerifyDataWith is VerifyData under algorithm policy p.
+func (t *Token) VerifyDataWith(data []byte, roots *x509.CertPool, intermediates []*x509.Certificate, p cms.Policy) error {
+	if err := p.CheckDigest(t.HashAlg); err != nil {
+		return fmt.Errorf("%w: message imprint: %v", ErrBadSignature, err)
 	}
 	h := t.HashAlg.New()
 	h.Write(data)
-	return t.Verify(h.Sum(nil), roots, intermediates)
+	return t.VerifyWith(h.Sum(nil), roots, intermediates, p)
 }
 
 // Verify checks that the token time-stamps digest (computed with t.HashAlg)
-// and was made by a trusted TSA:
+// and was made by a trusted TSA, under the algorithm policy for new time
+// stamps (cms.Current). It is VerifyWith(…, cms.Current).
+func (t *Token) Verify(digest []byte, roots *x509.CertPool, intermediates []*x509.Certificate) error {
+	return t.VerifyWith(digest, roots, intermediates, cms.Current)
+}
+
+// VerifyWith checks that the token time-stamps digest (computed with
+// t.HashAlg) and was made by a trusted TSA, accepting the algorithms policy
+// p accepts (cms.Current for a token just obtained, cms.AsOf for old
+// evidence):
 //
-//   - the message imprint equals digest;
+//   - the message imprint equals digest, and its hash is accepted by p;
 //   - the CMS signature verifies with the signer's certificate, taken from the
 //     token or from intermediates (tokens requested without certReq carry
 //     none), and the signed attributes bind the content (content type,
 //     message digest) and that very certificate (ESS signingCertificate,
-//     RFC 3161 §2.4.2, RFC 5035);
+//     RFC 3161 §2.4.2, RFC 5035); digest and key are accepted by p;
 //   - the certificate is a TSA certificate (RFC 3161 §2.3: critical
 //     extendedKeyUsage with only id-kp-timeStamping);
 //   - it chains to roots, with every certificate valid at the token's time
@@ -323,11 +214,14 @@ func (t *Token) VerifyData(data []byte, roots *x509.CertPool, intermediates []*x
 //     A nil roots means the system roots.
 //
 // Revocation is not checked.
-func (t *Token) Verify(digest []byte, roots *x509.CertPool, intermediates []*x509.Certificate) error {
+func (t *Token) VerifyWith(digest []byte, roots *x509.CertPool, intermediates []*x509.Certificate, p cms.Policy) error {
 	if !bytes.Equal(t.HashedMessage, digest) {
 		return fmt.Errorf("%w: the token time-stamps %v %s, not %s", ErrImprintMismatch, t.HashAlg, shortHex(t.HashedMessage), shortHex(digest))
 	}
-	cert, err := t.checkSignature(intermediates)
+	if err := p.CheckDigest(t.HashAlg); err != nil {
+		return fmt.Errorf("%w: message imprint: %v", ErrBadSignature, err)
+	}
+	cert, err := t.checkSignature(intermediates, p)
 	if err != nil {
 		return err
 	}
@@ -353,8 +247,9 @@ func (t *Token) Verify(digest []byte, roots *x509.CertPool, intermediates []*x50
 // Signer returns the certificate that signed the token, looked up among the
 // token's certificates and extra, without checking anything else.
 func (t *Token) Signer(extra []*x509.Certificate) *x509.Certificate {
+	sid := t.sd.Signers[0].SID
 	for _, c := range slices.Concat(t.Certificates, extra) {
-		if t.si.identifies(c) {
+		if identifies(sid, c) {
 			return c
 		}
 	}
@@ -362,61 +257,37 @@ func (t *Token) Signer(extra []*x509.Certificate) *x509.Certificate {
 }
 
 // identifies reports whether the SignerIdentifier (RFC 5652 §5.3) names c.
-func (p *parsedSigner) identifies(c *x509.Certificate) bool {
-	if p.sid.Class == asn1.ClassContextSpecific && p.sid.Tag == 0 {
-		return len(c.SubjectKeyId) > 0 && bytes.Equal(p.sid.Bytes, c.SubjectKeyId)
+func identifies(sid asn1.RawValue, c *x509.Certificate) bool {
+	if sid.Class == asn1.ClassContextSpecific && sid.Tag == 0 {
+		return len(c.SubjectKeyId) > 0 && bytes.Equal(sid.Bytes, c.SubjectKeyId)
 	}
 	var ias issuerAndSerial
-	if _, err := asn1.Unmarshal(p.sid.FullBytes, &ias); err != nil || ias.Serial == nil {
+	if _, err := asn1.Unmarshal(sid.FullBytes, &ias); err != nil || ias.Serial == nil {
 		return false
 	}
 	return ias.Serial.Cmp(c.SerialNumber) == 0 && bytes.Equal(ias.Issuer.FullBytes, c.RawIssuer)
 }
 
-// checkSignature verifies the SignerInfo (RFC 5652 §5.4, §5.6) and the ESS
+// checkSignature verifies the SignerInfo (RFC 5652 §5.4, §5.6) with the one
+// CMS verifier (cms.SignedData.VerifySigner) under p, requires the ESS
 // binding to the certificate, and returns the signer's certificate.
-func (t *Token) checkSignature(extra []*x509.Certificate) (*x509.Certificate, error) {
-	p := &t.si
-	cert := t.Signer(extra)
-	if cert == nil {
+func (t *Token) checkSignature(extra []*x509.Certificate, p cms.Policy) (*x509.Certificate, error) {
+	if t.Signer(extra) == nil {
 		if len(t.Certificates) == 0 {
 			return nil, fmt.Errorf("%w: the token carries no certificate (requested without certReq?) and none of the %d supplied matches its signer", ErrBadSignature, len(extra))
 		}
 		return nil, fmt.Errorf("%w: no certificate in the token or supplied matches its signer", ErrBadSignature)
 	}
-	if !p.contentType.Equal(oidTSTInfo) {
-		return nil, fmt.Errorf("%w: content-type attribute is %q, want id-ct-TSTInfo", ErrBadSignature, p.contentType.String())
-	}
-	h := p.digest.New()
-	h.Write(t.tstInfo)
-	if subtle.ConstantTimeCompare(h.Sum(nil), p.messageDigest) != 1 {
-		return nil, fmt.Errorf("%w: message-digest attribute does not match the TSTInfo (content altered)", ErrBadSignature)
-	}
-	alg, err := signatureAlgorithm(p.sigAlg, p.digest)
+	si, err := t.sd.VerifySigner(0, t.tstInfo, slices.Concat(t.Certificates, extra), p)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	if err := cert.CheckSignature(alg, p.signedAttrs, p.signature); err != nil {
-		return nil, fmt.Errorf("%w: signature by %q does not verify: %v", ErrBadSignature, cert.Subject.CommonName, err)
-	}
 	// RFC 3161 §2.4.2 / RFC 5035: the signed ESSCertID pins the certificate,
 	// so another certificate with the same key cannot be substituted.
-	if p.essHash == 0 {
+	if !si.CertificateBound {
 		return nil, fmt.Errorf("%w: no ESS signingCertificate attribute (RFC 3161 §2.4.2 requires one)", ErrBadSignature)
 	}
-	var sum []byte
-	if p.essHash == crypto.SHA1 {
-		s := sha1.Sum(cert.Raw)
-		sum = s[:]
-	} else {
-		hh := p.essHash.New()
-		hh.Write(cert.Raw)
-		sum = hh.Sum(nil)
-	}
-	if !bytes.Equal(sum, p.essCertHash) || (p.essSerial != nil && p.essSerial.Cmp(cert.SerialNumber) != 0) {
-		return nil, fmt.Errorf("%w: ESS signingCertificate attribute names another certificate than %q", ErrBadSignature, cert.Subject.CommonName)
-	}
-	return cert, nil
+	return si.Certificate, nil
 }
 
 // CheckTSACertificate checks what RFC 3161 §2.3 asks of a TSA certificate:

@@ -3,7 +3,8 @@
 // It asks a TSA for tokens (Client: the accredited TSA in production, such as
 // Kamu SM), parses and verifies them (Token: CMS signature, message imprint,
 // ESS certificate binding, TSA certificate purpose and chain at the token's
-// time), and runs a development TSA (Server: over HTTP for the standard
+// time; the CMS layer through package cms's one model and algorithm
+// policy, cms.Current for new tokens and cms.AsOf for old evidence), and runs a development TSA (Server: over HTTP for the standard
 // tools, or in-process for `kep demo` and the tests).
 //
 // Tokens made here verify with `openssl ts -verify`, and OpenSSL's queries
