@@ -86,8 +86,10 @@ type Service struct {
 	// Peers asks the other providers; nil means local answers only.
 	Peers   *PeerClient
 	Timeout time.Duration // per fan-out; DefaultTimeout when 0
-	Limits  Limits
-	Now     func() time.Time
+	// Limits are the lookup budgets; the zero value means DefaultLimits,
+	// and a Budget whose Max is 0 is not limited.
+	Limits Limits
+	Now    func() time.Time
 }
 
 // DefaultTimeout bounds how long a lookup waits for other providers.
