@@ -319,6 +319,16 @@ func TestOrganisations(t *testing.T) {
 				}
 			})
 		}
+		t.Run("only GET", func(t *testing.T) {
+			resp, err := w.nodes["hs01"].public.Client().Post(w.nodes["hs01"].public.URL+"/rehber/v1/organisations?name=deniz", "text/plain", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if r := w.decode(resp); r.status != 405 || r.problem.Code != "method-not-allowed" {
+				t.Errorf("%d %+v", r.status, r.problem)
+			}
+		})
 		refusals := []struct {
 			name string
 			path string
@@ -441,7 +451,7 @@ func TestRateLimits(t *testing.T) {
 		Principal: rehber.Budget{Max: 2, Window: time.Hour},
 		Source:    rehber.Budget{Max: 3, Window: time.Hour},
 		Peer:      rehber.Budget{Max: 4, Window: time.Hour},
-		Public:    rehber.Budget{Max: 1000, Window: time.Hour},
+		Public:    rehber.Budget{Max: 7, Window: time.Hour},
 	}
 	each(t, limits, func(t *testing.T, w *world) {
 		a := w.person("hs01", w.tckn(), "Ali", "Kaya", "alinin parolası")
@@ -490,6 +500,13 @@ func TestRateLimits(t *testing.T) {
 			if i >= 4 && !strings.Contains(o.Error, "rate-limited") {
 				t.Errorf("query %d: %+v", i, o)
 			}
+		}
+		// Public organisation queries per source: the seventh passes, the eighth waits.
+		if r := w.get("hs01", "organisations", url.Values{"name": {"herhangi"}, "scope": {"local"}}, "", ""); r.status != 200 {
+			t.Fatalf("seventh public query: %d %+v", r.status, r.problem)
+		}
+		if r := w.get("hs01", "organisations", url.Values{"name": {"herhangi"}}, "", ""); r.status != 429 || r.problem.Code != "rate-limited" || r.header.Get("Retry-After") == "" {
+			t.Fatalf("eighth public query: %d %+v", r.status, r.problem)
 		}
 	})
 }
