@@ -80,8 +80,8 @@ func (c *PeerClient) transport(p *directory.Provider) *http.Transport {
 	return t
 }
 
-// Ask sends one query (path "organisations" or "persons") to provider p
-// and returns its entries. Entries that name another provider, or an
+// Ask sends one query (path "organisations", a GET, or "persons", a POST
+// with a form body) to provider p and returns its entries. Entries that name another provider, or an
 // address at a domain p does not serve, are dropped: a provider answers
 // for its own addresses only.
 func (c *PeerClient) Ask(ctx context.Context, p *directory.Provider, path string, params url.Values) ([]Entry, error) {
@@ -93,8 +93,17 @@ func (c *PeerClient) Ask(ctx context.Context, p *directory.Provider, path string
 		return nil, fmt.Errorf("its Rehberi endpoint %q in the directory is not an https:// URL", p.Rehber)
 	}
 	u := base.JoinPath(path)
-	u.RawQuery = params.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var req *http.Request
+	if path == "persons" {
+		// The TCKN goes in the body, never in the URL.
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(params.Encode()))
+		if req != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	} else {
+		u.RawQuery = params.Encode()
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	}
 	if err != nil {
 		return nil, err
 	}

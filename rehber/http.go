@@ -51,14 +51,15 @@ func BasicAuth(a *account.Service) Authenticator {
 // Handler serves the Rehberi to users, on the provider's HTTPS listener,
 // under the prefix it is mounted at (docs/relay.md, "KEP Rehberi query"):
 //
-//	GET organisations?name=…|mersis=…|vkn=…|detsis=…[&scope=local]   public
-//	GET persons?tckn=…[&scope=local]                               authenticated
+//	GET  organisations?name=…|mersis=…|vkn=…|detsis=…[&scope=local]   public
+//	POST persons  (form body: tckn=…[&scope=local])                  authenticated
 //
-// Answers ask the other providers too unless scope=local.
+// A TCKN travels in the body, never in the URL, so that no access log or
+// proxy keeps it. Answers ask the other providers too unless scope=local.
 func (s *Service) Handler(auth Authenticator, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/organisations", func(w http.ResponseWriter, r *http.Request) {
-		if !onlyGET(w, r) {
+		if !method(w, r, http.MethodGet) {
 			return
 		}
 		if err := spend(r.Context(), s.DB, s.now(), "public", account.Source(r.RemoteAddr), s.limits().Public); err != nil {
@@ -69,7 +70,8 @@ func (s *Service) Handler(auth Authenticator, log *slog.Logger) http.Handler {
 		answer(w, log, ans, err)
 	})
 	mux.HandleFunc("/persons", func(w http.ResponseWriter, r *http.Request) {
-		if !onlyGET(w, r) {
+		tckn, scope, ok := personForm(w, r)
+		if !ok {
 			return
 		}
 		var p Principal
@@ -83,7 +85,7 @@ func (s *Service) Handler(auth Authenticator, log *slog.Logger) http.Handler {
 			writeProblem(w, log, err)
 			return
 		}
-		ans, err := s.Person(r.Context(), p, account.Source(r.RemoteAddr), r.URL.Query().Get("tckn"), r.URL.Query().Get("scope") != "local")
+		ans, err := s.Person(r.Context(), p, account.Source(r.RemoteAddr), tckn, scope != "local")
 		answer(w, log, ans, err)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -99,9 +101,6 @@ func (s *Service) Handler(auth Authenticator, log *slog.Logger) http.Handler {
 // budget. A TCKN asked by a peer is audited with the peer as actor.
 func (s *Service) PeerHandler(log *slog.Logger) http.Handler {
 	peer := func(w http.ResponseWriter, r *http.Request) (string, bool) {
-		if !onlyGET(w, r) {
-			return "", false
-		}
 		id, err := s.identifyPeer(r)
 		if err == nil {
 			err = spend(r.Context(), s.DB, s.now(), "peer", id, s.limits().Peer)
@@ -114,6 +113,9 @@ func (s *Service) PeerHandler(log *slog.Logger) http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/organisations", func(w http.ResponseWriter, r *http.Request) {
+		if !method(w, r, http.MethodGet) {
+			return
+		}
 		if _, ok := peer(w, r); !ok {
 			return
 		}
@@ -121,11 +123,14 @@ func (s *Service) PeerHandler(log *slog.Logger) http.Handler {
 		answer(w, log, ans, err)
 	})
 	mux.HandleFunc("/persons", func(w http.ResponseWriter, r *http.Request) {
+		tckn, _, ok := personForm(w, r)
+		if !ok {
+			return
+		}
 		id, ok := peer(w, r)
 		if !ok {
 			return
 		}
-		tckn := r.URL.Query().Get("tckn")
 		if err := CheckTCKN(tckn); err != nil {
 			writeProblem(w, log, err)
 			return
@@ -154,7 +159,8 @@ var (
 	ErrUnknownPeer  = errors.New("rehber: the client certificate is not pinned for any provider in the directory")
 	ErrPeerRemoved  = errors.New("rehber: the provider was removed from the directory")
 	errNotFound     = errors.New("rehber: no such query: use organisations or persons")
-	errMethod       = errors.New("rehber: only GET is served")
+	errMethod       = errors.New("rehber: method not allowed: organisations takes GET, persons takes POST with the TCKN in a form body")
+	errTCKNInURL    = errors.New("rehber: the TCKN must not be in the URL (access logs would keep it): send it in a POST form body")
 )
 
 func (s *Service) identifyPeer(r *http.Request) (string, error) {
@@ -188,13 +194,32 @@ func queryOf(r *http.Request) Query {
 	return Query{Name: v.Get("name"), MERSIS: v.Get("mersis"), VKN: v.Get("vkn"), DETSIS: v.Get("detsis")}
 }
 
-func onlyGET(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+// method admits want (and HEAD with GET), or refuses with 405.
+func method(w http.ResponseWriter, r *http.Request, want string) bool {
+	if r.Method == want || (want == http.MethodGet && r.Method == http.MethodHead) {
 		return true
 	}
-	w.Header().Set("Allow", "GET")
+	w.Header().Set("Allow", want)
 	writeProblem(w, nil, errMethod)
 	return false
+}
+
+// personForm reads a person query: POST, form body tckn=…[&scope=…], and
+// no TCKN in the URL.
+func personForm(w http.ResponseWriter, r *http.Request) (tckn, scope string, ok bool) {
+	if r.URL.Query().Has("tckn") {
+		writeProblem(w, nil, errTCKNInURL)
+		return "", "", false
+	}
+	if !method(w, r, http.MethodPost) {
+		return "", "", false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	if err := r.ParseForm(); err != nil {
+		writeProblem(w, nil, fmt.Errorf("%w: the body is not a form (application/x-www-form-urlencoded, at most 4 KiB): %v", ErrBadQuery, err))
+		return "", "", false
+	}
+	return r.PostForm.Get("tckn"), r.PostForm.Get("scope"), true
 }
 
 func answer(w http.ResponseWriter, log *slog.Logger, ans *Answer, err error) {
@@ -251,7 +276,11 @@ func problemFor(err error) Problem {
 	case errors.Is(err, errNotFound):
 		set(http.StatusNotFound, "not-found", "No such query", "Böyle bir sorgu yok: organisations veya persons kullanın.")
 	case errors.Is(err, errMethod):
-		set(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", "Yalnızca GET desteklenir.")
+		set(http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+			"Yöntem desteklenmiyor: organisations GET, persons ise gövdesinde T.C. kimlik numarası olan bir POST ister.")
+	case errors.Is(err, errTCKNInURL):
+		set(http.StatusBadRequest, "tckn-in-url", "TCKN in the URL",
+			"T.C. kimlik numarası URL'de gönderilemez (erişim kayıtlarında kalır); POST gövdesinde form alanı olarak gönderin.")
 	default:
 		set(http.StatusInternalServerError, "internal", "Internal error",
 			"Sağlayıcıda bir iç hata oluştu; daha sonra yeniden deneyin.")

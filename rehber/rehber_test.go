@@ -185,6 +185,10 @@ func (w *world) get(id, path string, q url.Values, user, pass string) reply {
 	w.t.Helper()
 	n := w.nodes[id]
 	req, _ := http.NewRequest(http.MethodGet, n.public.URL+"/rehber/v1/"+path+"?"+q.Encode(), nil)
+	if path == "persons" { // the TCKN goes in a form body
+		req, _ = http.NewRequest(http.MethodPost, n.public.URL+"/rehber/v1/persons", strings.NewReader(q.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
@@ -418,6 +422,27 @@ func TestPersons(t *testing.T) {
 			})
 		}
 
+		t.Run("the TCKN in the URL is refused", func(t *testing.T) {
+			pub := w.nodes["hs01"].public
+			req, _ := http.NewRequest(http.MethodGet, pub.URL+"/rehber/v1/persons?tckn="+tckn, nil)
+			req.SetBasicAuth(user, pass)
+			resp, err := pub.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if r := w.decode(resp); r.status != 400 || r.problem.Code != "tckn-in-url" {
+				t.Errorf("%d %+v", r.status, r.problem)
+			}
+			resp, err = pub.Client().Get(pub.URL + "/rehber/v1/persons")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if r := w.decode(resp); r.status != 405 || r.problem.Code != "method-not-allowed" || r.header.Get("Allow") != "POST" {
+				t.Errorf("GET persons: %d %+v", r.status, r.problem)
+			}
+		})
 		t.Run("audited, masked, at both providers", func(t *testing.T) {
 			target := "TCKN:" + identity.Mask(tckn)
 			recs, err := store.ListAudit(context.Background(), w.nodes["hs01"].db.Q(), target, 0)

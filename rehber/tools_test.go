@@ -81,7 +81,7 @@ func TestOtherClients(t *testing.T) {
 		peer := w.nodes["hs02"].peer.URL + "/rehber/v1/"
 		pinned := "sha256//" + pin
 
-		code, body := curl("--pinnedpubkey", pinned, "--cert", hs01crt, "--key", hs01key, peer+"persons?tckn="+tckn)
+		code, body := curl("--pinnedpubkey", pinned, "--cert", hs01crt, "--key", hs01key, "--data-urlencode", "tckn="+tckn, peer+"persons")
 		var ans rehber.Answer
 		if code != 200 || json.Unmarshal(body, &ans) != nil || len(ans.Entries) != 1 || ans.Entries[0].Address != "deniz.aydin@hs02.kep.tr" {
 			t.Fatalf("peer persons: %d %s", code, body)
@@ -90,23 +90,23 @@ func TestOtherClients(t *testing.T) {
 		if code != 200 || !bytes.Contains(body, []byte("Çiçek Pazarı A.Ş.")) {
 			t.Fatalf("peer organisations: %d %s", code, body)
 		}
-		code, body = curl("--pinnedpubkey", pinned, "--cert", strangerCrt, "--key", strangerKey, peer+"persons?tckn="+tckn)
+		code, body = curl("--pinnedpubkey", pinned, "--cert", strangerCrt, "--key", strangerKey, "--data-urlencode", "tckn="+tckn, peer+"persons")
 		if code != 403 || !bytes.Contains(body, []byte(`"code":"unknown-provider"`)) {
 			t.Fatalf("stranger: %d %s", code, body)
 		}
-		if code, _ := curl("--pinnedpubkey", pinned, peer+"persons?tckn="+tckn); code != -1 {
+		if code, _ := curl("--pinnedpubkey", pinned, "--data-urlencode", "tckn="+tckn, peer+"persons"); code != -1 {
 			t.Fatalf("a client without a certificate got HTTP %d", code)
 		}
-		if code, msg := curl("--pinnedpubkey", "sha256//"+directory.SPKIPin(w.issue("x").Cert), "--cert", hs01crt, "--key", hs01key, peer+"persons?tckn="+tckn); code != -1 {
+		if code, msg := curl("--pinnedpubkey", "sha256//"+directory.SPKIPin(w.issue("x").Cert), "--cert", hs01crt, "--key", hs01key, "--data-urlencode", "tckn="+tckn, peer+"persons"); code != -1 {
 			t.Fatalf("curl accepted a server with another pin: %d %s", code, msg)
 		}
 
 		// The user endpoint, with HTTP Basic.
-		user := w.nodes["hs02"].public.URL + "/rehber/v1/persons?tckn=" + tckn
-		if code, body := curl(user); code != 401 || !bytes.Contains(body, []byte(`"code":"unauthenticated"`)) {
+		user := w.nodes["hs02"].public.URL + "/rehber/v1/persons"
+		if code, body := curl("--data-urlencode", "tckn="+tckn, user); code != 401 || !bytes.Contains(body, []byte(`"code":"unauthenticated"`)) {
 			t.Fatalf("no login: %d %s", code, body)
 		}
-		if code, body := curl("-u", "deniz.aydin@hs02.kep.tr:denizin parolası", user); code != 200 || !bytes.Contains(body, []byte("deniz.aydin@hs02.kep.tr")) {
+		if code, body := curl("-u", "deniz.aydin@hs02.kep.tr:denizin parolası", "--data-urlencode", "tckn="+tckn, user); code != 200 || !bytes.Contains(body, []byte("deniz.aydin@hs02.kep.tr")) {
 			t.Fatalf("with login: %d %s", code, body)
 		}
 	})

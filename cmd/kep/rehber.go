@@ -164,8 +164,17 @@ func rehberHTTPS(ctx context.Context, cfg *config.Config, endpoint string, q reh
 		v.Set("scope", "local")
 	}
 	u := base.JoinPath(path)
-	u.RawQuery = v.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var req *http.Request
+	if tckn != "" {
+		// The TCKN goes in the body, never in the URL.
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(v.Encode()))
+		if req != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	} else {
+		u.RawQuery = v.Encode()
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	}
 	if err != nil {
 		return nil, err
 	}
