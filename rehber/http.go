@@ -141,7 +141,7 @@ func (s *Service) PeerHandler(log *slog.Logger) http.Handler {
 			return
 		}
 		ans := &Answer{Entries: es, Providers: []PeerOutcome{{ID: s.Provider, Status: "ok"}}}
-		if err := s.audit(r.Context(), s.now(), "provider:"+id, "rehber.peer.tckn", tckn, describe(ans), r.RemoteAddr); err != nil {
+		if err := s.audit(r.Context(), s.now(), "provider:"+id, "rehber.peer.tckn", tckn, describe(ans), account.Source(r.RemoteAddr)); err != nil {
 			writeProblem(w, log, err)
 			return
 		}
