@@ -345,6 +345,7 @@ func TestLogVerifyTamperKinds(t *testing.T) {
 							t.Errorf("no %q in\n%s", want, out)
 						}
 					}
+					t.Logf("%s", out)
 				})
 			}
 		})
