@@ -22,6 +22,12 @@ import (
 // audit finds what was changed around them (raw SQL with the triggers
 // dropped, a restored backup, a damaged disk) and names it.
 //
+// Checkpoints are followed as a chain (Link): one the next names and the
+// store lacks is named, and so are later time stamps; leaves no checkpoint
+// covers long after they were logged are named too, and a checkpoint an
+// outside auditor saved (AuditOptions.Against) shows a latest checkpoint
+// removed or a log rewritten, which the store alone cannot. (Issue 9.4.)
+//
 // It reads the evidence in chunks and keeps only the right frontier of the
 // tree (one hash per level, O(log n)), so it runs over any size of log; the
 // problems it finds are kept until the end, to tell a changed evidence from
