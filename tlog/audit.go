@@ -142,7 +142,7 @@ const maxMismatches = 1 << 20
 // audit could not run to its end (the database failed), not that it found
 // something.
 func Audit(ctx context.Context, db *store.DB, read AuditReader, o AuditOptions) (AuditSummary, error) {
-	a := &auditor{ctx: ctx, q: db.Q(), read: read, o: o, seen: map[int64]int64{}}
+	a := &auditor{ctx: ctx, q: db.Q(), read: read, o: o, seen: map[int64]int64{}, missing: map[int64]bool{}}
 	if a.o.Chunk <= 0 {
 		a.o.Chunk = 1000
 	}
@@ -195,6 +195,7 @@ type auditor struct {
 	cpDone  bool
 
 	seen      map[int64]int64 // the sizes of the checkpoints checked, with their number of later time stamps
+	missing   map[int64]bool  // checkpoints reported missing
 	against   *Checkpoint     // Options.Against, opened
 	coveredTo int64           // leaves below it are covered by a checkpoint checked
 	uncovered time.Time       // the time of leaf coveredTo
@@ -497,9 +498,19 @@ func (a *auditor) outside() {
 			"the outside checkpoint of size %d: the tree recomputed from the evidence has another root (the log was rewritten since the auditor saw it)", cp.Size)})
 	}
 	if _, ok := a.seen[cp.Size]; !ok {
-		a.report(Problem{Kind: ProblemMissing, Seq: -1, Size: cp.Size, Detail: fmt.Sprintf(
-			"checkpoint of size %d: missing from the store (removed), though an outside auditor saved it", cp.Size)})
+		a.checkpointMissing(cp.Size, "an outside auditor saved it")
 	}
+}
+
+// checkpointMissing reports a checkpoint removed from the store, once
+// however many things show it.
+func (a *auditor) checkpointMissing(size int64, why string) {
+	if a.missing[size] {
+		return
+	}
+	a.missing[size] = true
+	a.report(Problem{Kind: ProblemMissing, Seq: -1, Size: size, Detail: fmt.Sprintf(
+		"checkpoint of size %d: missing from the store (removed), though %s", size, why)})
 }
 
 // link follows the link of a checkpoint (see Link) to the one before it.
@@ -515,8 +526,7 @@ func (a *auditor) link(cp *Checkpoint) {
 	stamps, ok := a.seen[l.Size]
 	switch {
 	case !ok:
-		a.report(Problem{Kind: ProblemMissing, Seq: -1, Size: l.Size, Detail: fmt.Sprintf(
-			"checkpoint of size %d: missing from the store (removed), though the checkpoint of size %d names it as the one before it", l.Size, cp.Size)})
+		a.checkpointMissing(l.Size, fmt.Sprintf("the checkpoint of size %d names it as the one before it", cp.Size))
 	case stamps < l.Stamps:
 		a.report(Problem{Kind: ProblemMissing, Seq: -1, Size: l.Size, Detail: fmt.Sprintf(
 			"checkpoint of size %d: %d of its later time stamps are missing (removed): the store has %d, the checkpoint of size %d says it had %d",
@@ -640,6 +650,29 @@ func (a *auditor) tail(size int64) error {
 	rows, err := a.read(a.ctx, from, math.MaxInt64)
 	if err != nil {
 		return fmt.Errorf("tlog: audit: read evidence after %d: %w", from, err)
+	}
+	// Later time stamps over a checkpoint the store lacks: the checkpoint
+	// was removed with the foreign key checks off.
+	orows, err := a.q.Query(a.ctx, `SELECT size, COUNT(*) FROM checkpoint_stamps WHERE size NOT IN (SELECT size FROM checkpoints) GROUP BY size ORDER BY size`)
+	if err != nil {
+		return err
+	}
+	type orphan struct{ size, n int64 }
+	var orphans []orphan
+	for orows.Next() {
+		var o orphan
+		if err := orows.Scan(&o.size, &o.n); err != nil {
+			orows.Close()
+			return err
+		}
+		orphans = append(orphans, o)
+	}
+	orows.Close()
+	if err := orows.Err(); err != nil {
+		return err
+	}
+	for _, o := range orphans {
+		a.checkpointMissing(o.size, fmt.Sprintf("%d later time stamps over it remain", o.n))
 	}
 	var cps []int64
 	crows, err := a.q.Query(a.ctx, `SELECT size FROM checkpoints WHERE size > ? OR size < 1 ORDER BY size`, from)
