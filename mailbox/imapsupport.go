@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/store"
 )
 
@@ -141,16 +142,15 @@ func (s *Service) OpenContent(ctx context.Context, m *Message) (ContentReader, i
 	if err := s.Materialize(ctx, m); err != nil {
 		return nil, 0, err
 	}
-	f, err := s.Blobs.Open(m.Content)
-	if err != nil {
+	// Checked against its digest on every serve (blob.ErrMismatch).
+	f, size, err := s.Blobs.OpenVerifiedAt(m.Content)
+	if errors.Is(err, blob.ErrNotFound) {
 		return nil, 0, fmt.Errorf("the content of this message was deleted: %w", err)
 	}
-	st, err := f.Stat()
 	if err != nil {
-		f.Close()
 		return nil, 0, err
 	}
-	return f, st.Size(), nil
+	return f, size, nil
 }
 
 // ContentID names the bytes Content returns for m, for caches keyed by

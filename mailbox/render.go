@@ -73,7 +73,7 @@ func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage, p envelope
 	if fresh != nil {
 		original, accepted = fresh.original, fresh.accepted
 	} else {
-		if original, err = s.Blobs.ReadAll(msg.Digest); err != nil {
+		if original, err = s.Blobs.ReadVerified(msg.Digest); err != nil {
 			return nil, nil, fmt.Errorf("the original of message %d: %w", msg.ID, err)
 		}
 		acc, err := evidence.Get(ctx, s.DB.Q(), msg.EvidenceID)
@@ -422,7 +422,7 @@ func (s *Service) Content(ctx context.Context, m *Message) ([]byte, error) {
 	case m.Kind == KindKEP && m.MessageID != 0:
 		return s.renderEnvelope(ctx, m.MessageID)
 	case m.HasContent:
-		b, err := s.Blobs.ReadAll(m.Content)
+		b, err := s.Blobs.ReadVerified(m.Content)
 		if errors.Is(err, blob.ErrNotFound) {
 			return nil, fmt.Errorf("the content of this message was deleted: %w", err)
 		}

@@ -22,6 +22,12 @@ import (
 // audit finds what was changed around them (raw SQL with the triggers
 // dropped, a restored backup, a damaged disk) and names it.
 //
+// Checkpoints are followed as a chain (Link): one the next names and the
+// store lacks is named, and so are later time stamps; leaves no checkpoint
+// covers long after they were logged are named too, and a checkpoint an
+// outside auditor saved (AuditOptions.Against) shows a latest checkpoint
+// removed or a log rewritten, which the store alone cannot. (Issue 9.4.)
+//
 // It reads the evidence in chunks and keeps only the right frontier of the
 // tree (one hash per level, O(log n)), so it runs over any size of log; the
 // problems it finds are kept until the end, to tell a changed evidence from
@@ -32,6 +38,9 @@ type AuditEntry struct {
 	Seq      int64  // its leaf index, as the row files it
 	ID       string // its evidence identifier, for reports
 	Document []byte // the signed document, whose SHA-256 is the log entry; nil if it cannot be read
+	// Time is the event time its document states, for the leaves left
+	// uncovered by checkpoints; zero when it cannot be read.
+	Time time.Time
 	// Err says why the row cannot be read, or how its other columns
 	// contradict its document (another code, id or event time).
 	Err error
@@ -46,14 +55,17 @@ type AuditReader func(ctx context.Context, start, end int64) ([]AuditEntry, erro
 type ProblemKind string
 
 const (
-	ProblemEvidenceChanged ProblemKind = "evidence-changed"  // a document no longer matches the log
-	ProblemEvidenceMoved   ProblemKind = "evidence-moved"    // a row holds the document logged at another leaf
-	ProblemEvidenceMissing ProblemKind = "evidence-missing"  // the log has an entry with no evidence row
-	ProblemEvidenceRow     ProblemKind = "evidence-row"      // a row cannot be read, or its columns contradict its document
-	ProblemEvidenceExtra   ProblemKind = "evidence-unlogged" // an evidence row the log has no entry for
-	ProblemHash            ProblemKind = "log-hash"          // a stored hash was changed, removed or added
-	ProblemCheckpoint      ProblemKind = "checkpoint"        // a checkpoint's signature, columns or root
-	ProblemTimestamp       ProblemKind = "timestamp"         // a checkpoint's time stamp, first or later
+	ProblemEvidenceChanged ProblemKind = "evidence-changed"   // a document no longer matches the log
+	ProblemEvidenceMoved   ProblemKind = "evidence-moved"     // a row holds the document logged at another leaf
+	ProblemEvidenceMissing ProblemKind = "evidence-missing"   // the log has an entry with no evidence row
+	ProblemEvidenceRow     ProblemKind = "evidence-row"       // a row cannot be read, or its columns contradict its document
+	ProblemEvidenceExtra   ProblemKind = "evidence-unlogged"  // an evidence row the log has no entry for
+	ProblemHash            ProblemKind = "log-hash"           // a stored hash was changed, removed or added
+	ProblemCheckpoint      ProblemKind = "checkpoint"         // a checkpoint's signature, columns or root
+	ProblemTimestamp       ProblemKind = "timestamp"          // a checkpoint's time stamp, first or later
+	ProblemMissing         ProblemKind = "checkpoint-missing" // a checkpoint or later time stamp the chain names is not stored
+	ProblemUncovered       ProblemKind = "uncovered"          // leaves no checkpoint covers, long after they were logged
+	ProblemAgainst         ProblemKind = "outside-checkpoint" // the log disagrees with a checkpoint an outside auditor saved
 )
 
 // Problem is one thing an audit found wrong.
@@ -79,7 +91,28 @@ type AuditOptions struct {
 	Chunk int
 	// Report, when not nil, is called with each problem.
 	Report func(Problem)
+
+	// Against is a signed checkpoint saved by an outside auditor (what
+	// GET /log/checkpoint served), or nil: the log must have a stored
+	// checkpoint of its size and its tree, recomputed from the evidence,
+	// must have its root. It shows a latest checkpoint removed from the
+	// store, or a log cut back or rewritten, which the store alone cannot.
+	Against []byte
+	// Interval is the node's checkpoint interval; 0 skips the check for
+	// uncovered leaves. Leaves no checkpoint covers are reported when the
+	// log went on for more than UncoveredIntervals intervals after them
+	// (the node was running, and the checkpoint that covered them is
+	// gone), or, when no checkpoint is stored at all, when they were
+	// logged that long before Now.
+	Interval time.Duration
+	Now      func() time.Time
 }
+
+// UncoveredIntervals is how many checkpoint intervals a leaf may wait for
+// its first checkpoint before the audit names it: the checkpointer makes
+// one every interval, and a retry or a slow time-stamping authority may
+// delay one or two.
+const UncoveredIntervals = 5
 
 // AuditSummary is what an audit went through.
 type AuditSummary struct {
@@ -88,13 +121,16 @@ type AuditSummary struct {
 	Hashes      int64 // stored hashes compared
 	Checkpoints int64 // checkpoints checked
 	Stamps      int64 // time stamps verified (first and later ones)
+	Links       int64 // links between checkpoints followed (Link)
+	Covered     int64 // entries covered by a stored checkpoint
+	Against     int64 // outside checkpoints compared
 	Root        Hash  // the root of the tree recomputed from the evidence
 	Problems    int64
 }
 
 func (s AuditSummary) String() string {
-	return fmt.Sprintf("%d entries, %d evidence rows, %d stored hashes, %d checkpoints and %d time stamps checked; %d problems",
-		s.Size, s.Evidence, s.Hashes, s.Checkpoints, s.Stamps, s.Problems)
+	return fmt.Sprintf("%d entries, %d evidence rows, %d stored hashes, %d checkpoints and %d time stamps checked, %d checkpoint links followed, %d entries covered by checkpoints, %d outside checkpoints compared; %d problems",
+		s.Size, s.Evidence, s.Hashes, s.Checkpoints, s.Stamps, s.Links, s.Covered, s.Against, s.Problems)
 }
 
 // maxMismatches bounds the leaf mismatches kept for classification; past
@@ -106,9 +142,19 @@ const maxMismatches = 1 << 20
 // audit could not run to its end (the database failed), not that it found
 // something.
 func Audit(ctx context.Context, db *store.DB, read AuditReader, o AuditOptions) (AuditSummary, error) {
-	a := &auditor{ctx: ctx, q: db.Q(), read: read, o: o}
+	a := &auditor{ctx: ctx, q: db.Q(), read: read, o: o, seen: map[int64]int64{}, missing: map[int64]bool{}}
 	if a.o.Chunk <= 0 {
 		a.o.Chunk = 1000
+	}
+	if a.o.Now == nil {
+		a.o.Now = time.Now
+	}
+	if o.Against != nil {
+		_, size, root, err := OpenCheckpoint(o.Against, o.VerifierKey)
+		if err != nil {
+			return a.sum, fmt.Errorf("tlog: audit: the outside checkpoint: %w", err)
+		}
+		a.against = &Checkpoint{Size: size, Root: root}
 	}
 	err := a.run()
 	a.sum.Root = a.root()
@@ -147,6 +193,13 @@ type auditor struct {
 	stamps  map[int64][]stamp
 	cpAfter int64 // the size of the last checkpoint read
 	cpDone  bool
+
+	seen      map[int64]int64 // the sizes of the checkpoints checked, with their number of later time stamps
+	missing   map[int64]bool  // checkpoints reported missing
+	against   *Checkpoint     // Options.Against, opened
+	coveredTo int64           // leaves below it are covered by a checkpoint checked
+	uncovered time.Time       // the time of leaf coveredTo
+	last      time.Time       // the latest event time seen
 }
 
 type stamp struct {
@@ -191,7 +244,34 @@ func (a *auditor) run() error {
 		}
 	}
 	a.classify()
+	a.coverage(size)
+	if a.against != nil && a.against.Size > size {
+		a.sum.Against++
+		a.report(Problem{Kind: ProblemAgainst, Seq: -1, Size: a.against.Size, Detail: fmt.Sprintf(
+			"the outside checkpoint of size %d: the log has only %d entries (entries or their hashes were removed)", a.against.Size, size)})
+	}
 	return a.tail(size)
+}
+
+// coverage reports the leaves [coveredTo, size) that no checkpoint covers
+// (see AuditOptions.Interval).
+func (a *auditor) coverage(size int64) {
+	a.sum.Covered = a.coveredTo
+	if a.o.Interval <= 0 || a.coveredTo >= size || a.uncovered.IsZero() {
+		return
+	}
+	limit := UncoveredIntervals * a.o.Interval
+	what := fmt.Sprintf("evidence %d to %d (%d entries, the first logged at %s)", a.coveredTo, size-1, size-a.coveredTo, a.uncovered.UTC().Format(time.RFC3339))
+	switch {
+	case a.last.Sub(a.uncovered) > limit:
+		a.report(Problem{Kind: ProblemUncovered, Seq: a.coveredTo, Detail: fmt.Sprintf(
+			"%s: no checkpoint covers them, though the log went on for %s after the first (more than %d checkpoint intervals of %s): the checkpoint that covered them was removed, or the node stopped making checkpoints",
+			what, a.last.Sub(a.uncovered).Round(time.Second), UncoveredIntervals, a.o.Interval)})
+	case len(a.seen) == 0 && a.o.Now().Sub(a.uncovered) > limit:
+		a.report(Problem{Kind: ProblemUncovered, Seq: a.coveredTo, Detail: fmt.Sprintf(
+			"%s: the store holds no checkpoint at all, %s after the first was logged (more than %d checkpoint intervals of %s): the checkpoints were removed, or the node never made one",
+			what, a.o.Now().Sub(a.uncovered).Round(time.Second), UncoveredIntervals, a.o.Interval)})
+	}
 }
 
 // sizeBelow returns the largest size whose stored hashes number at most count.
@@ -233,6 +313,9 @@ func (a *auditor) chunk(start, end int64) error {
 		if err := a.checkpoints(); err != nil {
 			return err
 		}
+		if a.against != nil && a.against.Size == a.n {
+			a.outside()
+		}
 	}
 	return nil
 }
@@ -240,6 +323,14 @@ func (a *auditor) chunk(start, end int64) error {
 // leaf appends leaf seq to the recomputed tree and compares every stored
 // hash it completes.
 func (a *auditor) leaf(seq int64, e *AuditEntry, stored map[int64]Hash) {
+	if e != nil && !e.Time.IsZero() {
+		if seq >= a.coveredTo && a.uncovered.IsZero() {
+			a.uncovered = e.Time
+		}
+		if e.Time.After(a.last) {
+			a.last = e.Time
+		}
+	}
 	idx := tlog.StoredHashIndex(0, seq)
 	sh, haveStored := stored[idx]
 	a.sum.Hashes++
@@ -398,9 +489,55 @@ func (a *auditor) nextCheckpoints() error {
 	return nil
 }
 
+// outside compares the tree of the outside checkpoint's size with it.
+func (a *auditor) outside() {
+	a.sum.Against++
+	cp := a.against
+	if a.root() != cp.Root {
+		a.report(Problem{Kind: ProblemAgainst, Seq: -1, Size: cp.Size, Detail: fmt.Sprintf(
+			"the outside checkpoint of size %d: the tree recomputed from the evidence has another root (the log was rewritten since the auditor saw it)", cp.Size)})
+	}
+	if _, ok := a.seen[cp.Size]; !ok {
+		a.checkpointMissing(cp.Size, "an outside auditor saved it")
+	}
+}
+
+// checkpointMissing reports a checkpoint removed from the store, once
+// however many things show it.
+func (a *auditor) checkpointMissing(size int64, why string) {
+	if a.missing[size] {
+		return
+	}
+	a.missing[size] = true
+	a.report(Problem{Kind: ProblemMissing, Seq: -1, Size: size, Detail: fmt.Sprintf(
+		"checkpoint of size %d: missing from the store (removed), though %s", size, why)})
+}
+
+// link follows the link of a checkpoint (see Link) to the one before it.
+func (a *auditor) link(cp *Checkpoint) {
+	l, ok, err := CheckpointLink(cp.Note)
+	if err != nil || !ok {
+		return // made before links existed (a malformed line cannot be signed by us)
+	}
+	a.sum.Links++
+	if l.Size == 0 {
+		return
+	}
+	stamps, ok := a.seen[l.Size]
+	switch {
+	case !ok:
+		a.checkpointMissing(l.Size, fmt.Sprintf("the checkpoint of size %d names it as the one before it", cp.Size))
+	case stamps < l.Stamps:
+		a.report(Problem{Kind: ProblemMissing, Seq: -1, Size: l.Size, Detail: fmt.Sprintf(
+			"checkpoint of size %d: %d of its later time stamps are missing (removed): the store has %d, the checkpoint of size %d says it had %d",
+			l.Size, l.Stamps-stamps, stamps, cp.Size, l.Stamps)})
+	}
+}
+
 // checkpoint checks one checkpoint against the recomputed tree of its size.
 func (a *auditor) checkpoint(cp *Checkpoint) {
 	a.sum.Checkpoints++
+	a.seen[cp.Size] = int64(len(a.stamps[cp.Size]))
 	name := fmt.Sprintf("checkpoint of size %d", cp.Size)
 	bad := func(kind ProblemKind, format string, args ...any) {
 		a.report(Problem{Kind: kind, Seq: -1, Size: cp.Size, Detail: name + ": " + fmt.Sprintf(format, args...)})
@@ -421,6 +558,8 @@ func (a *auditor) checkpoint(cp *Checkpoint) {
 	if root != cp.Root {
 		bad(ProblemCheckpoint, "its root column differs from the root its signed note states")
 	}
+	a.link(cp)
+	a.coveredTo, a.uncovered = cp.Size, time.Time{}
 	// A trustworthy root: it tells, for the leaves it covers, whether the
 	// document or the stored hash of a mismatch was changed.
 	for _, m := range a.pending {
@@ -511,6 +650,29 @@ func (a *auditor) tail(size int64) error {
 	rows, err := a.read(a.ctx, from, math.MaxInt64)
 	if err != nil {
 		return fmt.Errorf("tlog: audit: read evidence after %d: %w", from, err)
+	}
+	// Later time stamps over a checkpoint the store lacks: the checkpoint
+	// was removed with the foreign key checks off.
+	orows, err := a.q.Query(a.ctx, `SELECT size, COUNT(*) FROM checkpoint_stamps WHERE size NOT IN (SELECT size FROM checkpoints) GROUP BY size ORDER BY size`)
+	if err != nil {
+		return err
+	}
+	type orphan struct{ size, n int64 }
+	var orphans []orphan
+	for orows.Next() {
+		var o orphan
+		if err := orows.Scan(&o.size, &o.n); err != nil {
+			orows.Close()
+			return err
+		}
+		orphans = append(orphans, o)
+	}
+	orows.Close()
+	if err := orows.Err(); err != nil {
+		return err
+	}
+	for _, o := range orphans {
+		a.checkpointMissing(o.size, fmt.Sprintf("%d later time stamps over it remain", o.n))
 	}
 	var cps []int64
 	crows, err := a.q.Query(a.ctx, `SELECT size FROM checkpoints WHERE size > ? OR size < 1 ORDER BY size`, from)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	gosql "database/sql"
 	"fmt"
 	"slices"
 	"sort"
@@ -59,6 +60,9 @@ func evidenceReader(q store.Querier) tlog.AuditReader {
 			}
 			out[i].Document = doc
 			e, err := evidence.Parse(doc)
+			if err == nil {
+				out[i].Time = e.EventTime
+			}
 			switch {
 			case err != nil:
 				out[i].Err = err
@@ -73,7 +77,8 @@ func evidenceReader(q store.Querier) tlog.AuditReader {
 }
 
 // auditWorld is a provider whose log has 40 evidences: checkpoints of
-// sizes 8, 13 and 33 (re-time-stamped once), and 7 not checkpointed yet.
+// sizes 8, 13 (re-time-stamped once) and 33 (re-time-stamped once, an hour
+// later), and 7 not checkpointed yet.
 type auditWorld struct {
 	w    *providertest.World
 	seqs []int64
@@ -111,6 +116,9 @@ func newAuditWorld(t *testing.T, w *providertest.World) *auditWorld {
 	checkpoint()
 	issue(5)
 	checkpoint()
+	if _, _, err := n.Checkpointer.Retimestamp(ctx); err != nil {
+		t.Fatal(err)
+	}
 	issue(20)
 	checkpoint()
 	aw.w.Clock.Advance(time.Hour)
@@ -121,12 +129,13 @@ func newAuditWorld(t *testing.T, w *providertest.World) *auditWorld {
 	return aw
 }
 
-func (aw *auditWorld) audit(t *testing.T, chunk int) (tlog.AuditSummary, []tlog.Problem) {
+func (aw *auditWorld) audit(t *testing.T, chunk int, against []byte) (tlog.AuditSummary, []tlog.Problem) {
 	t.Helper()
 	var got []tlog.Problem
 	n := aw.w.Node
 	sum, err := tlog.Audit(context.Background(), n.DB, evidenceReader(n.DB.Q()), tlog.AuditOptions{
-		VerifierKey: n.LogKey, TSARoots: n.TSARoots, Chunk: chunk, Report: func(p tlog.Problem) { got = append(got, p) }})
+		VerifierKey: n.LogKey, TSARoots: n.TSARoots, Chunk: chunk, Report: func(p tlog.Problem) { got = append(got, p) },
+		Against: against, Interval: time.Second, Now: aw.w.Clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +161,7 @@ func tamper(t *testing.T, db *store.DB, stmts ...stmt) {
 	var pre []string
 	if db.Dialect == store.SQLite {
 		for _, tr := range []string{"evidence_no_update", "evidence_no_delete", "tlog_hashes_no_update", "tlog_hashes_no_delete",
-			"checkpoints_no_update", "checkpoint_stamps_no_update"} {
+			"checkpoints_no_update", "checkpoint_stamps_no_update", "checkpoints_no_delete", "checkpoint_stamps_no_delete"} {
 			pre = append(pre, "DROP TRIGGER IF EXISTS "+tr)
 		}
 	} else {
@@ -172,6 +181,34 @@ func tamper(t *testing.T, db *store.DB, stmts ...stmt) {
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			t.Fatalf("%s: no row changed", s.q)
+		}
+	}
+}
+
+// withoutForeignKeys runs a statement on one connection with the foreign
+// key checks off, as the sqlite3 shell runs by default (PostgreSQL: as a
+// replication role), the append-only triggers dropped first.
+func withoutForeignKeys(t *testing.T, aw *auditWorld, q string) {
+	t.Helper()
+	ctx := context.Background()
+	tamper(t, aw.w.Node.DB)
+	driver, dsn, pre := "pgx", aw.w.Node.Config.DSN(), "SET session_replication_role = replica"
+	if aw.w.Node.DB.Dialect == store.SQLite {
+		driver, dsn, pre = "sqlite", strings.TrimPrefix(dsn, "sqlite:"), "PRAGMA foreign_keys = OFF"
+	}
+	db, err := gosql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, s := range []string{pre, q} {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
 		}
 	}
 }
@@ -206,11 +243,11 @@ func TestAuditClean(t *testing.T) {
 	providertest.Each(t, func(t *testing.T, w *providertest.World) {
 		aw := newAuditWorld(t, w)
 		for _, chunk := range []int{1, 7, 1000} {
-			sum, got := aw.audit(t, chunk)
+			sum, got := aw.audit(t, chunk, nil)
 			if len(got) != 0 {
 				t.Fatalf("chunk %d: problems in an untouched log: %v", chunk, got)
 			}
-			if sum.Size != 40 || sum.Evidence != 40 || sum.Checkpoints != 3 || sum.Stamps != 4 || sum.Hashes != sumtlog.StoredHashCount(40) {
+			if sum.Size != 40 || sum.Evidence != 40 || sum.Checkpoints != 3 || sum.Stamps != 5 || sum.Links != 3 || sum.Covered != 33 || sum.Hashes != sumtlog.StoredHashCount(40) {
 				t.Fatalf("chunk %d: summary %+v", chunk, sum)
 			}
 			root, err := tlog.TreeHash(context.Background(), aw.w.Q(), 40)
@@ -227,74 +264,109 @@ func TestAuditTampering(t *testing.T) {
 		change func(t *testing.T, aw *auditWorld) []stmt
 		want   []string // kinds(problems)
 		words  []string // in the problem lines
+		// against is the size of a checkpoint an outside auditor saved
+		// before the change, or 0.
+		against int64
 	}{
 		{"document changed", func(t *testing.T, aw *auditWorld) []stmt {
 			doc := bytes.Replace(storedDocument(t, aw, 5), []byte("mehmet.ozturk"), []byte("mehmet.ozturq"), 1)
 			format, data := evidence.Encode(doc, aw.w.Node.Issuer.Dict)
 			return []stmt{sql(`UPDATE evidence SET xml = ?, format = ? WHERE seq = 5`, data, format)}
-		}, []string{"evidence-changed 5"}, []string{"evidence 5 (id ", "its document does not match the log (changed after it was logged)"}},
+		}, []string{"evidence-changed 5"}, []string{"evidence 5 (id ", "its document does not match the log (changed after it was logged)"}, 0},
 		{"document stored raw and changed", func(t *testing.T, aw *auditWorld) []stmt {
 			doc := slices.Clone(storedDocument(t, aw, 20))
 			doc[len(doc)-2] ^= 1
 			return []stmt{sql(`UPDATE evidence SET xml = ?, format = 0 WHERE seq = 20`, doc)}
-		}, []string{"evidence-changed 20", "evidence-row 20"}, []string{"evidence 20 (id ", "changed after it was logged"}},
+		}, []string{"evidence-changed 20", "evidence-row 20"}, []string{"evidence 20 (id ", "changed after it was logged"}, 0},
 		{"document damaged", func(t *testing.T, aw *auditWorld) []stmt {
 			return []stmt{sql(`UPDATE evidence SET xml = ? WHERE seq = 2`, []byte("not deflate at all"))}
-		}, []string{"evidence-changed 2"}, []string{"evidence 2 (id ", "cannot be read"}},
+		}, []string{"evidence-changed 2"}, []string{"evidence 2 (id ", "cannot be read"}, 0},
 		{"code changed", func(t *testing.T, aw *auditWorld) []stmt {
 			return []stmt{sql(`UPDATE evidence SET code = 41 WHERE seq = 6`)}
-		}, []string{"evidence-row 6"}, []string{"evidence 6 (id ", "code column says 41"}},
+		}, []string{"evidence-row 6"}, []string{"evidence 6 (id ", "code column says 41"}, 0},
 		{"row removed", func(t *testing.T, aw *auditWorld) []stmt {
 			return []stmt{sql(`DELETE FROM evidence WHERE seq = 7`)}
-		}, []string{"evidence-missing 7"}, []string{"evidence 7: missing from the store"}},
+		}, []string{"evidence-missing 7"}, []string{"evidence 7: missing from the store"}, 0},
 		{"rows reordered", func(t *testing.T, aw *auditWorld) []stmt {
 			// Two rows' leaf indexes swapped, through a free one.
 			return []stmt{sql(`UPDATE evidence SET seq = -1 WHERE seq = 3`), sql(`UPDATE evidence SET seq = 3 WHERE seq = 30`), sql(`UPDATE evidence SET seq = 30 WHERE seq = -1`)}
-		}, []string{"evidence-moved 3", "evidence-moved 30"}, []string{"holds the document logged at leaf 30", "holds the document logged at leaf 3 "}},
+		}, []string{"evidence-moved 3", "evidence-moved 30"}, []string{"holds the document logged at leaf 30", "holds the document logged at leaf 3 "}, 0},
 		{"leaf hash changed", func(t *testing.T, aw *auditWorld) []stmt {
 			return []stmt{sql(`UPDATE tlog_hashes SET hash = ? WHERE idx = ?`, make([]byte, 32), sumtlog.StoredHashIndex(0, 10))}
-		}, []string{"log-hash 10"}, []string{fmt.Sprintf("stored log hash %d, the leaf of evidence 10", sumtlog.StoredHashIndex(0, 10)), "was changed"}},
+		}, []string{"log-hash 10"}, []string{fmt.Sprintf("stored log hash %d, the leaf of evidence 10", sumtlog.StoredHashIndex(0, 10)), "was changed"}, 0},
 		{"inner hash changed", func(t *testing.T, aw *auditWorld) []stmt {
 			return []stmt{sql(`UPDATE tlog_hashes SET hash = ? WHERE idx = ?`, make([]byte, 32), sumtlog.StoredHashIndex(2, 3))}
-		}, []string{"log-hash"}, []string{"(level 2, node 3) was changed"}},
+		}, []string{"log-hash"}, []string{"(level 2, node 3) was changed"}, 0},
 		{"hash removed", func(t *testing.T, aw *auditWorld) []stmt {
 			return []stmt{sql(`DELETE FROM tlog_hashes WHERE idx = ?`, sumtlog.StoredHashIndex(1, 4))}
-		}, []string{"log-hash"}, []string{"(level 1, node 4) is missing"}},
+		}, []string{"log-hash"}, []string{"(level 1, node 4) is missing"}, 0},
 		{"checkpoint note changed", func(t *testing.T, aw *auditWorld) []stmt {
 			cp, _ := tlog.GetCheckpoint(context.Background(), aw.w.Q(), 13)
 			n := bytes.Replace(cp.Note, []byte("\n13\n"), []byte("\n12\n"), 1)
 			return []stmt{sql(`UPDATE checkpoints SET note = ? WHERE size = 13`, n)}
-		}, []string{"checkpoint @13", "timestamp @13"}, []string{"checkpoint of size 13: its note does not verify", "checkpoint of size 13: its time stamp does not verify"}},
+		}, []string{"checkpoint @13", "timestamp @13", "timestamp @13"}, []string{"checkpoint of size 13: its note does not verify", "checkpoint of size 13: its time stamp does not verify"}, 0},
 		{"checkpoint root changed", func(t *testing.T, aw *auditWorld) []stmt {
 			return []stmt{sql(`UPDATE checkpoints SET root = ? WHERE size = 8`, make([]byte, 32))}
-		}, []string{"checkpoint @8"}, []string{"checkpoint of size 8: its root column differs"}},
+		}, []string{"checkpoint @8"}, []string{"checkpoint of size 8: its root column differs"}, 0},
 		{"checkpoint time stamp changed", func(t *testing.T, aw *auditWorld) []stmt {
 			cp, _ := tlog.GetCheckpoint(context.Background(), aw.w.Q(), 33)
 			tst := slices.Clone(cp.TST)
 			tst[len(tst)-3] ^= 1 // in the TSA's signature
 			return []stmt{sql(`UPDATE checkpoints SET tst = ? WHERE size = 33`, tst)}
-		}, []string{"timestamp @33"}, []string{"checkpoint of size 33: its time stamp does not verify"}},
+		}, []string{"timestamp @33"}, []string{"checkpoint of size 33: its time stamp does not verify"}, 0},
 		{"checkpoint time stamp swapped", func(t *testing.T, aw *auditWorld) []stmt {
 			cp, _ := tlog.GetCheckpoint(context.Background(), aw.w.Q(), 8)
 			return []stmt{sql(`UPDATE checkpoints SET tst = ? WHERE size = 13`, cp.TST)}
-		}, []string{"timestamp @13"}, []string{"checkpoint of size 13: its time stamp does not verify"}},
+		}, []string{"timestamp @13"}, []string{"checkpoint of size 13: its time stamp does not verify"}, 0},
 		{"later time stamp changed", func(t *testing.T, aw *auditWorld) []stmt {
 			return []stmt{sql(`UPDATE checkpoint_stamps SET tst_time = tst_time + 1000 WHERE size = 33`)}
-		}, []string{"timestamp @33"}, []string{"checkpoint of size 33: its later time stamp 1 says"}},
+		}, []string{"timestamp @33"}, []string{"checkpoint of size 33: its later time stamp 1 says"}, 0},
 		{"row added", func(t *testing.T, aw *auditWorld) []stmt {
 			return []stmt{sql(`INSERT INTO evidence (seq, id, code, stage, event_time, format, xml) VALUES (45, 'extra', 10, 'submission', 0, 0, ?)`, []byte("<x/>"))}
-		}, []string{"evidence-unlogged 45"}, []string{"evidence 45 (id extra): not in the log"}},
+		}, []string{"evidence-unlogged 45"}, []string{"evidence 45 (id extra): not in the log"}, 0},
 		{"evidence after the last checkpoint changed", func(t *testing.T, aw *auditWorld) []stmt {
 			doc := bytes.Replace(storedDocument(t, aw, 36), []byte("mehmet.ozturk"), []byte("mehmet.ozturq"), 1)
 			return []stmt{sql(`UPDATE evidence SET xml = ?, format = 0 WHERE seq = 36`, doc)}
-		}, []string{"evidence-changed 36"}, []string{"evidence 36 (id ", "no checkpoint covers it yet"}},
+		}, []string{"evidence-changed 36"}, []string{"evidence 36 (id ", "no checkpoint covers it yet"}, 0},
+		// Checkpoints and stamps removed: named by the next checkpoint's
+		// link, by the leaves left uncovered, or by an outside checkpoint.
+		{"first checkpoint removed", func(t *testing.T, aw *auditWorld) []stmt {
+			return []stmt{sql(`DELETE FROM checkpoints WHERE size = 8`)}
+		}, []string{"checkpoint-missing @8"}, []string{"checkpoint of size 8: missing from the store (removed), though the checkpoint of size 13 names it"}, 0},
+		{"middle checkpoint removed", func(t *testing.T, aw *auditWorld) []stmt {
+			return []stmt{sql(`DELETE FROM checkpoint_stamps WHERE size = 13`), sql(`DELETE FROM checkpoints WHERE size = 13`)}
+		}, []string{"checkpoint-missing @13"}, []string{"checkpoint of size 13: missing from the store (removed), though the checkpoint of size 33 names it"}, 0},
+		{"later time stamp removed", func(t *testing.T, aw *auditWorld) []stmt {
+			return []stmt{sql(`DELETE FROM checkpoint_stamps WHERE size = 13`)}
+		}, []string{"checkpoint-missing @13"}, []string{"checkpoint of size 13: 1 of its later time stamps are missing (removed)"}, 0},
+		{"latest checkpoint removed", func(t *testing.T, aw *auditWorld) []stmt {
+			return []stmt{sql(`DELETE FROM checkpoint_stamps WHERE size = 33`), sql(`DELETE FROM checkpoints WHERE size = 33`)}
+		}, []string{"uncovered 13"}, []string{"evidence 13 to 39 (27 entries", "no checkpoint covers them, though the log went on for 1h0m"}, 0},
+		{"latest checkpoint removed, an outside auditor saved it", func(t *testing.T, aw *auditWorld) []stmt {
+			return []stmt{sql(`DELETE FROM checkpoint_stamps WHERE size = 33`), sql(`DELETE FROM checkpoints WHERE size = 33`)}
+		}, []string{"checkpoint-missing @33", "uncovered 13"}, []string{"checkpoint of size 33: missing from the store (removed), though an outside auditor saved it"}, 33},
+		{"latest checkpoint removed, its later stamp left", func(t *testing.T, aw *auditWorld) []stmt {
+			withoutForeignKeys(t, aw, `DELETE FROM checkpoints WHERE size = 33`)
+			return nil
+		}, []string{"checkpoint-missing @33", "uncovered 13"}, []string{"checkpoint of size 33: missing from the store (removed), though 1 later time stamps over it remain"}, 0},
+		{"all checkpoints and stamps removed", func(t *testing.T, aw *auditWorld) []stmt {
+			return []stmt{sql(`DELETE FROM checkpoint_stamps`), sql(`DELETE FROM checkpoints`)}
+		}, []string{"uncovered 0"}, []string{"evidence 0 to 39 (40 entries", "no checkpoint covers them"}, 0},
 	}
 	providertest.Each(t, func(t *testing.T, w *providertest.World) {
 		for _, c := range cases {
 			t.Run(strings.ReplaceAll(c.name, " ", "-"), func(t *testing.T) {
 				aw := newAuditWorld(t, providertest.New(t, w.Node.DB.Dialect))
+				var against []byte
+				if c.against > 0 {
+					cp, err := tlog.GetCheckpoint(context.Background(), aw.w.Q(), c.against)
+					if err != nil {
+						t.Fatal(err)
+					}
+					against = cp.Note
+				}
 				tamper(t, aw.w.Node.DB, c.change(t, aw)...)
-				_, got := aw.audit(t, 7)
+				_, got := aw.audit(t, 7, against)
 				var lines []string
 				for _, p := range got {
 					lines = append(lines, p.String())

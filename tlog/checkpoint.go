@@ -41,6 +41,65 @@ func FormatCheckpoint(origin string, size int64, root Hash) []byte {
 	return fmt.Appendf(nil, "%s\n%d\n%s\n", origin, size, base64.StdEncoding.EncodeToString(root[:]))
 }
 
+// Link is what a checkpoint states about the one before it, in an
+// extension line of its body (C2SP tlog-checkpoint allows lines after the
+// root hash; verifiers that do not know them ignore them):
+//
+//	kep-previous <size> <later time stamps>
+//
+// Size is the largest checkpoint smaller than this one when it was made
+// (0 for the first), Stamps the number of later time stamps it had then
+// (Retimestamp stamps only the latest checkpoint, so that number is final
+// once a newer one exists). Signed with the note, the links chain the
+// checkpoints and their stamps: one removed from the store is named by the
+// next (issue 9.4). Only the latest cannot be, from the store alone: an
+// outside auditor's saved checkpoint shows it (AuditOptions.Against).
+type Link struct {
+	Size   int64
+	Stamps int64
+}
+
+const linkPrefix = "kep-previous "
+
+// FormatLinkedCheckpoint is FormatCheckpoint with the link line.
+func FormatLinkedCheckpoint(origin string, size int64, root Hash, l Link) []byte {
+	return fmt.Appendf(FormatCheckpoint(origin, size, root), "%s%d %d\n", linkPrefix, l.Size, l.Stamps)
+}
+
+// CheckpointLink returns the link of a checkpoint body (or signed note),
+// and false for a checkpoint made before links existed.
+func CheckpointLink(body []byte) (Link, bool, error) {
+	lines := strings.Split(string(NoteBody(body)), "\n")
+	for _, line := range lines[min(3, len(lines)):] {
+		rest, ok := strings.CutPrefix(line, linkPrefix)
+		if !ok {
+			continue
+		}
+		a, b, _ := strings.Cut(rest, " ")
+		size, err1 := strconv.ParseInt(a, 10, 64)
+		stamps, err2 := strconv.ParseInt(b, 10, 64)
+		if err1 != nil || err2 != nil || size < 0 || stamps < 0 || strconv.FormatInt(size, 10) != a || strconv.FormatInt(stamps, 10) != b {
+			return Link{}, false, fmt.Errorf("checkpoint: bad link line %q", line)
+		}
+		return Link{size, stamps}, true, nil
+	}
+	return Link{}, false, nil
+}
+
+// previous returns the link of a new checkpoint of size: the largest
+// checkpoint below it and its number of later time stamps.
+func previous(ctx context.Context, q store.Querier, size int64) (Link, error) {
+	var l Link
+	err := q.QueryRow(ctx, `SELECT COALESCE(MAX(size), 0) FROM checkpoints WHERE size < ?`, size).Scan(&l.Size)
+	if err == nil && l.Size > 0 {
+		err = q.QueryRow(ctx, `SELECT COUNT(*) FROM checkpoint_stamps WHERE size = ?`, l.Size).Scan(&l.Stamps)
+	}
+	if err != nil {
+		return Link{}, fmt.Errorf("tlog: read the previous checkpoint: %w", err)
+	}
+	return l, nil
+}
+
 // ParseCheckpoint reads a C2SP tlog-checkpoint body (extension lines after
 // the third are allowed and ignored).
 func ParseCheckpoint(body []byte) (origin string, size int64, root Hash, err error) {
@@ -176,7 +235,11 @@ func (c *Checkpointer) Make(ctx context.Context, size int64) (*Checkpoint, error
 	if c.Signer.Name() != c.Origin {
 		return nil, fmt.Errorf("tlog: log key is named %q, origin is %q", c.Signer.Name(), c.Origin)
 	}
-	signed, err := note.Sign(&note.Note{Text: string(FormatCheckpoint(c.Origin, size, root))}, c.Signer)
+	link, err := previous(ctx, c.DB.Q(), size)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := note.Sign(&note.Note{Text: string(FormatLinkedCheckpoint(c.Origin, size, root, link))}, c.Signer)
 	if err != nil {
 		return nil, fmt.Errorf("tlog: sign checkpoint: %w", err)
 	}

@@ -50,8 +50,14 @@ func encodeIndex(n int64) string {
 	return s
 }
 
-// parseTilePath reads "tile/<L>/<N>[.p/<W>]" or "tile/entries/<N>[.p/<W>]".
-func parseTilePath(p string) (level int, n int64, w int, err error) {
+// parseTilePath reads "tile/<L>/<N>[.p/<W>]" or "tile/entries/<N>[.p/<W>]"
+// in their canonical form only (C2SP tlog-tiles, "Merkle Tree"): a level
+// in decimal without leading zeroes, each index group three ASCII digits,
+// all but the last prefixed with "x" and the first not "x000", a width in
+// decimal from 1 to 255. A path any other spelling of which would name the
+// same tile ("+00", "x000/001", ".p/256") is not a tile path. Index n
+// comes back at most maxN, so that the arithmetic on it cannot overflow.
+func parseTilePath(p string, maxN int64) (level int, n int64, w int, err error) {
 	bad := fmt.Errorf("not a tile path: %q", p)
 	rest, ok := strings.CutPrefix(p, "tile/")
 	if !ok {
@@ -63,12 +69,18 @@ func parseTilePath(p string) (level int, n int64, w int, err error) {
 	}
 	if first == "entries" {
 		level = -1
-	} else if level, err = strconv.Atoi(first); err != nil || level < 0 || level > 63 || strconv.Itoa(level) != first {
+	} else if !allDigits(first) || len(first) > 2 {
+		return 0, 0, 0, bad
+	} else if level, _ = strconv.Atoi(first); strconv.Itoa(level) != first || level > 63/TileHeight {
 		return 0, 0, 0, bad
 	}
 	w = 1 << TileHeight
 	if i := strings.Index(rest, ".p/"); i >= 0 {
-		if w, err = strconv.Atoi(rest[i+3:]); err != nil || w < 1 || w >= 1<<TileHeight || strconv.Itoa(w) != rest[i+3:] {
+		ws := rest[i+3:]
+		if !allDigits(ws) || len(ws) > 3 {
+			return 0, 0, 0, bad
+		}
+		if w, _ = strconv.Atoi(ws); w < 1 || w >= 1<<TileHeight || strconv.Itoa(w) != ws {
 			return 0, 0, 0, bad
 		}
 		rest = rest[:i]
@@ -81,12 +93,12 @@ func parseTilePath(p string) (level int, n int64, w int, err error) {
 			}
 			part = part[1:]
 		}
-		if len(part) != 3 {
+		if len(part) != 3 || !allDigits(part) {
 			return 0, 0, 0, bad
 		}
-		d, err := strconv.Atoi(part)
-		if err != nil || d < 0 {
-			return 0, 0, 0, bad
+		d, _ := strconv.Atoi(part)
+		if n > (maxN-int64(d))/1000 {
+			return 0, 0, 0, bad // beyond any tile the tree has
 		}
 		n = n*1000 + int64(d)
 	}
@@ -94,6 +106,30 @@ func parseTilePath(p string) (level int, n int64, w int, err error) {
 		return 0, 0, 0, bad
 	}
 	return level, n, w, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// tileWithin reports whether the tile (level, n, width) lies within the
+// tree of size leaves: at tile level L the tree has size>>(L·H) complete
+// hashes (C2SP tlog-tiles: "the tile at level L, index N, holds the hashes
+// N·2^H … N·2^H+W−1 of level L·H"); entry bundles are level 0.
+func tileWithin(size int64, level int, n int64, width int) bool {
+	if level < 0 {
+		level = 0
+	}
+	count := size >> (uint(level) * TileHeight)
+	if n < 0 || n > count>>TileHeight {
+		return false
+	}
+	return n<<TileHeight+int64(width) <= count
 }
 
 // Handler serves the log to auditors (C2SP tlog-tiles):
@@ -127,34 +163,39 @@ func Handler(db *store.DB, entries EntryReader) http.Handler {
 			w.Write(cp.Note)
 			return
 		}
-		level, n, width, err := parseTilePath(p)
-		if err != nil {
-			http.NotFound(w, r)
+		// Only canonical paths of tiles within the checkpointed tree are
+		// served; the rest is 404 with a body that says no more than that.
+		level, n, width, err := parseTilePath(p, cp.Size>>TileHeight)
+		if err != nil || !tileWithin(cp.Size, level, n, width) {
+			http.Error(w, "no such tile in this log", http.StatusNotFound)
 			return
 		}
-		data, err := tileData(ctx, db, entries, cp.Size, level, n, width)
+		data, err := tileData(ctx, db, entries, level, n, width)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusNotFound)
+			http.Error(w, "cannot read the log", http.StatusInternalServerError)
 			return
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		if width == 1<<TileHeight {
+			// A full tile within the tree never changes.
 			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			w.Header().Set("Cache-Control", "no-cache")
 		}
 		w.Write(data)
 	})
 }
 
-func tileData(ctx context.Context, db *store.DB, entries EntryReader, size int64, level int, n int64, width int) ([]byte, error) {
+// tileData reads a tile that tileWithin has placed in the tree.
+func tileData(ctx context.Context, db *store.DB, entries EntryReader, level int, n int64, width int) ([]byte, error) {
 	if level < 0 {
 		start := n << TileHeight
-		end := start + int64(width)
-		if end > size {
-			return nil, fmt.Errorf("entry bundle beyond the checkpoint of size %d", size)
-		}
-		es, err := entries(ctx, start, end)
+		es, err := entries(ctx, start, start+int64(width))
 		if err != nil {
 			return nil, err
+		}
+		if len(es) != width {
+			return nil, fmt.Errorf("tlog: entry bundle %d: %d of %d entries found", n, len(es), width)
 		}
 		var out []byte
 		for _, e := range es {
@@ -164,10 +205,5 @@ func tileData(ctx context.Context, db *store.DB, entries EntryReader, size int64
 		return out, nil
 	}
 	t := tlog.Tile{H: TileHeight, L: level, N: n, W: width}
-	// The tile must lie within the checkpointed tree.
-	last := (n<<TileHeight + int64(width)) << (uint(level) * TileHeight)
-	if last > size {
-		return nil, fmt.Errorf("tile beyond the checkpoint of size %d", size)
-	}
 	return tlog.ReadTileData(t, HashReader(ctx, db.Q()))
 }

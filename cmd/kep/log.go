@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/pki"
@@ -63,10 +65,13 @@ func tsaRoots(cfg *config.Config) (*x509.CertPool, error) {
 }
 
 func cmdLogVerify(ctx context.Context, args []string) error {
-	f := newFlags("log verify", "[--config FILE | --dir DIR] [--log-key KEY]")
+	f := newFlags("log verify", "[--config FILE | --dir DIR] [--log-key KEY] [--against CHECKPOINT] [--originals full|sample|none]")
 	load := configFlags(f)
 	key := logKeyFlag(f)
 	chunk := f.Int("chunk", 1000, "evidence rows read at a time")
+	against := f.String("against", "", "a signed checkpoint saved by an outside auditor (GET /log/checkpoint): the log must still have it and agree with it")
+	originals := f.String("originals", "sample", "originals checked against their digests in the content store: full (all), sample (--sample at random) or none")
+	sample := f.Int("sample", 100, "how many originals --originals sample checks")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -85,21 +90,65 @@ func cmdLogVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var outside []byte
+	if *against != "" {
+		if outside, err = os.ReadFile(*against); err != nil {
+			return fmt.Errorf("--against: %w", err)
+		}
+	}
+	if *originals != "full" && *originals != "sample" && *originals != "none" {
+		return fmt.Errorf("--originals %q: say full, sample or none", *originals)
+	}
 	db, err := store.Open(ctx, cfg.DSN())
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	sum, err := tlog.Audit(ctx, db, auditRows(db.Q()), tlog.AuditOptions{VerifierKey: vkey, TSARoots: roots, Chunk: *chunk,
-		Report: func(p tlog.Problem) { fmt.Println(p) }})
+	blobs, err := blob.Open(cfg.Path(cfg.Store.ContentDir))
 	if err != nil {
 		return err
 	}
-	if sum.Problems > 0 {
-		fmt.Printf("the log is NOT sound: %s\n", sum)
-		return &exitError{code: 1, msg: fmt.Sprintf("%d problems found", sum.Problems)}
+	interval := cfg.Log.CheckpointInterval.Duration
+	if interval <= 0 {
+		interval = 2 * time.Second // as the node does
 	}
-	fmt.Printf("the log is sound: %s; root %x\n", sum, sum.Root[:])
+	byKind := map[string]int64{}
+	sum, err := tlog.Audit(ctx, db, auditRows(db.Q()), tlog.AuditOptions{VerifierKey: vkey, TSARoots: roots, Chunk: *chunk,
+		Against: outside, Interval: interval,
+		Report: func(p tlog.Problem) { byKind[string(p.Kind)]++; fmt.Println(p) }})
+	if err != nil {
+		return err
+	}
+	var ss storeSummary
+	report := func(p storeProblem) { byKind[p.kind]++; fmt.Println(p) }
+	if err := auditMessages(ctx, db.Q(), &ss, report); err != nil {
+		return fmt.Errorf("audit messages: %w", err)
+	}
+	if err := auditOriginals(ctx, db.Q(), blobs, *originals, *sample, &ss, report); err != nil {
+		return fmt.Errorf("audit originals: %w", err)
+	}
+	// What was checked, per kind, so that "sound" is never said over
+	// nothing.
+	fmt.Printf("checked: %s\n", sum)
+	fmt.Printf("checked: %d message rows and %d delivery rows against their evidence; %d of %d originals against their digests (--originals %s)\n",
+		ss.Messages, ss.Deliveries, ss.Originals, ss.OriginalsOf, *originals)
+	problems := int64(0)
+	var kinds []string
+	for k, n := range byKind {
+		problems += n
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(kinds)
+	switch {
+	case problems > 0:
+		fmt.Printf("problems by kind: %s\n", strings.Join(kinds, ", "))
+		fmt.Printf("the log is NOT sound: %d problems\n", problems)
+		return &exitError{code: 1, msg: fmt.Sprintf("%d problems found", problems)}
+	case sum.Size == 0 && ss.Messages == 0:
+		fmt.Println("the log is empty: nothing to check")
+		return nil
+	}
+	fmt.Printf("the log is sound: %d entries, root %x\n", sum.Size, sum.Root[:])
 	return nil
 }
 
@@ -107,21 +156,17 @@ func cmdLogVerify(ctx context.Context, args []string) error {
 // its identifier, code, stage and event time compared with the row's
 // columns, so that a column changed behind the log's back is named too.
 func auditRows(q store.Querier) tlog.AuditReader {
+	look := &lookups{q: q, accounts: map[int64]*auditAccount{}}
 	return func(ctx context.Context, start, end int64) ([]tlog.AuditEntry, error) {
-		rows, err := q.Query(ctx, `SELECT seq, id, code, stage, event_time, format, xml FROM evidence WHERE seq >= ? AND seq < ? ORDER BY seq`, start, end)
+		rows, err := q.Query(ctx, `SELECT seq, id, code, stage, COALESCE(account_id, 0), COALESCE(message_id, 0), subject, event_time, format, xml
+			FROM evidence WHERE seq >= ? AND seq < ? ORDER BY seq`, start, end)
 		if err != nil {
 			return nil, err
 		}
-		type row struct {
-			seq, at, format int64
-			id, stage       string
-			code            int
-			xml             []byte
-		}
-		var rs []row
+		var rs []evidenceRow
 		for rows.Next() {
-			var r row
-			if err := rows.Scan(&r.seq, &r.id, &r.code, &r.stage, &r.at, &r.format, &r.xml); err != nil {
+			var r evidenceRow
+			if err := rows.Scan(&r.seq, &r.id, &r.code, &r.stage, &r.account, &r.message, &r.subject, &r.at, &r.format, &r.xml); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -130,6 +175,28 @@ func auditRows(q store.Querier) tlog.AuditReader {
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, err
+		}
+		// The rows the filing columns point at, read before the parallel
+		// part.
+		var msgIDs []int64
+		for i := range rs {
+			if rs[i].message != 0 {
+				msgIDs = append(msgIDs, rs[i].message)
+			}
+		}
+		msgs, err := look.messages(ctx, msgIDs)
+		if err != nil {
+			return nil, err
+		}
+		for i := range rs {
+			if rs[i].message != 0 {
+				rs[i].msg = msgs[rs[i].message]
+			}
+			if rs[i].account != 0 {
+				if rs[i].acct, err = look.account(ctx, rs[i].account); err != nil {
+					return nil, err
+				}
+			}
 		}
 		// Decode after the rows are closed (a dictionary may have to be
 		// read), parsing on every core: parsing costs more than the rest of
@@ -142,8 +209,7 @@ func auditRows(q store.Querier) tlog.AuditReader {
 			go func() {
 				defer wg.Done()
 				for i := range work {
-					r := rs[i]
-					out[i] = auditRow(ctx, q, r.seq, r.id, r.code, r.stage, r.at, r.format, r.xml)
+					out[i] = auditRow(ctx, q, &rs[i])
 				}
 			}()
 		}
@@ -156,11 +222,23 @@ func auditRows(q store.Querier) tlog.AuditReader {
 	}
 }
 
+// evidenceRow is one evidence row, with the rows its filing columns
+// point at.
+type evidenceRow struct {
+	seq, at, format, account, message int64
+	id, stage, subject                string
+	code                              int
+	xml                               []byte
+	acct                              *auditAccount
+	msg                               *auditMessage
+}
+
 // auditRow decodes one evidence row and compares its columns with its
 // document.
-func auditRow(ctx context.Context, q store.Querier, seq int64, id string, code int, stage string, at, format int64, xml []byte) tlog.AuditEntry {
+func auditRow(ctx context.Context, q store.Querier, r *evidenceRow) tlog.AuditEntry {
+	seq, id, code, stage, at := r.seq, r.id, r.code, r.stage, r.at
 	out := tlog.AuditEntry{Seq: seq, ID: id}
-	doc, err := evidence.Decode(ctx, q, format, xml)
+	doc, err := evidence.Decode(ctx, q, r.format, r.xml)
 	if err != nil {
 		out.Err = err
 		return out
@@ -171,6 +249,7 @@ func auditRow(ctx context.Context, q store.Querier, seq int64, id string, code i
 		out.Err = fmt.Errorf("its document is not a valid evidence: %w", err)
 		return out
 	}
+	out.Time = e.EventTime
 	var diffs []string
 	if e.ID != id {
 		diffs = append(diffs, fmt.Sprintf("id column says %s, its document %s", id, e.ID))
@@ -185,6 +264,7 @@ func auditRow(ctx context.Context, q store.Querier, seq int64, id string, code i
 		diffs = append(diffs, fmt.Sprintf("event_time column says %s, its document %s",
 			store.FromMillis(at).Format(time.RFC3339Nano), e.EventTime.UTC().Format(time.RFC3339Nano)))
 	}
+	diffs = append(diffs, filing(e, r.account, r.acct, r.message, r.msg, r.subject)...)
 	if len(diffs) > 0 {
 		out.Err = fmt.Errorf("its %s (the row was changed after it was logged)", strings.Join(diffs, "; its "))
 	}

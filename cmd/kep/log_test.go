@@ -70,7 +70,9 @@ func (c *logCLI) must(args ...string) string {
 }
 
 // logProvider makes a provider directory with `kep init` on backend d and
-// has its node issue 12 evidences under three checkpoints (sizes 4, 9, 12).
+// has its node issue 12 evidences under three checkpoints (sizes 4, 9, 12):
+// rejections (11), which file under no account or message, so that the
+// audit's filing checks find them as issued.
 func logProvider(t *testing.T, cli *logCLI, d store.Dialect) (dir string, cfg *config.Config) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "hs01")
@@ -99,7 +101,7 @@ func logProvider(t *testing.T, cli *logCLI, d store.Dialect) (dir string, cfg *c
 	for _, batch := range []int{4, 5, 3} {
 		for range batch {
 			now := time.Now()
-			e := &evidence.Evidence{Code: evidence.Accepted, SubmissionTime: now,
+			e := &evidence.Evidence{Code: evidence.Rejected, SubmissionTime: now, Reasons: []evidence.Reason{evidence.ReasonNotSigned()},
 				SenderAuthentication: evidence.Authentication{Method: evidence.AuthSMTPCMS, Time: now},
 				Sender:               evidence.Party{Address: "ayse.yilmaz@hs01.kep.tr"},
 				Recipients:           []evidence.Party{{Address: "mehmet.ozturk@hs01.kep.tr"}},
@@ -125,7 +127,7 @@ func TestLogCommands(t *testing.T) {
 			ctx := context.Background()
 
 			out := cli.must("log", "verify", "--dir", dir)
-			if !strings.Contains(out, "the log is sound: 12 entries, 12 evidence rows") || !strings.Contains(out, "3 checkpoints and 3 time stamps") {
+			if !strings.Contains(out, "the log is sound: 12 entries") || !strings.Contains(out, "checked: 12 entries, 12 evidence rows") || !strings.Contains(out, "3 checkpoints and 3 time stamps") {
 				t.Fatalf("log verify: %s", out)
 			}
 
@@ -235,7 +237,7 @@ func TestLogCommands(t *testing.T) {
 			}
 			for _, want := range []string{
 				"evidence 5 (id " + st5.ID + "): its document does not match the log (changed after it was logged)",
-				"evidence 2 (id " + st2.ID + "): its code column says 41, its document 10",
+				"evidence 2 (id " + st2.ID + "): its code column says 41, its document 11",
 				"the log is NOT sound",
 			} {
 				if !strings.Contains(out, want) {
