@@ -13,6 +13,7 @@ import (
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/store"
 )
 
@@ -72,6 +73,7 @@ type Service struct {
 	Now    func() time.Time
 	Log    *slog.Logger
 	Hub    *Hub
+	Queue  *queue.Queue // carries accepted messages to their transports
 
 	wake     chan struct{}
 	initOnce sync.Once

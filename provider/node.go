@@ -8,6 +8,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/kephs/kep/identity"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/pki"
+	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/store"
 	"github.com/kephs/kep/tlog"
 	"github.com/kephs/kep/tsa"
@@ -38,6 +40,7 @@ type Node struct {
 	Checkpointer *tlog.Checkpointer
 	Issuer       *evidence.IssuerService
 	Mailbox      *mailbox.Service
+	Queue        *queue.Queue
 	TSA          tlog.Stamper
 	DevTSA       *tsa.Server // the in-process development TSA, when tsa.url is empty
 	TSARoots     *x509.CertPool
@@ -135,7 +138,20 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		SignerKey: n.Cert.Key, SignerCert: n.Cert.Cert, SignerChain: n.SigningChain(),
 		Bundle: n.Bundle, Now: n.Now, Log: n.Logger,
 	}
+	n.Queue = &queue.Queue{DB: n.DB, Policy: queue.DefaultPolicy(), Owner: nodeName(), Now: n.Now, Log: n.Logger,
+		Router: queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(), Other: n.Mailbox.NoRoute()},
+		Commit: func(ctx context.Context, w func(context.Context, *store.Tx) error) error {
+			_, err := n.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return w(ctx, tx) })
+			return err
+		}}
+	n.Mailbox.Queue = n.Queue
 	return nil
+}
+
+// nodeName names this node in the queue's leases: host and process.
+func nodeName() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", h, os.Getpid())
 }
 
 // SigningChain is the provider certificate's chain as bundles carry it:
@@ -255,7 +271,7 @@ func (n *Node) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(2)
-	go func() { defer wg.Done(); n.Mailbox.RunDelivery(ctx) }()
+	go func() { defer wg.Done(); n.Queue.Run(ctx, 2*time.Second) }()
 	go func() { defer wg.Done(); n.Mailbox.RunTimers(ctx, 5*time.Second) }()
 	interval := n.Config.Log.CheckpointInterval.Duration
 	if interval <= 0 {
