@@ -178,8 +178,7 @@ func (q *Queue) RunDue(ctx context.Context, limit int) (int, error) {
 		}
 	}
 	drain()
-	claimed, err := q.poll(ctx, limit)
-	n += claimed
+	_, err := q.poll(ctx, limit)
 	drain()
 	return n, err
 }
