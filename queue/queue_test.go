@@ -72,12 +72,21 @@ func (f fakeTransport) Deliver(context.Context, *queue.Job, []queue.Recipient) e
 // hand-off; the tests' queues stand for other nodes or a restarted one.
 func accept(t *testing.T, w *providertest.World, n int) (int64, []*providertest.Person) {
 	t.Helper()
+	return acceptTo(t, w, make([]string, n)...)
+}
+
+// acceptTo is accept with the given addresses; an empty one is a new local
+// account.
+func acceptTo(t *testing.T, w *providertest.World, addrs ...string) (int64, []*providertest.Person) {
+	t.Helper()
 	sender := w.Person("Ayşe", "Kuyruk")
 	var to []*providertest.Person
-	var addrs []string
-	for i := 0; i < n; i++ {
-		p := w.Person("Mehmet", "Alıcı")
-		to, addrs = append(to, p), append(addrs, p.Account.Address)
+	addrs = append([]string{}, addrs...)
+	for i := range addrs {
+		if addrs[i] == "" {
+			p := w.Person("Mehmet", "Alıcı")
+			to, addrs[i] = append(to, p), p.Account.Address
+		}
 	}
 	hdr := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: kuyruk\r\nMessage-ID: <%d@client>\r\nX-TR-REM-iletiTip: standart\r\nMIME-Version: 1.0\r\n",
 		sender.Account.Address, strings.Join(addrs, ", "), time.Now().UnixNano())
@@ -431,5 +440,75 @@ func (r *recorder) Deliver(ctx context.Context, j *queue.Job, rs []queue.Recipie
 			}
 		}
 		return queue.Done(ctx, tx, j)
+	})
+}
+
+// A recipient at a domain no transport reaches gets 41 saying so, and a
+// message settled on its first attempt leaves no queue item behind.
+func TestNoRoute(t *testing.T) {
+	providertest.Each(t, func(t *testing.T, w *providertest.World) {
+		ctx := context.Background()
+		msgID, to := acceptTo(t, w, "", "ali.veli@hs02.kep.tr")
+		if _, err := w.Node.Mailbox.DeliverQueued(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		if ts, codes := states(t, w, msgID); ts != "delivered failed" || codes != "10 40 41" {
+			t.Fatalf("%q, evidence %q (to %s)", ts, codes, to[0].Account.Address)
+		}
+		sts, _ := evidence.ByMessage(ctx, w.Q(), msgID)
+		e, err := evidence.Parse(sts[2].Document)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(e.Reasons[0].Text, "cannot be reached") || e.Recipients[0].Address != "ali.veli@hs02.kep.tr" {
+			t.Fatalf("41 for %+v: %+v", e.Recipients, e.Reasons)
+		}
+		if items(t, w) != 0 {
+			t.Fatal("a message settled at once left a queue item")
+		}
+	})
+}
+
+// A local delivery that keeps failing (here: the original is gone before
+// its envelope was made) is retried until the deadline, then settled with
+// 41 saying the deadline passed.
+func TestLocalDeadline(t *testing.T) {
+	providertest.Each(t, func(t *testing.T, w *providertest.World) {
+		ctx := context.Background()
+		msgID, _ := accept(t, w, 1)
+		msg, err := mailbox.GetKEPMessage(ctx, w.Q(), msgID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Node.Blobs.Delete(msg.Digest); err != nil {
+			t.Fatal(err)
+		}
+		mb := w.Node.Mailbox
+		if _, err := mb.DeliverQueued(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		if ts, codes := states(t, w, msgID); ts != "pending" || codes != "10" || items(t, w) != 1 {
+			t.Fatalf("after a failed attempt: %q, evidence %q, %d items", ts, codes, items(t, w))
+		}
+		w.Clock.Advance(23 * time.Hour)
+		if _, err := mb.DeliverQueued(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		if ts, _ := states(t, w, msgID); ts != "pending" {
+			t.Fatalf("settled before the deadline: %q", ts)
+		}
+		w.Clock.Advance(time.Hour)
+		if _, err := mb.DeliverQueued(ctx, 10); err != nil {
+			t.Fatal(err)
+		}
+		ts, codes := states(t, w, msgID)
+		if ts != "failed" || codes != "10 41" || items(t, w) != 0 {
+			t.Fatalf("after the deadline: %q, evidence %q, %d items", ts, codes, items(t, w))
+		}
+		sts, _ := evidence.ByMessage(ctx, w.Q(), msgID)
+		e, _ := evidence.Parse(sts[1].Document)
+		if e.Reasons[0].Code != evidence.ReasonKEPBase+"delivery-timeout" {
+			t.Fatalf("41 reason %+v", e.Reasons)
+		}
 	})
 }
