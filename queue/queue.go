@@ -166,6 +166,8 @@ type Job struct {
 
 // Transport carries recipients towards their mailboxes.
 type Transport interface {
+	// Name names the transport in logs; it is unique among a router's
+	// transports (the queue groups recipients by it).
 	Name() string
 	// Deliver settles what it can of rs, the job's recipients routed to
 	// this transport. It moves each recipient it settles out of Pending in

@@ -195,7 +195,7 @@ func (q *Queue) run(ctx context.Context, j *Job) (again bool) {
 		t := q.Router.Route(r.Address)
 		var g *group
 		for _, x := range groups {
-			if x.t == t {
+			if x.t.Name() == t.Name() {
 				g = x
 			}
 		}
@@ -347,8 +347,10 @@ func (q *Queue) poll(ctx context.Context, limit ...int) (int, error) {
 	if _, err := q.sweep(ctx, now, 1000); err != nil {
 		return 0, err
 	}
+	// No more than can start now: a claim held in a queue here would only
+	// run out its lease.
 	q.mu.Lock()
-	room := 4*q.Concurrency - q.running - len(q.pending)
+	room := q.Concurrency - q.running - len(q.pending)
 	q.mu.Unlock()
 	if len(limit) > 0 {
 		room = limit[0]
@@ -372,8 +374,11 @@ func (q *Queue) poll(ctx context.Context, limit ...int) (int, error) {
 // their horizon with no item: the node that accepted it died, or the
 // item went missing. It skips the messages this node holds in memory.
 func (q *Queue) sweep(ctx context.Context, before time.Time, limit int) (int, error) {
-	rows, err := q.DB.Q().Query(ctx, `SELECT d.message_id, MIN(m.submitted_at), MIN(m.ileti_tip) FROM deliveries d JOIN messages m ON m.id = d.message_id
-		WHERE d.transport_state = '`+string(Pending)+`' AND d.next_at <= ? GROUP BY d.message_id ORDER BY d.message_id LIMIT ?`, store.Millis(before), limit)
+	// In the order of the partial index deliveries_pending, whose
+	// condition the query repeats literally, so that a sweep reads only
+	// the rows past their horizon, never the whole table.
+	rows, err := q.DB.Q().Query(ctx, `SELECT d.message_id, m.submitted_at, m.ileti_tip FROM deliveries d JOIN messages m ON m.id = d.message_id
+		WHERE d.transport_state = '`+string(Pending)+`' AND d.next_at <= ? ORDER BY d.next_at, d.id LIMIT ?`, store.Millis(before), limit)
 	if err != nil {
 		return 0, err
 	}
@@ -383,6 +388,7 @@ func (q *Queue) sweep(ctx context.Context, before time.Time, limit int) (int, er
 		tip string
 	}
 	var found []orphan
+	seen := map[int64]bool{}
 	for rows.Next() {
 		var o orphan
 		var at int64
@@ -390,8 +396,11 @@ func (q *Queue) sweep(ctx context.Context, before time.Time, limit int) (int, er
 			rows.Close()
 			return 0, err
 		}
-		o.at = store.FromMillis(at)
-		found = append(found, o)
+		if !seen[o.id] {
+			seen[o.id] = true
+			o.at = store.FromMillis(at)
+			found = append(found, o)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil || len(found) == 0 {

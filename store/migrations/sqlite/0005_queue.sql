@@ -36,4 +36,4 @@ CREATE TABLE queue_items (
     reason       TEXT NOT NULL DEFAULT '',    -- the last failure, for people
     UNIQUE (kind, ref)
 );
-CREATE INDEX queue_items_due ON queue_items(next_at, id);
+CREATE INDEX queue_items_due ON queue_items(kind, next_at, id);
