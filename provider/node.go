@@ -8,7 +8,6 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -138,20 +137,10 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		SignerKey: n.Cert.Key, SignerCert: n.Cert.Cert, SignerChain: n.SigningChain(),
 		Bundle: n.Bundle, Now: n.Now, Log: n.Logger,
 	}
-	n.Queue = &queue.Queue{DB: n.DB, Policy: queue.DefaultPolicy(), Owner: nodeName(), Now: n.Now, Log: n.Logger,
-		Router: queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(), Other: n.Mailbox.NoRoute()},
-		Commit: func(ctx context.Context, w func(context.Context, *store.Tx) error) error {
-			_, err := n.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return w(ctx, tx) })
-			return err
-		}}
+	n.Queue = &queue.Queue{DB: n.DB, Policy: queue.DefaultPolicy(), Commit: queue.GroupCommit(n.Log), Now: n.Now, Log: n.Logger,
+		Router: queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(), Other: n.Mailbox.NoRoute()}}
 	n.Mailbox.Queue = n.Queue
 	return nil
-}
-
-// nodeName names this node in the queue's leases: host and process.
-func nodeName() string {
-	h, _ := os.Hostname()
-	return fmt.Sprintf("%s/%d", h, os.Getpid())
 }
 
 // SigningChain is the provider certificate's chain as bundles carry it:

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/kephs/kep/store"
+	"github.com/kephs/kep/tlog"
 )
 
 // Queue runs the transports over the pending work of one node.
@@ -18,7 +20,7 @@ type Queue struct {
 	Router Router
 	Policy Policy
 	// Owner names this node in leases; nodes sharing a database need
-	// distinct names. On SQLite one process owns the database.
+	// distinct names. Default: host/pid.
 	Owner string
 	// Commit runs write in a transaction; the node passes the evidence
 	// log's group commit so that frequent writes share commits. Nil: a
@@ -51,6 +53,10 @@ func (q *Queue) init() {
 		if q.Policy.Lease <= 0 {
 			q.Policy = DefaultPolicy()
 		}
+		if q.Owner == "" {
+			h, _ := os.Hostname()
+			q.Owner = fmt.Sprintf("%s/%d", h, os.Getpid())
+		}
 	})
 }
 
@@ -59,6 +65,16 @@ func (q *Queue) now() time.Time {
 		return q.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// GroupCommit returns a Commit that writes through the evidence log's
+// group commit (an append without entries), as every frequent write does,
+// so that writers never queue on the database lock behind one another.
+func GroupCommit(l *tlog.Log) func(ctx context.Context, write func(ctx context.Context, tx *store.Tx) error) error {
+	return func(ctx context.Context, write func(ctx context.Context, tx *store.Tx) error) error {
+		_, err := l.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return write(ctx, tx) })
+		return err
+	}
 }
 
 func (q *Queue) commit(ctx context.Context, write func(ctx context.Context, tx *store.Tx) error) error {
