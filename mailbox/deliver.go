@@ -72,13 +72,6 @@ func (s *Service) DeliverQueued(ctx context.Context, limit int) (int, error) {
 	return s.Queue.RunDue(ctx, limit)
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
 // outcome is what happens to one recipient.
 type outcome struct {
 	d      queue.Recipient

@@ -129,11 +129,7 @@ func states(t *testing.T, w *providertest.World, msgID int64) (string, string) {
 	}
 	var ss []string
 	for _, d := range ds {
-		var s string
-		if err := w.Q().QueryRow(context.Background(), `SELECT transport_state FROM deliveries WHERE id = ?`, d.ID).Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		ss = append(ss, s)
+		ss = append(ss, string(d.Transport))
 	}
 	sts, err := evidence.ByMessage(context.Background(), w.Q(), msgID)
 	if err != nil {
