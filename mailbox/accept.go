@@ -7,6 +7,7 @@ import (
 
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/store"
 )
 
@@ -34,7 +35,7 @@ type Submission struct {
 // "Messages and envelopes"; TS 102 640-2 SubmissionAcceptanceRejection):
 // the signed original is durable in the content store before anything
 // refers to it; then the message row, the acceptance evidence (10) signed
-// and logged, one queued delivery per recipient, the copy in the sender's
+// and logged, one pending delivery per recipient, the copy in the sender's
 // Sent folder commit together. When Accept returns
 // nil the message cannot be lost; when it fails nothing of it remains.
 func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *evidence.Record, error) {
@@ -80,15 +81,23 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		msg.EnvelopeSig, msg.EnvelopeSize, msg.EnvelopeParams = sig, size, params
 	}
 	var sent *Folder
+	job := &queue.Job{IletiTip: sub.IletiTip, AcceptedAt: now}
+	horizon := store.Millis(s.Queue.Horizon(now))
 	err := s.Issuer.Issue(ctx, []*evidence.Record{rec}, func(ctx context.Context, tx *store.Tx) error {
 		if err := insertMessage(ctx, tx, msg); err != nil {
 			return err
 		}
 		rec.MessageID = msg.ID
+		// Each recipient waits, pending, for its transport; this node
+		// holds the message in memory until the horizon (queue.Handoff).
+		job.Recipients = job.Recipients[:0]
 		for _, r := range sub.Recipients {
-			if _, err := tx.Exec(ctx, `INSERT INTO deliveries (message_id, recipient, state, next_at) VALUES (?, ?, 'queued', ?)`, msg.ID, r, store.Millis(now)); err != nil {
+			id, err := store.InsertID(ctx, tx, `INSERT INTO deliveries (message_id, recipient, state, transport_state, next_at) VALUES (?, ?, ?, ?, ?)`,
+				msg.ID, r, string(Queued), string(queue.Pending), horizon)
+			if err != nil {
 				return err
 			}
+			job.Recipients = append(job.Recipients, queue.Recipient{DeliveryID: id, Address: r})
 		}
 		f, err := s.folder(ctx, tx, sub.Sender.ID, Sent)
 		if err != nil {
@@ -108,7 +117,8 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		s.fresh.put(fresh)
 	}
 	s.Hub.Notify(sub.Sender.ID, sent.ID)
-	s.Wake()
+	job.MessageID = msg.ID
+	s.Queue.Handoff(job)
 	return msg, rec, nil
 }
 

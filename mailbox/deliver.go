@@ -3,205 +3,104 @@ package mailbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/store"
 )
 
-// RunDelivery delivers queued messages until ctx ends: woken by Accept, and
-// every few seconds for retries. It keeps up to deliveryConcurrency messages
-// in delivery at once, starting the next as soon as one is done, so that
-// their evidence shares log commits.
-func (s *Service) RunDelivery(ctx context.Context) {
-	s.init()
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	d := &dispatcher{s: s, busy: map[int64]bool{}, done: make(chan struct{}, deliveryConcurrency)}
-	defer d.wg.Wait()
-	for {
-		started, err := d.dispatch(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.Log.Error("delivery", "err", err)
-		}
-		if started > 0 {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.wake:
-		case <-d.done:
-		case <-t.C:
-		}
+// Local returns the transport that places messages in this provider's
+// mailboxes (the queue's first transport).
+func (s *Service) Local() queue.Transport { return localTransport{s} }
+
+// NoRoute returns the transport of recipients that no transport reaches:
+// it issues non-delivery evidence (41) saying so. Until the relay exists,
+// the router sends other providers' recipients here; the submission
+// refuses them, so only older rows reach it.
+func (s *Service) NoRoute() queue.Transport { return noRoute{s} }
+
+type localTransport struct{ s *Service }
+
+func (localTransport) Name() string { return "local" }
+
+func (t localTransport) Deliver(ctx context.Context, job *queue.Job, rs []queue.Recipient) error {
+	err := t.s.deliverMessage(ctx, job, rs, nil)
+	if err != nil && job.Expired && ctx.Err() == nil && !errors.Is(err, queue.ErrRetryNow) && !errors.Is(err, evidence.ErrAlreadyIssued) {
+		// Past the deadline the queue stops retrying: what could not be
+		// placed gets non-delivery evidence with the last error's gist.
+		t.s.Log.Error("deliver message: deadline passed, issuing non-delivery", "message", job.MessageID, "err", err)
+		r := reasonDeadline()
+		err = t.s.deliverMessage(ctx, job, rs, &r)
 	}
+	if errors.Is(err, evidence.ErrAlreadyIssued) {
+		return nil // delivered already: the store refused doing it twice
+	}
+	if err != nil && ctx.Err() == nil {
+		t.s.Metrics.retried(len(rs)) // the queue tries again after its back-off
+	}
+	return err
 }
 
-// dispatcher starts deliveries, one goroutine a message, never two for the
-// same message.
-type dispatcher struct {
-	s    *Service
-	mu   sync.Mutex
-	busy map[int64]bool // messages in delivery
-	// A message whose delivery ended after a query began must not be
-	// started from that query's rows (they may predate the delivery's
-	// commit): finished remembers when each delivery ended.
-	gen      int64
-	finished map[int64]int64
-	wg       sync.WaitGroup
-	done     chan struct{}
+type noRoute struct{ s *Service }
+
+func (noRoute) Name() string { return "no-route" }
+
+func (t noRoute) Deliver(ctx context.Context, job *queue.Job, rs []queue.Recipient) error {
+	r := evidence.ReasonUnknownRecipient()
+	r.Text = "Alıcının hizmet sağlayıcısına iletim yapılamıyor / the recipient's provider cannot be reached from this node."
+	err := t.s.deliverMessage(ctx, job, rs, &r)
+	if errors.Is(err, evidence.ErrAlreadyIssued) {
+		return nil
+	}
+	return err
 }
 
-// dispatch starts the due deliveries it has room for and returns how many
-// messages it started.
-func (d *dispatcher) dispatch(ctx context.Context) (int, error) {
-	d.mu.Lock()
-	room := deliveryConcurrency - len(d.busy)
-	if room < deliveryConcurrency/2 {
-		// Wait for half the slots: one query starts many deliveries, rather
-		// than one query a finished delivery.
-		d.mu.Unlock()
-		return 0, nil
-	}
-	d.gen++
-	gen := d.gen
-	if d.finished == nil || len(d.finished) > 100000 {
-		d.finished = map[int64]int64{}
-	}
-	d.mu.Unlock()
-	if room <= 0 {
-		return 0, nil
-	}
-	now := d.s.now()
-	ds, err := queryDeliveries(ctx, d.s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?`, store.Millis(now), 4*deliveryConcurrency)
-	if err != nil {
-		return 0, err
-	}
-	byMsg, order := groupByMessage(ds)
-	started := 0
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, id := range order {
-		if d.busy[id] || d.finished[id] >= gen || len(d.busy) >= deliveryConcurrency {
-			continue
-		}
-		d.busy[id] = true
-		started++
-		d.wg.Add(1)
-		go func(id int64, ds []*Delivery) {
-			defer d.wg.Done()
-			d.s.deliverOrRetry(ctx, id, ds, now)
-			d.mu.Lock()
-			delete(d.busy, id)
-			d.finished[id] = d.gen + 1 // any query begun so far must not restart it
-			d.mu.Unlock()
-			select {
-			case d.done <- struct{}{}:
-			default:
-			}
-		}(id, byMsg[id])
-	}
-	return started, nil
+// reasonDeadline is the reason of a non-delivery after the queue's
+// deadline (queue.Policy): the copy could not be placed in time.
+func reasonDeadline() evidence.Reason {
+	return evidence.Reason{Code: evidence.ReasonKEPBase + "delivery-timeout",
+		Text: "İleti süresi içinde alıcının posta kutusuna yerleştirilemedi / the message could not be placed in the recipient's mailbox before the deadline."}
 }
 
-func groupByMessage(ds []*Delivery) (map[int64][]*Delivery, []int64) {
-	byMsg := map[int64][]*Delivery{}
-	var order []int64
-	for _, d := range ds {
-		if byMsg[d.MessageID] == nil {
-			order = append(order, d.MessageID)
-		}
-		byMsg[d.MessageID] = append(byMsg[d.MessageID], d)
-	}
-	return byMsg, order
-}
-
-// deliverOrRetry delivers one message and, when that fails, schedules a
-// retry rather than spin on it.
-func (s *Service) deliverOrRetry(ctx context.Context, id int64, ds []*Delivery, now time.Time) {
-	if err := s.deliverMessage(ctx, id, ds); err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, evidence.ErrAlreadyIssued) {
-			return // delivered already: the store refused doing it twice
-		}
-		s.Log.Error("deliver message", "message", id, "err", err)
-		s.Metrics.retried(len(ds))
-		// Through the log's group commit, like every frequent write, so that
-		// writers never queue on the database lock behind one another.
-		_, _ = s.Issuer.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error {
-			_, err := tx.Exec(ctx, `UPDATE deliveries SET attempts = attempts + 1, next_at = ?, reason = ? WHERE message_id = ? AND state = 'queued'`,
-				store.Millis(now.Add(time.Minute)), truncate(err.Error(), 300), id)
-			return err
-		})
-	}
-}
-
-// DeliverQueued delivers up to limit queued deliveries that are due, all at
-// once, and returns how many it handled (tests and tools call it; the node
-// runs RunDelivery).
+// DeliverQueued delivers the messages just accepted and up to limit due
+// queue items, all at once, and returns how many jobs it ran (tests and
+// tools call it; the node runs the queue).
 func (s *Service) DeliverQueued(ctx context.Context, limit int) (int, error) {
 	s.init()
-	now := s.now()
-	ds, err := queryDeliveries(ctx, s.DB.Q(), `WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?`, store.Millis(now), limit)
-	if err != nil {
-		return 0, err
-	}
-	byMsg, order := groupByMessage(ds)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, deliveryConcurrency)
-	for _, id := range order {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(id int64) {
-			defer func() { <-sem; wg.Done() }()
-			s.deliverOrRetry(ctx, id, byMsg[id], now)
-		}(id)
-	}
-	wg.Wait()
-	return len(ds), nil
-}
-
-// deliveryConcurrency bounds the messages delivered at once.
-const deliveryConcurrency = 128
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+	return s.Queue.RunDue(ctx, limit)
 }
 
 // outcome is what happens to one recipient.
 type outcome struct {
-	d      *Delivery
+	d      queue.Recipient
 	acct   *store.Account
 	ok     bool
 	reason evidence.Reason
 }
 
-// deliverMessage places one message into its local recipients' INBOXes in
-// the provider's envelope, issuing 40 for each placed copy and 41, with the
-// reason, for each that could not be placed — evidence, mailbox entries and
-// delivery states in one transaction.
-func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Delivery) error {
+// deliverMessage places one message into the INBOXes of rs, local
+// recipients, in the provider's envelope, issuing 40 for each placed copy
+// and 41, with the reason, for each that could not be placed — evidence,
+// mailbox entries, read and transport states in one transaction. With
+// refuse set it places nothing and issues 41 with that reason to all.
+func (s *Service) deliverMessage(ctx context.Context, job *queue.Job, rs []queue.Recipient, refuse *evidence.Reason) error {
 	q := s.DB.Q()
 	var msg *KEPMessage
 	var base *evidence.Evidence
 	var sender *store.Account
-	fresh := s.fresh.get(msgID)
+	fresh := s.fresh.get(job.MessageID)
 	if fresh != nil {
-		defer s.fresh.drop(msgID)
+		defer s.fresh.drop(job.MessageID)
 		msg, sender = fresh.msg, fresh.sender
 		base = makeBase(msg, sender, fresh.operator)
 	} else {
 		var err error
-		if msg, err = GetKEPMessage(ctx, q, msgID); err != nil {
+		if msg, err = GetKEPMessage(ctx, q, job.MessageID); err != nil {
 			return err
 		}
 		if base, sender, err = s.baseEvidence(ctx, q, msg); err != nil {
@@ -210,21 +109,23 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 	}
 	// The envelope is the same for every recipient: signed once, at
 	// acceptance (older rows may still need it made here).
-	envSig, envSize, envParams, err := s.signEnvelope(ctx, msg, fresh)
-	if err != nil {
-		return err
+	var envSig []byte
+	var envSize int64
+	var envParams string
+	if refuse == nil {
+		var err error
+		if envSig, envSize, envParams, err = s.signEnvelope(ctx, msg, fresh); err != nil {
+			return err
+		}
 	}
 	now := s.now()
 	var outs []*outcome
 	var recs []*evidence.Record
-	for _, d := range ds {
+	for _, d := range rs {
 		o := &outcome{d: d}
-		if !strings.HasSuffix(strings.ToLower(d.Recipient), "@"+s.Domain) {
-			// Relay to other providers is not part of this node yet: the
-			// submission refuses such recipients, so this is a stale row.
-			o.reason = evidence.ReasonUnknownRecipient()
-			o.reason.Text = "Alıcının hizmet sağlayıcısına iletim yapılamıyor / the recipient's provider cannot be reached from this node."
-		} else if a, err := store.GetAccountByAddress(ctx, q, strings.ToLower(d.Recipient)); errors.Is(err, store.ErrNotFound) {
+		if refuse != nil {
+			o.reason = *refuse
+		} else if a, err := store.GetAccountByAddress(ctx, q, strings.ToLower(d.Address)); errors.Is(err, store.ErrNotFound) {
 			o.reason = evidence.ReasonUnknownRecipient()
 		} else if err != nil {
 			return err
@@ -241,7 +142,7 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 		}
 		e := *base
 		e.ID, e.EventTime = evidence.NewID(), now
-		e.Recipients = []evidence.Party{recipientParty(d.Recipient, o.acct)}
+		e.Recipients = []evidence.Party{recipientParty(d.Address, o.acct)}
 		if o.ok {
 			e.Code = evidence.Delivered
 		} else {
@@ -249,22 +150,22 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 			e.Reasons = []evidence.Reason{o.reason}
 		}
 		outs = append(outs, o)
-		recs = append(recs, &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Recipient})
+		recs = append(recs, &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Address})
 	}
 	var notify [][2]int64
 	var unused []blob.Digest
-	err = s.Issuer.Issue(ctx, recs, func(ctx context.Context, tx *store.Tx) error {
+	err := s.Issuer.Issue(ctx, recs, func(ctx context.Context, tx *store.Tx) error {
 		notify, unused = notify[:0], unused[:0]
 		delivered := false
-		if msg.EnvelopeSig == nil {
+		if msg.EnvelopeSig == nil && envSig != nil {
 			if _, err := tx.Exec(ctx, `UPDATE messages SET envelope_sig = ?, envelope_size = ?, envelope_params = ? WHERE id = ? AND envelope_sig IS NULL`, envSig, envSize, envParams, msg.ID); err != nil {
 				return err
 			}
 		}
 		for _, o := range outs {
 			if !o.ok {
-				if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = 'failed', attempts = attempts + 1, account_id = ?, reason = ? WHERE id = ? AND state = 'queued'`,
-					nullID(accountID(o.acct)), o.reason.Code, o.d.ID); err != nil {
+				if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = ?, transport_state = ?, attempts = attempts + 1, account_id = ?, reason = ? WHERE id = ? AND `+queue.PendingOnly,
+					string(Failed), string(queue.Failed), nullID(accountID(o.acct)), o.reason.Code, o.d.DeliveryID); err != nil {
 					return err
 				}
 				continue
@@ -282,8 +183,8 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 				return err
 			}
 			deadline, rule := s.Policy.Deadline(msg.IletiTip, now)
-			if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, account_id = ?, delivered_at = ?, deemed_at = ?, rule = ?, reason = '' WHERE id = ? AND state = 'queued'`,
-				o.acct.ID, store.Millis(now), store.Millis(deadline), rule, o.d.ID); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = ?, transport_state = ?, attempts = attempts + 1, account_id = ?, delivered_at = ?, deemed_at = ?, rule = ?, reason = '' WHERE id = ? AND `+queue.PendingOnly,
+				string(DeliveredTo), string(queue.Delivered), o.acct.ID, store.Millis(now), store.Millis(deadline), rule, o.d.DeliveryID); err != nil {
 				return err
 			}
 			inbox, err := s.folder(ctx, tx, o.acct.ID, Inbox)
@@ -293,7 +194,7 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 			// The row holds the original (the envelope is rendered from it).
 			d := msg.Digest
 			delivered = true
-			if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.ID, Ref: -1, Content: &d, Size: envSize, InternalDate: now, Charged: true}); err != nil {
+			if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.DeliveryID, Ref: -1, Content: &d, Size: envSize, InternalDate: now, Charged: true}); err != nil {
 				return err
 			}
 			a := *o.acct
@@ -302,6 +203,9 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 				return err
 			}
 			notify = append(notify, [2]int64{o.acct.ID, inbox.ID})
+		}
+		if err := queue.Done(ctx, tx, job); err != nil {
+			return err
 		}
 		if !delivered { // nobody received it: the Sent copy may be the last holder
 			free, err := Unused(ctx, tx, msg.Digest)
@@ -315,7 +219,7 @@ func (s *Service) deliverMessage(ctx context.Context, msgID int64, ds []*Deliver
 		return nil
 	})
 	if errors.Is(err, errQuotaRace) {
-		return nil // the next pass re-reads the quota and issues 41 if it is still full
+		return fmt.Errorf("%w: %w", queue.ErrRetryNow, err) // the next pass re-reads the quota and issues 41 if it is still full
 	}
 	if err != nil {
 		return err

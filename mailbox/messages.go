@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kephs/kep/blob"
+	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/store"
 )
 
@@ -61,7 +62,8 @@ func GetKEPMessage(ctx context.Context, q store.Querier, id int64) (*KEPMessage,
 	return scanKEPMessage(q.QueryRow(ctx, `SELECT `+kepMsgCols+` WHERE id = ?`, id))
 }
 
-// DeliveryState is where one recipient's copy stands.
+// DeliveryState is where one recipient's copy stands for reading; where it
+// travels is its transport state (queue.State), kept apart.
 type DeliveryState string
 
 const (
@@ -85,17 +87,19 @@ type Delivery struct {
 	DeemedAt    time.Time
 	Rule        string
 	Reason      string
+	Transport   queue.State // the queue's transport state
 }
 
-const deliveryCols = `id, message_id, recipient, state, attempts, next_at, COALESCE(account_id, 0), COALESCE(delivered_at, 0), COALESCE(deemed_at, 0), rule, reason FROM deliveries`
+const deliveryCols = `id, message_id, recipient, state, attempts, next_at, COALESCE(account_id, 0), COALESCE(delivered_at, 0), COALESCE(deemed_at, 0), rule, reason, transport_state FROM deliveries`
 
 func scanDelivery(s interface{ Scan(...any) error }) (*Delivery, error) {
 	var d Delivery
-	var state string
+	var state, transport string
 	var next, delivered, deemed int64
-	if err := s.Scan(&d.ID, &d.MessageID, &d.Recipient, &state, &d.Attempts, &next, &d.AccountID, &delivered, &deemed, &d.Rule, &d.Reason); err != nil {
+	if err := s.Scan(&d.ID, &d.MessageID, &d.Recipient, &state, &d.Attempts, &next, &d.AccountID, &delivered, &deemed, &d.Rule, &d.Reason, &transport); err != nil {
 		return nil, store.MapErr(err)
 	}
+	d.Transport = queue.State(transport)
 	d.State, d.NextAt, d.DeliveredAt, d.DeemedAt = DeliveryState(state), store.FromMillis(next), store.FromMillis(delivered), store.FromMillis(deemed)
 	return &d, nil
 }

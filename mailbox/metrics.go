@@ -56,7 +56,7 @@ func QueueCollector(s *Service) prometheus.Collector { return queueCollector{s} 
 type queueCollector struct{ s *Service }
 
 var (
-	queueDepthDesc = prometheus.NewDesc("kep_queue_depth", "Deliveries waiting in the queue (not yet delivered or failed).", nil, nil)
+	queueDepthDesc = prometheus.NewDesc("kep_queue_depth", "Recipients whose copy is still travelling: pending a transport, or awaiting the other provider's evidence.", nil, nil)
 	queueAgeDesc   = prometheus.NewDesc("kep_queue_oldest_age_seconds", "How long the oldest waiting delivery's message has waited since acceptance (0 when the queue is empty).", nil, nil)
 )
 
@@ -70,7 +70,7 @@ func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	var depth int64
 	var oldest *int64
-	err := c.s.DB.Q().QueryRow(ctx, `SELECT count(*), min(m.submitted_at) FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.state = 'queued'`).Scan(&depth, &oldest)
+	err := c.s.DB.Q().QueryRow(ctx, `SELECT count(*), min(m.submitted_at) FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.transport_state IN ('pending', 'awaiting')`).Scan(&depth, &oldest)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(queueDepthDesc, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/store"
 )
 
@@ -74,6 +75,7 @@ type Service struct {
 	Hub    *Hub
 	// Metrics counts deliveries (nil counts nothing).
 	Metrics *Metrics
+	Queue   *queue.Queue // carries accepted messages to their transports
 
 	wake     chan struct{}
 	initOnce sync.Once

@@ -21,6 +21,7 @@ import (
 	"github.com/kephs/kep/identity"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/pki"
+	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/store"
 	"github.com/kephs/kep/tlog"
 	"github.com/kephs/kep/tsa"
@@ -52,6 +53,7 @@ type Node struct {
 	Checkpointer *tlog.Checkpointer
 	Issuer       *evidence.IssuerService
 	Mailbox      *mailbox.Service
+	Queue        *queue.Queue
 	TSA          tlog.Stamper
 	TSARoots     *x509.CertPool
 	Logger       *slog.Logger
@@ -161,6 +163,9 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		SignerKey: n.Cert.Key, SignerCert: n.Cert.Cert, SignerChain: n.SigningChain(),
 		Bundle: n.Bundle, Now: n.Now, Log: n.Logger, Metrics: mailbox.NewMetrics(n.Metrics),
 	}
+	n.Queue = &queue.Queue{DB: n.DB, Policy: queue.DefaultPolicy(), Commit: queue.GroupCommit(n.Log), Now: n.Now, Log: n.Logger,
+		Router: queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(), Other: n.Mailbox.NoRoute()}}
+	n.Mailbox.Queue = n.Queue
 	n.Metrics.MustRegister(logCollector{n}, mailbox.QueueCollector(n.Mailbox))
 	return nil
 }
@@ -281,7 +286,7 @@ func (n *Node) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(2)
-	go func() { defer wg.Done(); n.Mailbox.RunDelivery(ctx) }()
+	go func() { defer wg.Done(); n.Queue.Run(ctx, 2*time.Second) }()
 	go func() { defer wg.Done(); n.Mailbox.RunTimers(ctx, 5*time.Second) }()
 	interval := n.Config.Log.CheckpointInterval.Duration
 	if interval <= 0 {
