@@ -6,7 +6,7 @@
 // grants, passwords, app passwords and password recovery, authentication
 // with back-off, and the audit trail of every administrative action.
 //
-// Rules implemented here (kep-domain.md, "Accounts"; Tebliğ on KEP
+// Rules implemented here (docs/kep-rules.md, "Accounts"; Tebliğ on KEP
 // addresses): an account's owner never changes; an issued address stays
 // reserved for its identity forever and only that identity may reopen it,
 // after re-verification, paying the fees since closure; a send-and-receive

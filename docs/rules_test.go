@@ -12,7 +12,7 @@ var (
 	// A comment continued on the next line: "…\n\t// …".
 	commentBreak = regexp.MustCompile(`\n\s*//\s*`)
 	// kep-rules.md, "Section" / kep-rules.md "Section" / kep-rules.md: "a quoted phrase".
-	// kep-domain.md was the page's name outside the repository; the code
+	// docs/kep-rules.md was the page's name outside the repository; the code
 	// is being moved to docs/kep-rules.md, and both are checked meanwhile.
 	ruleCitation = regexp.MustCompile(`kep-(?:domain|rules)\.md(?:,?\s*"([^"]+)"|:[^"\n]{0,40}"([^"]+)")`)
 	mdHeading    = regexp.MustCompile(`(?m)^#{2,4} (.+)$`)

@@ -15,7 +15,7 @@ import (
 // root) and one EventCode URI inside it.
 type Code int
 
-// The KEP evidence codes (kep-domain.md, "Evidence (delil)").
+// The KEP evidence codes (docs/kep-rules.md, "Evidence (delil)").
 const (
 	Accepted      Code = 10 // accepted by the sender's provider
 	Rejected      Code = 11 // rejected by the sender's provider

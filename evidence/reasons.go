@@ -9,7 +9,7 @@ import "strconv"
 // puts its SMTP reply, in English, into rejection evidence).
 const ReasonKEPBase = "urn:kep:tr:evidence:reason:"
 
-// Reason codes. The access-point checks follow kep-domain.md "Messages and
+// Reason codes. The access-point checks follow docs/kep-rules.md "Messages and
 // envelopes" (after RFC 6109 §3.1); the mailbox ones "Accounts"; the deemed
 // ones "Timing rules".
 const (

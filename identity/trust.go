@@ -376,7 +376,7 @@ func usageNames(usages []x509.ExtKeyUsage) string {
 const signerKeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment
 
 // CheckSigner checks a message signer's certificate as the access point must
-// (kep-domain.md, access-point checks): it chains to a trusted e-signature CA
+// (docs/kep-rules.md, access-point checks): it chains to a trusted e-signature CA
 // with every certificate valid at at (the signing time), its extended key
 // usage allows emailProtection or is absent, its keyUsage allows
 // digitalSignature or contentCommitment, and it is bound to want (see
@@ -397,7 +397,7 @@ func (ts *TrustStore) CheckSigner(cert *x509.Certificate, intermediates []*x509.
 }
 
 // CheckSignerAt is CheckSigner at two instants, as the access point needs
-// (kep-domain.md, access-point checks: "valid at its signing time and at
+// (docs/kep-rules.md, access-point checks: "valid at its signing time and at
 // acceptance (provider's clock)"): the certificate and its chain must be
 // valid at signedAt, the signing time the signer claims in the CMS
 // signingTime attribute (zero: none claimed), and at asOf, the acceptance

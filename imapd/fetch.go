@@ -141,7 +141,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, v *viewMsg, m 
 	}
 
 	// Read evidence first: no byte of a KEP message's body leaves the
-	// server without its evidence 60 recorded (kep-domain.md, "Evidence"),
+	// server without its evidence 60 recorded (docs/kep-rules.md, "Evidence"),
 	// and a body served under PEEK is recorded, so that a \Seen the client
 	// sets afterwards is the retrieval (docs/evidence.md).
 	if plan.body || plan.read {

@@ -134,7 +134,7 @@ func (s *session) Login(username, password string) error {
 		}
 	}
 	s.p = p
-	// No user name in the log: a TCKN is personal data (kep-domain.md,
+	// No user name in the log: a TCKN is personal data (docs/kep-rules.md,
 	// "Standards": personal data minimised in logs).
 	if p.Operator != nil {
 		log.Info("imap login", "operator", p.Operator.ID, "app_password", p.AppPassword != "")

@@ -31,7 +31,7 @@ type Submission struct {
 	Properties []evidence.Property // KEP properties of the acceptance evidence (revocation data cited)
 }
 
-// Accept records an accepted message in one transaction (kep-domain.md,
+// Accept records an accepted message in one transaction (docs/kep-rules.md,
 // "Messages and envelopes"; TS 102 640-2 SubmissionAcceptanceRejection):
 // the signed original is durable in the content store before anything
 // refers to it; then the message row, the acceptance evidence (10) signed

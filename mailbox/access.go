@@ -15,7 +15,7 @@ import (
 // calls the principal-taking methods of Service and only translates their
 // answers; none of them decides a rule of its own.
 //
-// Grants (kep-domain.md "Accounts": read, send, delete, archive). An
+// Grants (docs/kep-rules.md "Accounts": read, send, delete, archive). An
 // account's holder holds them all on their own account. Every change of
 // state needs the grant it serves:
 //
@@ -162,7 +162,7 @@ func mayChangeFlag(p *account.Principal, a *store.Account, flag string, add bool
 
 // canHold says whether a folder may receive a message of kind k: evidence
 // items live in Delil, Archive and Trash, and nothing else enters Delil
-// (kep-domain.md: evidence is "not mixed into the inbox").
+// (docs/kep-rules.md: evidence is "not mixed into the inbox").
 func canHold(r Role, k Kind) bool {
 	if k == KindEvidence {
 		return r == RoleDelil || r == RoleArchive || r == RoleTrash

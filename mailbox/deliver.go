@@ -250,7 +250,7 @@ func (s *Service) deleteBlobs(ds []blob.Digest) {
 }
 
 // quotaNotices puts a notice in the INBOX when usage crosses 80, 90 or 100 %
-// of the quota (kep-domain.md, "Accounts": warn before it bites), once per
+// of the quota (docs/kep-rules.md, "Accounts": warn before it bites), once per
 // crossing.
 func (s *Service) quotaNotices(ctx context.Context, tx store.Querier, a *store.Account, before, after int64, inbox *Folder, now time.Time) error {
 	if a.QuotaBytes <= 0 {

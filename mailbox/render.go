@@ -256,7 +256,7 @@ func writeBase64(b *bytes.Buffer, data []byte) {
 	b.WriteString("\r\n")
 }
 
-// renderNotice is the provider's quota notice (kep-domain.md, "Accounts":
+// renderNotice is the provider's quota notice (docs/kep-rules.md, "Accounts":
 // warn at 80/90/100 % before it bites). It is rendered from the level and
 // time alone, so it needs no storage of its own.
 func renderNotice(domain, provider, addr string, level int, at time.Time) []byte {

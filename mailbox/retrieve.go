@@ -146,7 +146,7 @@ func (s *Service) markRead(ctx context.Context, p *account.Principal, deliveryID
 	}
 	var props []evidence.Property
 	if p != nil && p.Operator != nil {
-		// Who opened it for the recipient company (kep-domain.md: "evidence
+		// Who opened it for the recipient company (docs/kep-rules.md: "evidence
 		// records which operator acted"). kep:Operator stays the sender's.
 		props = append(props, evidence.Property{Name: "readingOperator", Value: "TCKN:" + p.Operator.TCKN + " " + p.Operator.Name})
 	}

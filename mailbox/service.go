@@ -17,7 +17,7 @@ import (
 	"github.com/kephs/kep/store"
 )
 
-// Policy holds the deemed-read rules (kep-domain.md, "Timing rules"):
+// Policy holds the deemed-read rules (docs/kep-rules.md, "Timing rules"):
 // configurable per message type, defaults 24 hours for standart and
 // eYazisma, the end of the fifth day after delivery for eTebligat.
 type Policy struct {

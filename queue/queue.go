@@ -29,7 +29,7 @@ const (
 	// Pending: not yet settled; a transport will try it.
 	Pending State = "pending"
 	// Awaiting: handed to the recipient's provider, which has yet to return
-	// its evidence (relay; kep-domain.md, "Closed system").
+	// its evidence (relay; docs/kep-rules.md, "Closed system").
 	Awaiting State = "awaiting"
 	// Delivered: placed in the recipient's mailbox (evidence 40 issued, or
 	// received from the recipient's provider).
@@ -95,7 +95,7 @@ type Deadline struct {
 	Fail time.Duration
 }
 
-// Policy holds the queue's timing rules (kep-domain.md, "Timing rules").
+// Policy holds the queue's timing rules (docs/kep-rules.md, "Timing rules").
 type Policy struct {
 	Backoff Backoff
 	// Lease is how long a claim lasts: a node that dies holding work
@@ -110,7 +110,7 @@ type Policy struct {
 // DefaultPolicy is the default schedule: the first retry after 30 s,
 // doubling up to an hour; a warning at 12 h and failure at 24 h after
 // acceptance for every message type, as PEC does for the relay (the
-// figure is uncertain for KEP; kep-domain.md, "Timing rules").
+// figure is uncertain for KEP; docs/kep-rules.md, "Timing rules").
 func DefaultPolicy() Policy {
 	return Policy{
 		Backoff: Backoff{First: 30 * time.Second, Ceiling: time.Hour},
@@ -195,7 +195,7 @@ type Router interface {
 }
 
 // DomainRouter sends the recipients of the provider's domain, and of its
-// subdomains (institutional accounts, kep-domain.md "Addresses"), to
+// subdomains (institutional accounts, docs/kep-rules.md "Addresses"), to
 // Local, and everyone else to Other (the relay; until it exists, a
 // transport that issues non-delivery evidence with the reason).
 type DomainRouter struct {

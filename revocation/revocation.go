@@ -4,7 +4,7 @@
 // CA, caching them until their nextUpdate, and keeping the response that
 // decided as evidence (Data), stored once by its digest, so that a verifier
 // years later can see that the certificate was good when the provider
-// accepted the message (kep-domain.md, access-point checks; issue 9).
+// accepted the message (docs/kep-rules.md, access-point checks; issue 9).
 //
 // Only the signer's own certificate is checked; the revocation of an
 // intermediate CA (an ARL) is not.

@@ -43,7 +43,7 @@ type inspected struct {
 }
 
 // RevocationPolicy is how the access point checks that the signer's
-// certificate was not revoked at acceptance (kep-domain.md, access-point
+// certificate was not revoked at acceptance (docs/kep-rules.md, access-point
 // checks; issue 9).
 type RevocationPolicy struct {
 	// Checker asks the certificate's OCSP responders and CRL distribution
@@ -189,7 +189,7 @@ func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
 		return in, ref
 	}
 	// The certificate must be valid when the message was signed and when the
-	// provider accepts it (kep-domain.md, access-point checks). The signing
+	// provider accepts it (docs/kep-rules.md, access-point checks). The signing
 	// time is the signer's claim: it is believed only within maxSigningAge,
 	// and it can never stand in for the acceptance time, so a backdated
 	// signingTime cannot make an expired certificate good.

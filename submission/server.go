@@ -2,7 +2,7 @@
 // of a KEP provider: port 587 with STARTTLS and port 465 with implicit TLS
 // (RFC 8314), AUTH only after TLS with account passwords, app passwords and
 // operators' own credentials, and the access point's checks on every
-// message (kep-domain.md "Messages and envelopes", after RFC 6109 §3.1):
+// message (docs/kep-rules.md "Messages and envelopes", after RFC 6109 §3.1):
 // one From, which the authenticated principal may send for; reverse-path
 // equal to From; every recipient in To or Cc; no Bcc; size × recipients
 // within the limit; recipients only at KEP providers (a closed system);
