@@ -46,10 +46,14 @@ func (a *Admin) Close() error { return a.DB.Close() }
 type Node struct {
 	*Admin
 
-	Cert         *pki.Issued // the provider's signing and TLS certificate
+	Cert *pki.Issued // the provider's signing and TLS certificate
+	// Retired are the certificates of earlier provider certificates
+	// (keys/retired/, `kep keys rotate`): bundles of evidence they signed
+	// may need them as intermediates.
+	Retired      []*x509.Certificate
 	Blobs        *blob.Store
 	Log          *tlog.Log
-	LogKey       string // the log's verifier key (note format)
+	LogKey       string // the log's key set: current verifier key first, then retired ones (tlog.LoadSigner)
 	Checkpointer *tlog.Checkpointer
 	Issuer       *evidence.IssuerService
 	Mailbox      *mailbox.Service
@@ -128,6 +132,9 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	if n.Cert, err = pki.LoadIssued(cfg.Path(cfg.Keys.Cert), cfg.Path(cfg.Keys.Key)); err != nil {
 		return fmt.Errorf("keys.cert / keys.key: %w", err)
 	}
+	if n.Retired, err = retiredChains(cfg); err != nil {
+		return fmt.Errorf("retired provider certificates: %w", err)
+	}
 	if n.Blobs, err = blob.Open(cfg.Path(cfg.Store.ContentDir)); err != nil {
 		return err
 	}
@@ -138,12 +145,8 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	n.LogKey = vkey
 	n.Keys = NewKeyWatch(n.Now, n.Logger, cfg.TSA.OutageTolerance.Duration)
 	n.Keys.SetCert(KeyProvider, "provider certificate", n.Cert.Cert, n.Cert.Chain)
-	if cfg.Keys.LogKeyNotAfter != "" {
-		na, err := time.Parse(time.DateOnly, cfg.Keys.LogKeyNotAfter)
-		if err != nil {
-			return fmt.Errorf("keys.log_key_not_after: want a date YYYY-MM-DD: %w", err)
-		}
-		n.Keys.SetNotAfter(KeyLog, "log key (keys.log_key_not_after)", na)
+	if err := watchLogKey(n.Keys, cfg); err != nil {
+		return err
 	}
 	if err := n.openTSA(); err != nil {
 		return err
@@ -268,7 +271,13 @@ func (n *Node) ArchiveBundle(ctx context.Context, seq int64) ([]byte, error) {
 }
 
 func (n *Node) bundle(ctx context.Context, seq int64, latest bool) ([]byte, error) {
-	b, err := evidence.Assemble(ctx, n.DB.Q(), seq, n.SigningChain(), n.LogKey, latest)
+	inter := n.SigningChain()
+	for _, c := range n.Retired {
+		if !isSelfSigned(c) {
+			inter = append(inter, c)
+		}
+	}
+	b, err := evidence.Assemble(ctx, n.DB.Q(), seq, inter, n.LogKey, latest)
 	if err != nil {
 		return nil, err
 	}
