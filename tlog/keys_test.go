@@ -1,6 +1,7 @@
 package tlog_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/kephs/kep/provider/providertest"
 	"github.com/kephs/kep/tlog"
 )
 
@@ -90,4 +92,45 @@ func TestKeySet(t *testing.T) {
 			t.Errorf("%s: key set %q, %v; want %q", c.name, set, err, c.set)
 		}
 	}
+}
+
+// TestAuditAfterRotation: checkpoints signed before and after a log key
+// rotation are sound to an audit given the key set (what `kep log verify`
+// reads from keys.log_key), and those of the old key are named as problems
+// when only the new key is given.
+func TestAuditAfterRotation(t *testing.T) {
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
+		ctx := context.Background()
+		aw := newAuditWorld(t, w)
+		n := w.Node
+		skey, vkey, err := tlog.GenerateLogKey(n.Config.Log.Origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.Checkpointer.Signer, err = note.NewSigner(skey); err != nil {
+			t.Fatal(err)
+		}
+		oldKey := n.LogKey
+		cp, err := n.Checkpointer.Catchup(ctx, n.Log.Size()) // the 7 uncovered evidences, under the new key
+		if err != nil || cp == nil {
+			t.Fatalf("checkpoint with the new key: %v", err)
+		}
+		if k, err := tlog.KeyFor(cp.Note, vkey+"\n"+oldKey); err != nil || k != vkey {
+			t.Fatalf("the new checkpoint names %q, %v; want the new key", k, err)
+		}
+		for _, c := range []struct {
+			name     string
+			set      string
+			problems bool
+		}{
+			{"key set", vkey + "\n" + oldKey, false},
+			{"new key only", vkey, true},
+		} {
+			n.LogKey = c.set
+			sum, got := aw.audit(t, 1000, nil)
+			if (len(got) > 0) != c.problems || sum.Checkpoints != 4 {
+				t.Errorf("%s: %d checkpoints checked, problems %v", c.name, sum.Checkpoints, got)
+			}
+		}
+	})
 }
