@@ -27,8 +27,8 @@ import (
 //     evidence carries its own signer certificate in its XAdES KeyInfo);
 //   - log: a new Ed25519 note key of the same name (the log's origin)
 //     replaces keys.log_key; the verifier keys of every earlier log key
-//     follow it in the same file, and keys/log.pub holds the whole key set,
-//     so that checkpoints signed with an old key still verify (a signed
+//     follow it in the same file, keys/log.pub holds the whole key set
+//     (keys/log-current.pub the new key alone), so that checkpoints signed with an old key still verify (a signed
 //     note names its key by name and key hash; tlog.OpenCheckpoint picks
 //     by it).
 //
@@ -162,6 +162,11 @@ func rotateLog(cfg *config.Config, now time.Time, stamp string) (*Rotation, erro
 		return nil, err
 	}
 	if err := writeAtomic(cfg.Path("keys/log.pub"), []byte(strings.Join(keys, "\n")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	// The new key alone, for what takes one key (`kep authority add
+	// --log-key`: the directory keeps each key with its own window).
+	if err := writeAtomic(cfg.Path("keys/log-current.pub"), []byte(vkey+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	notAfter := now.AddDate(LogKeyLife, 0, 0).UTC()
