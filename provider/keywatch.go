@@ -186,6 +186,7 @@ func (w *KeyWatch) Check(now time.Time) {
 		k := w.keys[name]
 		l := level(k, now)
 		if l <= k.level {
+			k.level = l // valid again (a not-yet-valid certificate's start): later crossings are logged anew
 			continue
 		}
 		k.level = l

@@ -122,3 +122,25 @@ func TestKeyWatchTSAOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyWatchNotYetValid: a provider certificate whose chain starts later
+// than now stops the issuer, naming the start.
+func TestKeyWatchNotYetValid(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var buf bytes.Buffer
+	w := NewKeyWatch(func() time.Time { return t0 }, slog.New(slog.NewTextHandler(&buf, nil)), time.Hour)
+	w.SetCert(KeyProvider, "provider certificate", &x509.Certificate{NotBefore: t0.Add(-time.Hour), NotAfter: t0.AddDate(1, 0, 0)},
+		[]*x509.Certificate{{NotBefore: t0.Add(time.Hour), NotAfter: t0.AddDate(2, 0, 0)}})
+	for _, c := range []struct {
+		at    time.Duration
+		ready bool
+	}{{0, false}, {time.Minute, false}, {time.Hour, true}} {
+		err := w.Ready(t0.Add(c.at))
+		if (err == nil) != c.ready || err != nil && !strings.Contains(err.Error(), "not valid before "+t0.Add(time.Hour).Format(time.RFC3339)) {
+			t.Fatalf("at +%s: Ready = %v, want ready %v", c.at, err, c.ready)
+		}
+	}
+	if n := strings.Count(buf.String(), "level=ERROR"); n != 1 {
+		t.Fatalf("%d error lines, want 1:\n%s", n, buf.String())
+	}
+}

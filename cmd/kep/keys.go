@@ -46,7 +46,7 @@ func cmdKeysRotate(ctx context.Context, args []string) error {
 	switch r.Which {
 	case provider.RotateLog:
 		fmt.Println("  keys/log.pub now holds every log key (new first): give it to verifiers (kep verify --log-key)")
-		fmt.Println("  and register the new key, in the provider directory: kep authority add --log-key @keys/log-current.pub")
+		fmt.Println("  and register the new key in the provider directory: kep authority add --log-key @keys/log-current.pub")
 	case provider.RotateProvider:
 		fmt.Println("  register the new certificate in the provider directory (kep authority), and give verifiers its CA.")
 	}
