@@ -71,6 +71,9 @@ type Keys struct {
 	Key  string `toml:"key"`
 	// LogKey is the Ed25519 key that signs log checkpoints (signed-note format).
 	LogKey string `toml:"log_key"`
+	// LogKeyNotAfter is the date (YYYY-MM-DD) after which the log key is
+	// due for rotation; empty for none (issue 9.3, docs/deployment.md).
+	LogKeyNotAfter string `toml:"log_key_not_after"`
 }
 
 // ESign configures the trust store of qualified e-signature CAs.
@@ -96,6 +99,9 @@ type TSA struct {
 	// from an accredited TSA.
 	DevCert string `toml:"dev_cert"`
 	DevKey  string `toml:"dev_key"`
+	// OutageTolerance is how long the TSA may fail (or its certificate be
+	// expired) before submissions are refused with 451 (issue 9.3).
+	OutageTolerance Duration `toml:"outage_tolerance"`
 }
 
 // Log configures the evidence log.
@@ -151,7 +157,7 @@ func Default(dir, provider, domain string) *Config {
 		Store:    Store{DSN: "sqlite:data/kep.db", ContentDir: "data/content"},
 		Keys:     Keys{Cert: "keys/provider.crt", Key: "keys/provider.key", LogKey: "keys/log.key"},
 		ESign:    ESign{TrustAnchors: []string{"keys/esign-ca.crt"}, Revocation: "check"},
-		TSA:      TSA{TrustAnchors: []string{"keys/tsa-ca.crt"}, DevCert: "keys/tsa.crt", DevKey: "keys/tsa.key"},
+		TSA:      TSA{TrustAnchors: []string{"keys/tsa-ca.crt"}, DevCert: "keys/tsa.crt", DevKey: "keys/tsa.key", OutageTolerance: Duration{time.Hour}},
 		Log:      Log{Origin: domain + "/log", CheckpointInterval: Duration{2 * time.Second}, BatchSize: 512},
 		SMTP: SMTP{Submission: "127.0.0.1:587", Submissions: "127.0.0.1:465", Hostname: "mail." + domain,
 			MaxMessageBytes: 100 << 20, MaxRecipients: 100, MaxTotalBytes: 1 << 30},

@@ -78,6 +78,9 @@ var KeyTable = []Key{
 	{Section: "keys", Name: "log_key", Type: "path",
 		Comment: "The Ed25519 key that signs checkpoints of the evidence log (C2SP signed note).",
 		Doc:     "the Ed25519 key that signs log checkpoints, in the Go `sumdb/note` signer format `PRIVATE+KEY+<name>+<id>+<base64>`; its name must equal `log.origin`"},
+	{Section: "keys", Name: "log_key_not_after", Type: "date",
+		Comment: "Date (YYYY-MM-DD) by which the log key is to be rotated (`kep keys rotate\n--which log`); warnings 30 and 7 days before. Empty: no date.",
+		Doc:     "the date (`YYYY-MM-DD`, UTC) by which the log key is to be rotated. Log keys carry no certificate, so no expiry of their own: this date is the operator's. The node warns 30 and 7 days before and reports it failing on `/healthz` after, but keeps issuing evidence (checkpoints stay verifiable). `kep init` and `kep keys rotate --which log` set it 5 years ahead; empty: no date, no warning.", Default: "(none)"},
 
 	{Section: "esign", Name: "trust_anchors", Type: "list of paths",
 		Comment: "PEM files (or directories of them) with the qualified e-signature CAs whose\ncertificates users and operators sign with (the e-signature trust store).",
@@ -107,6 +110,9 @@ var KeyTable = []Key{
 	{Section: "tsa", Name: "dev_key", Type: "path",
 		Comment: "Key of the development TSA (used only when url is empty).",
 		Doc:     "its key"},
+	{Section: "tsa", Name: "outage_tolerance", Type: "duration",
+		Comment: "How long the TSA may fail (or its certificate be expired) while submissions\nare still accepted: checkpoints wait and are stamped later. Past it: 451.",
+		Doc:     "how long the time-stamp authority may fail, or its certificate be expired, before every submission is answered `451 4.3.0` (no evidence). Within it, evidence is issued and checkpoints wait to be stamped when the TSA is back. `0` refuses at the first failure."},
 
 	{Section: "log", Name: "origin", Type: "string",
 		Comment: "The log's origin line in checkpoints (C2SP tlog-checkpoint).",

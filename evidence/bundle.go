@@ -711,6 +711,10 @@ var ErrNotYetCheckpointed = errors.New("evidence: no checkpoint covers this evid
 // checkpoint, carrying every later time stamp (`kep log retimestamp`): the
 // bundle to archive for the long term, kept beside the first (whose time
 // stamp is the one closest to the event).
+//
+// logKey is the log's key set (tlog.SplitKeys: after a rotation the
+// current key and the retired ones); the bundle carries the one key that
+// signed its checkpoint.
 func Assemble(ctx context.Context, q store.Querier, seq int64, intermediates []*x509.Certificate, logKey string, latest bool) (*Bundle, error) {
 	st, err := GetSeq(ctx, q, seq)
 	if err != nil {
@@ -749,6 +753,9 @@ func Assemble(ctx context.Context, q store.Querier, seq int64, intermediates []*
 	}
 	if err != nil {
 		return nil, err
+	}
+	if logKey, err = tlog.KeyFor(cp.Note, logKey); err != nil {
+		return nil, fmt.Errorf("checkpoint %d: %w", cp.Size, err)
 	}
 	proof, err := tlog.ProveInclusion(ctx, q, seq, cp.Size)
 	if err != nil {

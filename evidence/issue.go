@@ -61,6 +61,36 @@ type IssuerService struct {
 	// Dict compresses stored evidence (EnsureDict); nil stores it raw.
 	Dict    *Dict
 	Metrics *Metrics // nil counts nothing
+	// Ready, when set, says whether the provider can stand behind evidence
+	// signed now: its certificate valid, its time stamps coming (issue
+	// 9.3). A non-nil error (a *NotReadyError) refuses every issue.
+	Ready func(now time.Time) error
+}
+
+// ErrNotReady is wrapped by the error of an issue refused because the
+// provider cannot stand behind evidence right now: nothing was signed, and
+// the caller answers a temporary failure (451) with no rejection evidence.
+var ErrNotReady = errors.New("evidence: the provider cannot issue evidence now")
+
+// NotReadyError names the key or service that stops the issuer, and why,
+// in words for the operator (never personal data).
+type NotReadyError struct {
+	Key    string // "provider", "tsa", "log"
+	Reason string // "the provider certificate expired at 2026-12-07T10:00:00Z"
+}
+
+func (e *NotReadyError) Error() string {
+	return "evidence is not issued: " + e.Reason + " (key " + e.Key + ")"
+}
+
+func (e *NotReadyError) Unwrap() error { return ErrNotReady }
+
+// CheckReady returns the error of Ready at the issuer's clock, or nil.
+func (s *IssuerService) CheckReady() error {
+	if s.Ready == nil {
+		return nil
+	}
+	return s.Ready(s.now())
 }
 
 // ErrAlreadyIssued is returned when the store already holds a delivery or
@@ -72,6 +102,9 @@ var ErrAlreadyIssued = errors.New("evidence: this evidence was issued already")
 // envelope carries the acceptance evidence). Issue then logs them as they
 // are.
 func (s *IssuerService) Prepare(recs []*Record) error {
+	if err := s.CheckReady(); err != nil {
+		return err
+	}
 	for _, r := range recs {
 		if err := s.prepare(r); err != nil {
 			return err
@@ -112,6 +145,9 @@ func (s *IssuerService) prepare(r *Record) error {
 // transaction and may fill the records' MessageID. Issue fills each
 // record's Document and Seq.
 func (s *IssuerService) Issue(ctx context.Context, recs []*Record, write func(ctx context.Context, tx *store.Tx) error) error {
+	if err := s.CheckReady(); err != nil {
+		return err
+	}
 	entries := make([][32]byte, len(recs))
 	for i, r := range recs {
 		if err := s.prepare(r); err != nil {

@@ -64,7 +64,10 @@ type Check struct {
 // that will verify: the database answers, and the evidence log is
 // checkpointed (a newest checkpoint not much older than the checkpoint
 // interval whenever some evidence is not yet covered by one — the
-// checkpoints are what carry the RFC 3161 time stamps).
+// checkpoints are what carry the RFC 3161 time stamps), and the provider's
+// keys: "key:provider", "key:tsa" and "key:log" fail when the key is not
+// valid (the TSA: failing past tsa.outage_tolerance) and say when a key is
+// due within 30 days (issue 9.3).
 func checkHealth(ctx context.Context, n *provider.Node) Health {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -102,6 +105,14 @@ func checkHealth(ctx context.Context, n *provider.Node) Health {
 		} else {
 			h.Checks["checkpoint"] = Check{OK: true}
 		}
+	}
+	for _, st := range n.Keys.Status(n.Now()) {
+		name := "key:" + st.Key
+		if !st.Valid {
+			fail(name, st.Detail)
+			continue
+		}
+		h.Checks[name] = Check{OK: true, Detail: st.Detail}
 	}
 	return h
 }

@@ -59,6 +59,7 @@ func Init(dir string, o InitOptions) (*config.Config, error) {
 	if o.Name != "" {
 		cfg.Provider.Name = o.Name
 	}
+	cfg.Keys.LogKeyNotAfter = time.Now().AddDate(LogKeyLife, 0, 0).UTC().Format(time.DateOnly)
 	if o.Config != nil {
 		o.Config(cfg)
 	}

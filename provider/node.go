@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -46,18 +47,25 @@ func (a *Admin) Close() error { return a.DB.Close() }
 type Node struct {
 	*Admin
 
-	Cert         *pki.Issued // the provider's signing and TLS certificate
+	Cert *pki.Issued // the provider's signing and TLS certificate
+	// Retired are the certificates of earlier provider certificates
+	// (keys/retired/, `kep keys rotate`): bundles of evidence they signed
+	// may need them as intermediates.
+	Retired      []*x509.Certificate
 	Blobs        *blob.Store
 	Log          *tlog.Log
-	LogKey       string // the log's verifier key (note format)
+	LogKey       string // the log's key set: current verifier key first, then retired ones (tlog.LoadSigner)
 	Checkpointer *tlog.Checkpointer
 	Issuer       *evidence.IssuerService
 	Mailbox      *mailbox.Service
 	Queue        *queue.Queue
 	TSA          tlog.Stamper
 	TSARoots     *x509.CertPool
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Keys watches the provider certificate, the TSA and the log key:
+	// the issuer asks it before every evidence (issue 9.3).
+	Keys   *KeyWatch
+	Logger *slog.Logger
+	Now    func() time.Time
 	// Metrics is the node's Prometheus registry: the services register
 	// their metrics on it, and package node serves it. Never the global
 	// default registry, so that several nodes may share a process.
@@ -126,6 +134,9 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	if n.Cert, err = pki.LoadIssued(cfg.Path(cfg.Keys.Cert), cfg.Path(cfg.Keys.Key)); err != nil {
 		return fmt.Errorf("keys.cert / keys.key: %w", err)
 	}
+	if n.Retired, err = retiredChains(cfg); err != nil {
+		return fmt.Errorf("retired provider certificates: %w", err)
+	}
 	if n.Blobs, err = blob.Open(cfg.Path(cfg.Store.ContentDir)); err != nil {
 		return err
 	}
@@ -134,10 +145,16 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		return fmt.Errorf("keys.log_key: %w", err)
 	}
 	n.LogKey = vkey
+	n.Keys = NewKeyWatch(n.Now, n.Logger, cfg.TSA.OutageTolerance.Duration)
+	n.Keys.SetCert(KeyProvider, "provider certificate", n.Cert.Cert, n.Cert.Chain)
+	if err := watchLogKey(n.Keys, cfg); err != nil {
+		return err
+	}
 	if err := n.openTSA(); err != nil {
 		return err
 	}
 	n.TSA = newStampMetrics(n.TSA, n.Metrics)
+	n.Keys.Check(n.Now())
 	if n.Log, err = tlog.Open(ctx, n.DB, cfg.Log.BatchSize); err != nil {
 		return err
 	}
@@ -151,7 +168,8 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		return err
 	}
 	n.Issuer = &evidence.IssuerService{Signer: evSigner, Log: n.Log, Now: n.Now, PolicyID: cfg.Provider.Policy, Dict: dict,
-		Issuer: evidence.Issuer{Name: cfg.Provider.Name, Domain: cfg.Provider.Domain, Country: "TR"}, Metrics: evidence.NewMetrics(n.Metrics)}
+		Issuer: evidence.Issuer{Name: cfg.Provider.Name, Domain: cfg.Provider.Domain, Country: "TR"}, Metrics: evidence.NewMetrics(n.Metrics),
+		Ready: n.Keys.Ready}
 	loc, err := time.LoadLocation(cfg.Timing.TimeZone)
 	if err != nil {
 		return fmt.Errorf("timing.time_zone: %w", err)
@@ -166,7 +184,7 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	n.Queue = &queue.Queue{DB: n.DB, Policy: queue.DefaultPolicy(), Commit: queue.GroupCommit(n.Log), Now: n.Now, Log: n.Logger,
 		Router: queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(), Other: n.Mailbox.NoRoute()}}
 	n.Mailbox.Queue = n.Queue
-	n.Metrics.MustRegister(logCollector{n}, mailbox.QueueCollector(n.Mailbox))
+	n.Metrics.MustRegister(logCollector{n}, mailbox.QueueCollector(n.Mailbox), keyCollector{n.Keys})
 	return nil
 }
 
@@ -206,7 +224,7 @@ func (n *Node) openTSA() error {
 	if cfg.TSA.URL != "" {
 		c := tsa.NewClient(cfg.TSA.URL)
 		c.Username, c.Password, c.Roots = cfg.TSA.Username, cfg.TSA.Password, roots
-		n.TSA = clientStamper{c}
+		n.TSA = watchedStamper{clientStamper{c}, n.Keys}
 		return nil
 	}
 	is, err := pki.LoadIssued(cfg.Path(cfg.TSA.DevCert), cfg.Path(cfg.TSA.DevKey))
@@ -217,31 +235,32 @@ func (n *Node) openTSA() error {
 	if err != nil {
 		return err
 	}
-	n.TSA = serverStamper{srv}
+	n.Keys.SetCert(KeyTSA, "TSA certificate", is.Cert, is.Chain)
+	n.TSA = watchedStamper{serverStamper{srv}, n.Keys}
 	return nil
 }
 
 // clientStamper time-stamps through an RFC 3161 TSA over HTTP.
 type clientStamper struct{ c *tsa.Client }
 
-func (s clientStamper) Stamp(ctx context.Context, data []byte) ([]byte, time.Time, error) {
+func (s clientStamper) stamp(ctx context.Context, data []byte) ([]byte, time.Time, *x509.Certificate, error) {
 	tok, err := s.c.TimestampData(ctx, data)
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, time.Time{}, nil, err
 	}
-	return tok.ResponseDER(), tok.Time, nil
+	return tok.ResponseDER(), tok.Time, tok.Signer(nil), nil
 }
 
 // serverStamper time-stamps with the in-process development TSA.
 type serverStamper struct{ s *tsa.Server }
 
-func (s serverStamper) Stamp(_ context.Context, data []byte) ([]byte, time.Time, error) {
+func (s serverStamper) stamp(_ context.Context, data []byte) ([]byte, time.Time, *x509.Certificate, error) {
 	sum := sha256.Sum256(data)
 	tok, err := s.s.StampDigest(crypto.SHA256, sum[:])
 	if err != nil {
-		return nil, time.Time{}, err
+		return nil, time.Time{}, nil, err
 	}
-	return tok.ResponseDER(), tok.Time, nil
+	return tok.ResponseDER(), tok.Time, tok.Signer(nil), nil
 }
 
 // Bundle makes the evidence bundle of the evidence at leaf index seq, with
@@ -257,7 +276,13 @@ func (n *Node) ArchiveBundle(ctx context.Context, seq int64) ([]byte, error) {
 }
 
 func (n *Node) bundle(ctx context.Context, seq int64, latest bool) ([]byte, error) {
-	b, err := evidence.Assemble(ctx, n.DB.Q(), seq, n.SigningChain(), n.LogKey, latest)
+	inter := n.SigningChain()
+	for _, c := range n.Retired {
+		if !isSelfSigned(c) {
+			inter = append(inter, c)
+		}
+	}
+	b, err := evidence.Assemble(ctx, n.DB.Q(), seq, inter, n.LogKey, latest)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +325,11 @@ func (n *Node) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if _, err := n.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+		n.Keys.Check(n.Now())
+		// A failing time stamp is the watch's to report (once, then at the
+		// tolerance's end), not a line per tick: the checkpoint waits.
+		var se *StampError
+		if _, err := n.Checkpoint(ctx); err != nil && ctx.Err() == nil && !errors.As(err, &se) {
 			n.Logger.Error("checkpoint", "err", err)
 		}
 	}

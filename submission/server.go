@@ -312,6 +312,12 @@ func (ss *session) Data(r io.Reader) error {
 			data, err = os.ReadFile(w.File().Name())
 		}
 	}
+	if nr := ss.s.mb.Issuer.CheckReady(); nr != nil && (err == nil || errors.Is(err, smtp.ErrDataTooLarge)) {
+		if w != nil { // issue 9.3: no evidence, not even a rejection: 451
+			w.Abort()
+		}
+		return ss.tempFail(nr)
+	}
 	if err != nil {
 		if w != nil {
 			w.Abort()
@@ -370,6 +376,10 @@ func (ss *session) tempFail(err error) error {
 	if ss.ctx.Err() != nil {
 		ss.log.Warn("message not stored: the service is shutting down", "err", err)
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "The service is shutting down; nothing was accepted, try again shortly"}
+	}
+	if nr := (*evidence.NotReadyError)(nil); errors.As(err, &nr) { // the provider's keys (issue 9.3)
+		ss.log.Warn("message not accepted: no evidence can be issued now", "key", nr.Key, "cause", nr.Reason)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: codeTempFail, Message: "The provider cannot issue evidence now: " + nr.Reason + "; nothing was accepted, try again later"}
 	}
 	ss.log.Error("message not stored", "err", err)
 	return &smtp.SMTPError{Code: 451, EnhancedCode: codeTempFail, Message: "The message could not be stored; nothing was accepted, try again (connection " + ss.connID() + ")"}

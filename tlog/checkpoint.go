@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -124,13 +125,29 @@ func ParseCheckpoint(body []byte) (origin string, size int64, root Hash, err err
 }
 
 // OpenCheckpoint verifies a signed checkpoint note with the log's verifier
-// key (vkey, in note format) and returns its contents.
+// keys and returns its contents. vkey is a key set: one or more verifier
+// keys (note format), one a line, as after a rotation (the current key and
+// the retired ones). The note names the key that signed it (C2SP
+// signed-note: key name and the 4-byte key hash on each signature line),
+// and the key of that name and hash is the one used; every key's name must
+// be the checkpoint's origin.
 func OpenCheckpoint(signed []byte, vkey string) (origin string, size int64, root Hash, err error) {
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		return "", 0, Hash{}, fmt.Errorf("checkpoint: bad log verifier key: %w", err)
+	keys := SplitKeys(vkey)
+	if len(keys) == 0 {
+		return "", 0, Hash{}, errors.New("checkpoint: no log verifier key given")
 	}
-	n, err := note.Open(signed, note.VerifierList(v))
+	var vs []note.Verifier
+	for _, k := range keys {
+		v, err := note.NewVerifier(k)
+		if err != nil {
+			return "", 0, Hash{}, fmt.Errorf("checkpoint: bad log verifier key: %w", err)
+		}
+		if len(vs) > 0 && v.Name() != vs[0].Name() {
+			return "", 0, Hash{}, fmt.Errorf("checkpoint: the log keys are named %q and %q; a log's keys all bear its origin", vs[0].Name(), v.Name())
+		}
+		vs = append(vs, v)
+	}
+	n, err := note.Open(signed, note.VerifierList(vs...))
 	if err == nil {
 		err = canonicalSignatures(signed)
 	}
@@ -141,10 +158,47 @@ func OpenCheckpoint(signed []byte, vkey string) (origin string, size int64, root
 	if err != nil {
 		return "", 0, Hash{}, err
 	}
-	if origin != v.Name() {
-		return "", 0, Hash{}, fmt.Errorf("checkpoint: origin %q is not the log key's name %q", origin, v.Name())
+	if origin != vs[0].Name() {
+		return "", 0, Hash{}, fmt.Errorf("checkpoint: origin %q is not the log key's name %q", origin, vs[0].Name())
 	}
 	return origin, size, root, nil
+}
+
+// SplitKeys returns the verifier keys of a key set: the non-empty lines of
+// text, trimmed. A single key is a key set of one.
+func SplitKeys(set string) []string {
+	var out []string
+	for _, line := range strings.Split(set, "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// KeyFor returns the key of the set that signed a checkpoint note: the one
+// whose name and key hash a signature line of the note names. The note's
+// signature itself is not checked here (OpenCheckpoint does).
+func KeyFor(signed []byte, set string) (string, error) {
+	keys := SplitKeys(set)
+	i := bytes.LastIndex(signed, []byte("\n\n"))
+	if i < 0 {
+		return "", errors.New("checkpoint: malformed note")
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(string(signed[i+2:]), "\n"), "\n") {
+		name, b64, _ := strings.Cut(strings.TrimPrefix(line, "— "), " ")
+		sig, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(sig) < 4 {
+			continue
+		}
+		for _, k := range keys {
+			v, err := note.NewVerifier(k)
+			if err == nil && v.Name() == name && v.KeyHash() == binary.BigEndian.Uint32(sig) {
+				return k, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("checkpoint: signed by none of the %d log keys given (a retired key missing from the key set?)", len(keys))
 }
 
 // canonicalSignatures requires every signature line of a signed note to be
@@ -187,13 +241,22 @@ func VerifierKey(skey string) (string, error) {
 	return note.NewEd25519VerifierKey(parts[2], pub)
 }
 
-// LoadSigner reads a note signer key file.
+// LoadSigner reads a log key file and returns its signer and the log's
+// key set. The file holds the signer key on its first line; after a
+// rotation (`kep keys rotate --which log`) the verifier keys of the
+// retired log keys follow, one a line, so that checkpoints they signed
+// still verify. The key set is the current verifier key first, then the
+// retired ones.
 func LoadSigner(path string) (note.Signer, string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, "", err
 	}
-	skey := strings.TrimSpace(string(b))
+	lines := SplitKeys(string(b))
+	if len(lines) == 0 {
+		return nil, "", fmt.Errorf("%s: no log signer key", path)
+	}
+	skey := lines[0]
 	s, err := note.NewSigner(skey)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
@@ -202,7 +265,20 @@ func LoadSigner(path string) (note.Signer, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
-	return s, vkey, nil
+	set := []string{vkey}
+	for _, k := range lines[1:] {
+		v, err := note.NewVerifier(k)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: a retired log key line is not a verifier key: %w", path, err)
+		}
+		if v.Name() != s.Name() {
+			return nil, "", fmt.Errorf("%s: retired log key named %q, the signer %q", path, v.Name(), s.Name())
+		}
+		if k != vkey {
+			set = append(set, k)
+		}
+	}
+	return s, strings.Join(set, "\n"), nil
 }
 
 // Checkpointer issues checkpoints of one log.
