@@ -82,16 +82,22 @@
 // the first time their size or bytes are needed. Drafts and the sender's
 // copies are stored as they are and streamed from the content store.
 //
+// # Quota
+//
+// GETQUOTA and GETQUOTAROOT (RFC 9208, through the SessionQuota hook of
+// the patched imapserver) report one quota root per account: "" for an
+// account holder, the account's address for an operator (one per account
+// they may read; none for the placeholder INBOX), with the STORAGE
+// resource in KiB from the figures the mailbox charges and enforces
+// (store.Account UsedBytes / QuotaBytes; see quota.go). APPEND and COPY
+// beyond the quota fail with NO [OVERQUOTA]; clients also see usage per
+// folder with STATUS (SIZE) (RFC 8438), and the mailbox's 80/90/100 %
+// notices reach the INBOX.
+//
 // # What is not supported
 //
-// QUOTA (RFC 9208): imapserver has no hook for commands it does not know
-// (GETQUOTA, GETQUOTAROOT answer BAD "Unknown command") and no way to add
-// capabilities, so quota is not offered over IMAP. The figures the mailbox
-// enforces (store.Account UsedBytes / QuotaBytes) are applied to APPEND and
-// COPY, which fail with NO [OVERQUOTA] (RFC 9208's response code); clients see usage
-// per folder with STATUS (SIZE) (RFC 8438), and the mailbox's 80/90/100 %
-// notices reach the INBOX. CONDSTORE/QRESYNC, LITERAL+ and CATENATE are not
-// offered either. Malformed input: the library answers BAD with a reason to
+// CONDSTORE/QRESYNC, LITERAL+ and CATENATE are not offered. SETQUOTA is
+// not offered: quotas are set by the provider. Malformed input: the library answers BAD with a reason to
 // a malformed command that has a tag, but closes the connection without a
 // reply when the tag or command name cannot be read.
 package imapd
