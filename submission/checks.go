@@ -254,8 +254,10 @@ func (ss *session) checkRevocation(ctx context.Context, in *inspected, cert *x50
 		return refuse(550, codeCrypto, evidence.ReasonCodeUntrustedCertificate, "The signing certificate is not accepted: %v; a qualified certificate names where its revocation is published (ETSI EN 319 412-2 §4.3.11).", err)
 	case err != nil:
 		if !pol.AcceptUnavailable {
-			ss.s.opts.Logger.Warn("revocation status unavailable", "err", err)
-			return refuse(451, smtpCode(4, 7, 5), reasonRevocationUnavailable, "Whether the signing certificate is revoked cannot be checked right now (%v); nothing was accepted, send the message again later.", err)
+			ss.log.Warn("revocation status unavailable", "err", err)
+			// The reply names no internal detail (addresses, network
+			// errors); the log line, under the connection's id, does.
+			return refuse(451, smtpCode(4, 7, 5), reasonRevocationUnavailable, "Whether the signing certificate is revoked cannot be checked right now (its OCSP responder and CRL do not answer); nothing was accepted, send the message again later (connection %s).", ss.connID())
 		}
 		in.properties = append(in.properties, evidence.Property{Name: evidence.PropertyRevocationUnavailable, Value: truncate(err.Error(), 500)})
 		return nil

@@ -5,7 +5,8 @@
 // message (kep-domain.md "Messages and envelopes", after RFC 6109 §3.1):
 // one From, which the authenticated principal may send for; reverse-path
 // equal to From; every recipient in To or Cc; no Bcc; size × recipients
-// within the limit; recipients only at KEP providers (a closed system);
+// within the limit; recipients only at KEP providers (a closed system,
+// told already at RCPT: rcpt.go);
 // a send-and-receive account; a valid S/MIME signature by a trusted,
 // identity-bound qualified certificate. A message that passes is accepted
 // in one transaction with its evidence (10); one that fails gets an SMTP
