@@ -211,16 +211,30 @@ func TestRcptPoisonsTransaction(t *testing.T) {
 		if se, ok := err.(*smtp.SMTPError); err != nil && (!ok || se.Code != 250) {
 			t.Fatalf("duplicate RCPT: %v", err)
 		}
-		if _, err := w.Node.Mailbox.DeliverQueued(context.Background(), 10); err != nil {
-			t.Fatal(err)
-		}
-		if n, m := countInbox(t, w, veli.Account.ID), countInbox(t, w, can.Account.ID); n != 2 || m != 1 {
+		if n, m := waitInbox(t, w, veli.Account.ID, 2), waitInbox(t, w, can.Account.ID, 1); n != 2 || m != 1 {
 			t.Fatalf("inboxes: %s %d (want 2), %s %d (want 1)", V, n, C, m)
 		}
 		if len(rejections(t, w, ali.Account.ID)) != 1 {
 			t.Fatal("more rejection evidence")
 		}
 	})
+}
+
+// waitInbox waits (up to 10 s) until an INBOX holds want messages, the
+// running node delivering them in the background, and returns the count.
+func waitInbox(t *testing.T, w *providertest.World, accountID int64, want int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := w.Node.Mailbox.DeliverQueued(context.Background(), 10); err != nil {
+			t.Fatal(err)
+		}
+		n := countInbox(t, w, accountID)
+		if n >= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func countInbox(t *testing.T, w *providertest.World, accountID int64) int {
@@ -312,10 +326,7 @@ func TestRcptRealClients(t *testing.T) {
 		if want := 1 + map[bool]int{true: 1}[sentData]; len(rj) != want || poisoned != want {
 			t.Fatalf("%d rejection evidence (%d with a digest), want %d", len(rj), poisoned, want)
 		}
-		if _, err := w.Node.Mailbox.DeliverQueued(context.Background(), 10); err != nil {
-			t.Fatal(err)
-		}
-		if n := countInbox(t, w, veli.Account.ID); n != 1 {
+		if n := waitInbox(t, w, veli.Account.ID, 1); n != 1 {
 			t.Fatalf("%s has %d messages, want 1 (the duplicate-recipient one)", V, n)
 		}
 	})
