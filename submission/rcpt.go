@@ -71,7 +71,8 @@ func (ss *session) addRcpt(to string) error {
 			ss.refused = map[string]*Refusal{}
 		}
 		ss.refused[r] = ref
-		ss.s.opts.Metrics.refuse("rcpt")
+		// No address in the log (the session's rule); the reason says enough.
+		ss.log.Info("recipient refused at RCPT", "reason", ref.Reason.Code)
 		return ref.SMTP()
 	}
 	for _, have := range ss.rcpt {
