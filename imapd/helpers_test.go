@@ -65,6 +65,7 @@ type env struct {
 	tlsAddr   string // port 993 style
 	plainAddr string // port 143 style
 	clientTLS *tls.Config
+	limits    Limits // zero: the defaults
 }
 
 // serverTLS is the provider's certificate as a server TLS configuration.
@@ -101,7 +102,8 @@ func startServer(t testing.TB, w *providertest.World) *env {
 // start (re)starts the server on new ports.
 func (e *env) start() {
 	e.srv = New(e.w.Node.Mailbox, e.w.Node.Accounts, serverTLS(e.w), Options{
-		MaxMessageBytes: e.w.Node.Config.SMTP.MaxMessageBytes, Logger: slog.New(e.log), Hostname: "imap.hs01.kep.tr"})
+		MaxMessageBytes: e.w.Node.Config.SMTP.MaxMessageBytes, Logger: slog.New(e.log), Hostname: "imap.hs01.kep.tr",
+		Limits: e.limits})
 	l1, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		e.t.Fatal(err)

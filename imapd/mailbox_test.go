@@ -129,8 +129,7 @@ func TestFolders(t *testing.T) {
 		if _, err := c.Status("../../etc", &imap.StatusOptions{NumMessages: true}).Wait(); imapCode(err) != imap.ResponseCodeNonExistent {
 			t.Fatalf("STATUS of a strange name: %v", err)
 		}
-		// GETQUOTAROOT is not supported by the library: a BAD, and the
-		// connection goes on.
+		// The connection goes on.
 		if err := c.Noop().Wait(); err != nil {
 			t.Fatal(err)
 		}

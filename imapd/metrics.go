@@ -9,6 +9,7 @@ import (
 type Metrics struct {
 	sessions     prometheus.Counter
 	authFailures prometheus.Counter
+	limited      *prometheus.CounterVec
 }
 
 // The same names as package submission's, with protocol="imap".
@@ -21,8 +22,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kep_sessions_total", Help: "Client sessions (connections) opened, by protocol.", ConstLabels: imapLabel}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kep_auth_failures_total", Help: "Refused logins (wrong credentials, or throttled after too many), by protocol.", ConstLabels: imapLabel}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kep_connections_limited_total",
+			Help: "Connections refused by a connection cap (limit=total, per_address) or cut by a timeout (limit=handshake, command, data, session), by protocol.", ConstLabels: imapLabel}, []string{"limit"}),
 	}
-	reg.MustRegister(m.sessions, m.authFailures)
+	reg.MustRegister(m.sessions, m.authFailures, m.limited)
 	return m
 }
 
@@ -35,5 +39,12 @@ func (m *Metrics) session() {
 func (m *Metrics) authFailed() {
 	if m != nil {
 		m.authFailures.Inc()
+	}
+}
+
+// refused counts a connection refused by a cap (total, per_address).
+func (m *Metrics) refused(which string) {
+	if m != nil {
+		m.limited.WithLabelValues(which).Inc()
 	}
 }

@@ -129,8 +129,11 @@ func TestMalformedInput(t *testing.T) {
 			{"APPEND Drafts (\\Seen) \"not a date\" {5}", "BAD"},
 			{"COPY 1:* NoSuchBox", "NO"},
 			{"LOGIN again please", "BAD"},
-			{"GETQUOTAROOT INBOX", "BAD"},
-			{"GETQUOTA \"\"", "BAD"},
+			{"GETQUOTAROOT INBOX", "OK"}, // RFC 9208 (quota.go)
+			{"GETQUOTA \"\"", "OK"},
+			{"GETQUOTA", "BAD"},
+			{"GETQUOTAROOT", "BAD"},
+			{"SETQUOTA \"\" (STORAGE 1)", "BAD"},
 			{"ENABLE IMAP4rev2", "OK"},
 			{"SELECT inbox", "OK"},
 			{"SEARCH RETURN (SAVE) SEEN", "OK"},

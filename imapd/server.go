@@ -82,18 +82,36 @@
 // the first time their size or bytes are needed. Drafts and the sender's
 // copies are stored as they are and streamed from the content store.
 //
+// # Quota
+//
+// GETQUOTA and GETQUOTAROOT (RFC 9208, through the SessionQuota hook of
+// the patched imapserver) report one quota root per account: "" for an
+// account holder, the account's address for an operator (one per account
+// they may read; none for the placeholder INBOX), with the STORAGE
+// resource in KiB from the figures the mailbox charges and enforces
+// (store.Account UsedBytes / QuotaBytes; see quota.go). APPEND and COPY
+// beyond the quota fail with NO [OVERQUOTA]; clients also see usage per
+// folder with STATUS (SIZE) (RFC 8438), and the mailbox's 80/90/100 %
+// notices reach the INBOX.
+//
+// # Connections
+//
+// Each phase of a connection has a timeout (Options.Limits, limits.go):
+// the TLS handshake (on port 993 and after STARTTLS), silence before
+// login, the rest of a started command line, an APPEND literal, and
+// silence once logged in (IDLE included, 35 minutes by default as RFC
+// 9051 §5.4 asks). A client cut by one is told `* BYE Autologout` where
+// TLS allows it, and a half-read line is never run. Connections are capped
+// per source address and in all, over both ports; the one beyond a cap
+// gets `* BYE [UNAVAILABLE]` and the reason.
+//
 // # What is not supported
 //
-// QUOTA (RFC 9208): imapserver has no hook for commands it does not know
-// (GETQUOTA, GETQUOTAROOT answer BAD "Unknown command") and no way to add
-// capabilities, so quota is not offered over IMAP. The figures the mailbox
-// enforces (store.Account UsedBytes / QuotaBytes) are applied to APPEND and
-// COPY, which fail with NO [OVERQUOTA] (RFC 9208's response code); clients see usage
-// per folder with STATUS (SIZE) (RFC 8438), and the mailbox's 80/90/100 %
-// notices reach the INBOX. CONDSTORE/QRESYNC, LITERAL+ and CATENATE are not
-// offered either. Malformed input: the library answers BAD with a reason to
-// a malformed command that has a tag, but closes the connection without a
-// reply when the tag or command name cannot be read.
+// CONDSTORE/QRESYNC, LITERAL+ and CATENATE are not offered. SETQUOTA is
+// not offered: quotas are set by the provider. Malformed input: the
+// library answers BAD with a reason to a malformed command that has a tag,
+// but closes the connection without a reply when the tag or command name
+// cannot be read.
 package imapd
 
 import (
@@ -105,12 +123,12 @@ import (
 	"math"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/connlimit"
 	"github.com/kephs/kep/mailbox"
 )
 
@@ -124,6 +142,8 @@ type Options struct {
 	// Hostname names this server in logs.
 	Hostname string
 	Metrics  *Metrics // nil counts nothing
+	// Limits are the timeouts per phase and the connection caps (limits.go).
+	Limits Limits
 }
 
 // Server is the IMAP server of a provider node.
@@ -135,6 +155,7 @@ type Server struct {
 	log      *slog.Logger
 	imap     *imapserver.Server
 	info     *infoCache
+	pool     *connlimit.Pool // connections held, over both ports
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -157,8 +178,9 @@ func New(mb *mailbox.Service, accounts *account.Service, tlsConfig *tls.Config, 
 	if tc.MinVersion < tls.VersionTLS12 {
 		tc.MinVersion = tls.VersionTLS12
 	}
+	opts.Limits.fill()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{mb: mb, accounts: accounts, tls: tc, opts: opts, ctx: ctx, cancel: cancel,
+	s := &Server{mb: mb, accounts: accounts, tls: tc, opts: opts, ctx: ctx, cancel: cancel, pool: connlimit.NewPool(),
 		log: opts.Logger.With("server", "imap", "host", opts.Hostname), info: newInfoCache(8192)}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,
@@ -167,6 +189,13 @@ func New(mb *mailbox.Service, accounts *account.Service, tlsConfig *tls.Config, 
 		TLSConfig:  tc, // STARTTLS (RFC 9051 §6.2.1)
 		// InsecureAuth stays false: LOGIN and AUTHENTICATE need TLS, and
 		// the library advertises LOGINDISABLED before it.
+		// Timeouts per phase (issue 9.5); the library ends the connection
+		// with `* BYE Autologout` and never runs a half-read line.
+		TLSHandshakeTimeout:    opts.Limits.Handshake,
+		UnauthenticatedTimeout: opts.Limits.Unauthenticated,
+		IdleTimeout:            opts.Limits.Idle,
+		CommandTimeout:         opts.Limits.Command,
+		LiteralTimeout:         opts.Limits.Literal,
 	})
 	return s
 }
@@ -193,32 +222,17 @@ func capabilities() imap.CapSet {
 }
 
 // ServeTLS accepts IMAP connections with implicit TLS (port 993, RFC 8314)
-// on l, a plain TCP listener, until Close.
+// on l, a plain TCP listener, within the connection caps, until Close. The
+// handshake is bounded by Limits.Handshake (imapserver applies it to the
+// *tls.Conn before the greeting).
 func (s *Server) ServeTLS(l net.Listener) error {
-	return s.serve(tls.NewListener(handshakeDeadline{l}, s.tls))
+	return s.serve(s.limit(l, true))
 }
-
-// handshakeDeadline bounds the TLS handshake of implicit-TLS connections:
-// imapserver sets its own deadlines only once the greeting is written,
-// which waits for the handshake, so a client that connects and sends
-// nothing would otherwise hold its connection for ever.
-type handshakeDeadline struct{ net.Listener }
-
-func (l handshakeDeadline) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		c.SetReadDeadline(time.Now().Add(handshakeTimeout))
-	}
-	return c, err
-}
-
-// handshakeTimeout is how long a client has to complete the TLS handshake.
-const handshakeTimeout = 30 * time.Second
 
 // ServeSTARTTLS accepts IMAP connections on l that must upgrade with
 // STARTTLS before they may log in (port 143), until Close.
 func (s *Server) ServeSTARTTLS(l net.Listener) error {
-	return s.serve(l)
+	return s.serve(s.limit(l, false))
 }
 
 func (s *Server) serve(l net.Listener) error {

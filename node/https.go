@@ -30,9 +30,12 @@ var defaultHTTPSLimits = httpsLimits{readHeader: 10 * time.Second, read: 10 * ti
 	idle: 2 * time.Minute, maxConns: 2000, maxPerAddr: 100}
 
 // httpsServer is the node's public HTTPS server: the evidence log's
-// endpoints (C2SP tlog-tiles), later the API and the web.
-func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits) *http.Server {
+// endpoints (C2SP tlog-tiles), the mail clients' set-up (autoconfig and
+// the provider CA, clientsetup.go, naming the ports in ep), later the API
+// and the web.
+func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endpoints) *http.Server {
 	mux := http.NewServeMux()
+	newClientSetup(n, ep).handle(mux)
 	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(n.DB, func(ctx context.Context, start, end int64) ([][]byte, error) {
 		return evidence.Entries(ctx, n.DB.Q(), start, end)
 	})))

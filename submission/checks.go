@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/kephs/kep/account"
-	"github.com/kephs/kep/address"
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/cms"
 	"github.com/kephs/kep/evidence"
@@ -138,23 +137,20 @@ func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
 			return in, refuse(550, codeNotAuth, reasonRecipientNotInTo, "Recipient %s is not listed in To or Cc; KEP messages show every recipient.", r)
 		}
 	}
+	// A recipient refused at RCPT that To or Cc still names refuses the
+	// message whole (rcpt.go).
+	if ref := ss.poisoned(in, visible); ref != nil {
+		return in, ref
+	}
 	// Size × recipients.
 	if total := in.size * int64(len(ss.rcpt)); total > ss.s.opts.MaxTotalBytes {
 		return in, refuse(552, codeTooBig, evidence.ReasonCodeSizeLimit, "The message size times its %d recipients is %d MB, over the %d MB limit; send it in parts or to fewer recipients.",
 			len(ss.rcpt), total>>20, ss.s.opts.MaxTotalBytes>>20)
 	}
-	// A closed system: KEP addresses of known providers only.
+	// A closed system: KEP addresses of known providers only (rcpt.go).
 	for _, r := range ss.rcpt {
-		a, err := address.Parse(r)
-		if errors.Is(err, address.ErrNotKEPDomain) {
-			return in, refuse(550, codeBadDest, evidence.ReasonCodeRecipientNotKEP, "%s is not a KEP address: KEP messages go only to KEP addresses (…@hsNN.kep.tr).", r)
-		}
-		if err != nil {
-			return in, refuse(550, smtpCode(5, 1, 3), evidence.ReasonCodeRecipientNotKEP, "%s is not a valid KEP address: %v.", r, err)
-		}
-		domain := "hs" + strings.TrimPrefix(a.Provider, "hs") + ".kep.tr"
-		if domain != ss.s.opts.Domain && (ss.s.opts.Directory == nil || !ss.s.opts.Directory.Known(domain)) {
-			return in, refuse(550, codeBadDest, evidence.ReasonCodeUnknownProvider, "%s is at %s, which is not a provider in the KEP directory.", r, domain)
+		if ref := ss.s.recipientRefusal(r); ref != nil {
+			return in, ref
 		}
 	}
 	// The sending account may send.
@@ -258,8 +254,10 @@ func (ss *session) checkRevocation(ctx context.Context, in *inspected, cert *x50
 		return refuse(550, codeCrypto, evidence.ReasonCodeUntrustedCertificate, "The signing certificate is not accepted: %v; a qualified certificate names where its revocation is published (ETSI EN 319 412-2 §4.3.11).", err)
 	case err != nil:
 		if !pol.AcceptUnavailable {
-			ss.s.opts.Logger.Warn("revocation status unavailable", "err", err)
-			return refuse(451, smtpCode(4, 7, 5), reasonRevocationUnavailable, "Whether the signing certificate is revoked cannot be checked right now (%v); nothing was accepted, send the message again later.", err)
+			ss.log.Warn("revocation status unavailable", "err", err)
+			// The reply names no internal detail (addresses, network
+			// errors); the log line, under the connection's id, does.
+			return refuse(451, smtpCode(4, 7, 5), reasonRevocationUnavailable, "Whether the signing certificate is revoked cannot be checked right now (its OCSP responder and CRL do not answer); nothing was accepted, send the message again later (connection %s).", ss.connID())
 		}
 		in.properties = append(in.properties, evidence.Property{Name: evidence.PropertyRevocationUnavailable, Value: truncate(err.Error(), 500)})
 		return nil
@@ -323,7 +321,8 @@ func (ss *session) senderAccount(ctx context.Context, from string) (*store.Accou
 		}
 		a, err := store.GetAccount(ctx, q, ss.p.Account.ID)
 		if err != nil {
-			return nil, refuse(451, codeTempFail, reasonMalformed, "The account cannot be read: %v", err)
+			ss.log.Error("sender account", "err", err)
+			return nil, refuse(451, codeTempFail, reasonMalformed, "The account cannot be read right now; nothing was accepted, try again (connection %s)", ss.connID())
 		}
 		return a, nil
 	}
@@ -345,7 +344,8 @@ func (ss *session) signerIdentity(sender *store.Account) (identity.ID, *Refusal)
 	}
 	id, err := identity.ParseID(sender.OwnerID)
 	if err != nil {
-		return identity.ID{}, refuse(451, codeTempFail, reasonMalformed, "The account's owner identity cannot be read: %v", err)
+		ss.log.Error("account owner identity", "account", sender.ID, "err", err)
+		return identity.ID{}, refuse(451, codeTempFail, reasonMalformed, "The account's owner identity cannot be read; nothing was accepted, contact your provider (connection %s)", ss.connID())
 	}
 	return id, nil
 }

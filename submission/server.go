@@ -5,7 +5,8 @@
 // message (docs/kep-rules.md "Messages and envelopes", after RFC 6109 §3.1):
 // one From, which the authenticated principal may send for; reverse-path
 // equal to From; every recipient in To or Cc; no Bcc; size × recipients
-// within the limit; recipients only at KEP providers (a closed system);
+// within the limit; recipients only at KEP providers (a closed system,
+// told already at RCPT: rcpt.go);
 // a send-and-receive account; a valid S/MIME signature by a trusted,
 // identity-bound qualified certificate. A message that passes is accepted
 // in one transaction with its evidence (10); one that fails gets an SMTP
@@ -54,10 +55,16 @@ type Options struct {
 	MaxRecipients   int
 	MaxTotalBytes   int64 // size × recipients
 	Directory       Directory
-	Logger          *slog.Logger
-	Metrics         *Metrics         // nil counts nothing
-	Limits          Limits           // zero fields take DefaultLimits
-	Revocation      RevocationPolicy // checks.go
+	// KnownDomain, when set, says whether a provider domain (hsNN.kep.tr)
+	// is a KEP provider messages can go to (the node wires it to its
+	// provider directory); without it, and without Directory, only this
+	// provider's own domain (and its companies' subdomains) is. Recipients
+	// elsewhere are refused at RCPT (rcpt.go).
+	KnownDomain func(domain string) bool
+	Logger      *slog.Logger
+	Metrics     *Metrics         // nil counts nothing
+	Limits      Limits           // zero fields take DefaultLimits
+	Revocation  RevocationPolicy // checks.go
 }
 
 // Server is the submission service.
@@ -189,8 +196,9 @@ type session struct {
 	p      *account.Principal
 	authAt time.Time
 
-	from string
-	rcpt []string
+	from    string
+	rcpt    []string            // accepted recipients, lower case, each once
+	refused map[string]*Refusal // recipients refused at RCPT (rcpt.go)
 }
 
 func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
@@ -252,7 +260,7 @@ func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 		return smtp.ErrAuthRequired
 	}
 	ss.from = strings.ToLower(strings.TrimSpace(from))
-	ss.rcpt = ss.rcpt[:0]
+	ss.rcpt, ss.refused = ss.rcpt[:0], nil
 	return nil
 }
 
@@ -263,12 +271,11 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if ss.p == nil {
 		return smtp.ErrAuthRequired
 	}
-	ss.rcpt = append(ss.rcpt, strings.ToLower(strings.TrimSpace(to)))
-	return nil
+	return ss.addRcpt(to)
 }
 
 func (ss *session) Reset() {
-	ss.from, ss.rcpt = "", nil
+	ss.from, ss.rcpt, ss.refused = "", nil, nil
 }
 
 func (ss *session) Logout() error {
