@@ -34,18 +34,19 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(shortDuration(d.
 
 // Config is the whole configuration of one provider node.
 type Config struct {
-	Provider Provider `toml:"provider"`
-	Store    Store    `toml:"store"`
-	Keys     Keys     `toml:"keys"`
-	ESign    ESign    `toml:"esign"`
-	TSA      TSA      `toml:"tsa"`
-	Log      Log      `toml:"log"`
-	SMTP     SMTP     `toml:"smtp"`
-	IMAP     IMAP     `toml:"imap"`
-	HTTP     HTTP     `toml:"http"`
-	Metrics  Metrics  `toml:"metrics"`
-	Accounts Accounts `toml:"accounts"`
-	Timing   Timing   `toml:"timing"`
+	Provider   Provider   `toml:"provider"`
+	Store      Store      `toml:"store"`
+	Keys       Keys       `toml:"keys"`
+	ESign      ESign      `toml:"esign"`
+	TSA        TSA        `toml:"tsa"`
+	Log        Log        `toml:"log"`
+	SMTP       SMTP       `toml:"smtp"`
+	IMAP       IMAP       `toml:"imap"`
+	HTTP       HTTP       `toml:"http"`
+	Metrics    Metrics    `toml:"metrics"`
+	Federation Federation `toml:"federation"`
+	Accounts   Accounts   `toml:"accounts"`
+	Timing     Timing     `toml:"timing"`
 
 	// Dir is the directory of the file the configuration came from.
 	Dir string `toml:"-"`
@@ -137,6 +138,18 @@ type Metrics struct {
 	Listen string `toml:"listen"` // plain HTTP; keep it on loopback or a private network; empty turns it off
 }
 
+// Federation says how the provider knows the other providers: the
+// authority's signed provider directory (docs/relay.md).
+type Federation struct {
+	// Directory is a file or an https:// URL of the signed directory;
+	// empty: this provider stands alone (only its own domain is KEP).
+	Directory string `toml:"directory"`
+	// AuthorityKeys are the authority's note verifier keys.
+	AuthorityKeys []string `toml:"authority_keys"`
+	// Refresh is how often the directory is fetched again.
+	Refresh Duration `toml:"refresh"`
+}
+
 // Accounts holds account defaults.
 type Accounts struct {
 	DefaultQuota int64 `toml:"default_quota"`
@@ -161,12 +174,13 @@ func Default(dir, provider, domain string) *Config {
 		Log:      Log{Origin: domain + "/log", CheckpointInterval: Duration{2 * time.Second}, BatchSize: 512},
 		SMTP: SMTP{Submission: "127.0.0.1:587", Submissions: "127.0.0.1:465", Hostname: "mail." + domain,
 			MaxMessageBytes: 100 << 20, MaxRecipients: 100, MaxTotalBytes: 1 << 30},
-		IMAP:     IMAP{Listen: "127.0.0.1:143", ListenTLS: "127.0.0.1:993"},
-		HTTP:     HTTP{Listen: "127.0.0.1:8443"},
-		Metrics:  Metrics{Listen: "127.0.0.1:9464"},
-		Accounts: Accounts{DefaultQuota: 100 << 20},
-		Timing:   Timing{DeemedReadStandart: Duration{24 * time.Hour}, DeemedReadETebligat: 5, DeemedReadEYazisma: Duration{24 * time.Hour}, TimeZone: "Europe/Istanbul"},
-		Dir:      dir,
+		IMAP:       IMAP{Listen: "127.0.0.1:143", ListenTLS: "127.0.0.1:993"},
+		HTTP:       HTTP{Listen: "127.0.0.1:8443"},
+		Metrics:    Metrics{Listen: "127.0.0.1:9464"},
+		Federation: Federation{Refresh: Duration{10 * time.Minute}},
+		Accounts:   Accounts{DefaultQuota: 100 << 20},
+		Timing:     Timing{DeemedReadStandart: Duration{24 * time.Hour}, DeemedReadETebligat: 5, DeemedReadEYazisma: Duration{24 * time.Hour}, TimeZone: "Europe/Istanbul"},
+		Dir:        dir,
 	}
 }
 

@@ -43,6 +43,7 @@ var Sections = []Section{
 	{Name: "imap"},
 	{Name: "http"},
 	{Name: "metrics"},
+	{Name: "federation"},
 	{Name: "accounts"},
 	{Name: "timing"},
 }
@@ -157,6 +158,16 @@ var KeyTable = []Key{
 	{Section: "metrics", Name: "listen", Type: "host:port", Note: " (`kep demo`: `127.0.0.1:19464`)",
 		Comment: "Prometheus metrics (/metrics) and the health check (/healthz), over plain\nHTTP: keep it on loopback or a private network. Empty turns it off.",
 		Doc:     "the operator's plain-HTTP listener: `/metrics` (Prometheus text format) and `/healthz` (JSON: `status`, each check, a few facts; 503 when a check fails). Keep it on loopback or a private network. Empty turns it off. deployment.md, \"Monitoring\", lists the metrics."},
+
+	{Section: "federation", Name: "directory", Type: "path or URL",
+		Comment: "The authority's signed provider directory: a file or an https:// URL.\nEmpty: this provider stands alone, and only its own domain is a KEP domain.",
+		Doc:     "the authority's signed provider directory (docs/relay.md, \"The provider directory\"): a file, or an `https://` URL. Loaded at start and every `refresh`; a forged or older edition is refused and the last good one kept (stored in the database, so a restart cannot roll it back). Recipients at domains it does not list are refused at RCPT with rejection evidence at DATA. Empty: only this provider's domain and its subdomains are KEP domains."},
+	{Section: "federation", Name: "authority_keys", Type: "list of strings",
+		Comment: "The authority's verifier keys (C2SP signed-note), e.g. \"KEP-Authority+ec1c3c02+Aeu…\".",
+		Doc:     "the authority's note verifier keys; two during the authority's own key rollover. Required with `directory`."},
+	{Section: "federation", Name: "refresh", Type: "duration",
+		Comment: "How often the directory is fetched again.",
+		Doc:     "how often the directory is fetched again"},
 
 	{Section: "accounts", Name: "default_quota", Type: "integer", Note: " (100 MiB)",
 		Comment: "Mailbox quota of new accounts, in bytes (100 MB).",

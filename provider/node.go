@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/config"
+	"github.com/kephs/kep/directory"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/identity"
 	"github.com/kephs/kep/mailbox"
@@ -59,8 +61,11 @@ type Node struct {
 	Issuer       *evidence.IssuerService
 	Mailbox      *mailbox.Service
 	Queue        *queue.Queue
-	TSA          tlog.Stamper
-	TSARoots     *x509.CertPool
+	// Directory is the authority's provider directory in force, when
+	// federation.directory is set (nil: this provider stands alone).
+	Directory *directory.Keeper
+	TSA       tlog.Stamper
+	TSARoots  *x509.CertPool
 	// Keys watches the provider certificate, the TSA and the log key:
 	// the issuer asks it before every evidence (issue 9.3).
 	Keys   *KeyWatch
@@ -184,8 +189,38 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	n.Queue = &queue.Queue{DB: n.DB, Policy: queue.DefaultPolicy(), Commit: queue.GroupCommit(n.Log), Now: n.Now, Log: n.Logger,
 		Router: queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(), Other: n.Mailbox.NoRoute()}}
 	n.Mailbox.Queue = n.Queue
+	if cfg.Federation.Directory != "" {
+		src := cfg.Federation.Directory
+		if !strings.HasPrefix(src, "https://") {
+			src = cfg.Path(src)
+		}
+		n.Directory = &directory.Keeper{Source: src, AuthorityKeys: cfg.Federation.AuthorityKeys, DB: n.DB, Log: n.Logger, Now: n.Now}
+		if err := n.Directory.Load(ctx); err != nil {
+			return fmt.Errorf("federation.directory: %w", err)
+		}
+	}
 	n.Metrics.MustRegister(logCollector{n}, mailbox.QueueCollector(n.Mailbox), keyCollector{n.Keys})
 	return nil
+}
+
+// KnownDomain reports whether domain is a KEP domain a message can go to
+// now: this provider's domain or a subdomain of it, or a domain of an
+// active provider in the directory (kep-rules.md, "Closed system").
+func (n *Node) KnownDomain(domain string) bool {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	own := n.Config.Provider.Domain
+	if domain == own || strings.HasSuffix(domain, "."+own) {
+		return true
+	}
+	if n.Directory == nil {
+		return false
+	}
+	d := n.Directory.Current()
+	if d == nil {
+		return false
+	}
+	p := d.ProviderFor(domain)
+	return p != nil && p.Active(n.Now())
 }
 
 // SigningChain is the provider certificate's chain as bundles carry it:
@@ -313,6 +348,10 @@ func (n *Node) Run(ctx context.Context) {
 	wg.Add(2)
 	go func() { defer wg.Done(); n.Queue.Run(ctx, 2*time.Second) }()
 	go func() { defer wg.Done(); n.Mailbox.RunTimers(ctx, 5*time.Second) }()
+	if n.Directory != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.Directory.Run(ctx, n.Config.Federation.Refresh.Duration) }()
+	}
 	interval := n.Config.Log.CheckpointInterval.Duration
 	if interval <= 0 {
 		interval = 2 * time.Second

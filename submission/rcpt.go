@@ -27,15 +27,13 @@ import (
 
 // knownDomain says whether a KEP provider domain (hsNN.kep.tr) belongs to a
 // provider messages can go to: this provider's own, or one the node's
-// provider directory knows (Options.KnownDomain, Options.Directory).
+// provider directory knows (Options.KnownDomain).
 func (s *Server) knownDomain(domain string) bool {
 	domain = strings.ToLower(domain)
 	switch {
 	case strings.EqualFold(domain, s.opts.Domain):
 		return true
 	case s.opts.KnownDomain != nil && s.opts.KnownDomain(domain):
-		return true
-	case s.opts.Directory != nil && s.opts.Directory.Known(domain):
 		return true
 	}
 	return false

@@ -40,13 +40,6 @@ import (
 	"github.com/kephs/kep/store"
 )
 
-// Directory knows which KEP domains belong to providers the message can go
-// to (the authority's signed provider directory). This provider's own
-// domain is always known.
-type Directory interface {
-	Known(domain string) bool
-}
-
 // Options configure the submission service.
 type Options struct {
 	Hostname        string
@@ -54,10 +47,9 @@ type Options struct {
 	MaxMessageBytes int64
 	MaxRecipients   int
 	MaxTotalBytes   int64 // size × recipients
-	Directory       Directory
 	// KnownDomain, when set, says whether a provider domain (hsNN.kep.tr)
 	// is a KEP provider messages can go to (the node wires it to its
-	// provider directory); without it, and without Directory, only this
+	// provider directory); without it, only this
 	// provider's own domain (and its companies' subdomains) is. Recipients
 	// elsewhere are refused at RCPT (rcpt.go).
 	KnownDomain func(domain string) bool
