@@ -1,0 +1,270 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/cms"
+	"github.com/kephs/kep/config"
+	"github.com/kephs/kep/directory"
+	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/identity"
+	"github.com/kephs/kep/mailbox"
+	"github.com/kephs/kep/pki"
+	"github.com/kephs/kep/provider"
+	"github.com/kephs/kep/provider/providertest"
+	"github.com/kephs/kep/queue"
+	"github.com/kephs/kep/relay"
+	"github.com/kephs/kep/store"
+	"github.com/kephs/kep/store/storetest"
+)
+
+// fed is two provider worlds, hs01 and hs02, sharing one directory signed
+// by a test authority, with hs02's reception point listening.
+type fed struct {
+	t        *testing.T
+	w1       *providertest.World // hs01: the sender's provider
+	n2       *provider.Node      // hs02: the recipient's provider
+	auth     *directory.Authority
+	authKey  string
+	dir      atomic.Pointer[directory.Directory]
+	srv      *relay.Server
+	relayAt  string
+	out      *relay.Transport
+	sender   *providertest.Person
+	rcpt     *store.Account // at hs02
+	listener net.Listener
+}
+
+func tlsCert(n *provider.Node) tls.Certificate { return n.TLSConfig().Certificates[0] }
+
+// newHS02 opens a second provider on the same e-signature CA and clock.
+func newHS02(t *testing.T, w1 *providertest.World, d store.Dialect) *provider.Node {
+	t.Helper()
+	cfg, err := provider.Init(t.TempDir(), provider.InitOptions{Provider: "hs02", Name: "HS02 KEP", ESignCA: w1.CA, Config: func(c *config.Config) {
+		c.Store.DSN = storetest.DSN(t, d)
+		c.SMTP.Submission, c.SMTP.Submissions = "127.0.0.1:0", "127.0.0.1:0"
+		c.IMAP.Listen, c.IMAP.ListenTLS, c.HTTP.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		c.Metrics.Listen = "127.0.0.1:0"
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	n, err := provider.Open(context.Background(), cfg, provider.Options{Now: w1.Clock.Now, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func newFed(t *testing.T, d store.Dialect) *fed {
+	t.Helper()
+	w1 := providertest.New(t, d)
+	f := &fed{t: t, w1: w1, n2: newHS02(t, w1, d)}
+	var err error
+	if f.auth, err = directory.InitAuthority(filepath.Join(t.TempDir(), "authority"), "Test Authority"); err != nil {
+		t.Fatal(err)
+	}
+	if f.authKey, err = f.auth.VerifierKey(); err != nil {
+		t.Fatal(err)
+	}
+	if f.listener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	f.relayAt = f.listener.Addr().String()
+	added := w1.Clock.Now().Add(-time.Hour)
+	for _, n := range []*provider.Node{w1.Node, f.n2} {
+		id := n.Config.Provider.ID
+		relayAddr := "127.0.0.1:1" // hs01 receives nothing in these tests
+		if n == f.n2 {
+			relayAddr = f.relayAt
+		}
+		if err := f.auth.AddProvider(directory.ProviderEntry{ID: id, Name: strings.ToUpper(id) + " KEP", Domains: []string{n.Config.Provider.Domain},
+			Relay: relayAddr, TLSCerts: certs(n), SigningCerts: certs(n), LogKey: n.LogKey}, added); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.sign()
+	f.startServer()
+	f.out = &relay.Transport{Mailbox: w1.Node.Mailbox, Directory: f.dir.Load, Cert: tlsCert(w1.Node), HeloName: "hs01.kep.tr",
+		Now: w1.Clock.Now, Timeout: 10 * time.Second}
+	f.sender = w1.Person("Ali", "Veli")
+	tckn := identity.GenerateTCKN(rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9)))
+	signer, err := w1.CA.IssueSigner(pki.SignerSubject(tckn, "Mehmet", "Öztürk", "TCKN"), "", pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.rcpt, err = f.n2.Accounts.Create(context.Background(), account.SystemActor, account.CreateRequest{
+		Kind: account.Person, Owner: identity.ID{Scheme: identity.TCKN, Value: tckn}, GivenName: "Mehmet", Surname: "Öztürk",
+		Password: "password of mehmet", Certificate: signer.Cert, Activate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func certs(n *provider.Node) []*x509.Certificate { return []*x509.Certificate{n.Cert.Cert} }
+
+func (f *fed) sign() {
+	f.t.Helper()
+	b, err := f.auth.Sign(f.w1.Clock.Now())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	d, err := directory.Open(b, f.authKey)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.dir.Store(d)
+}
+
+func (f *fed) startServer() {
+	f.t.Helper()
+	if f.listener == nil {
+		l, err := net.Listen("tcp", f.relayAt)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.listener = l
+	}
+	f.srv = &relay.Server{Mailbox: f.n2.Mailbox, Directory: f.dir.Load, Trust: f.n2.ESign, Cert: tlsCert(f.n2),
+		Domain: f.n2.Config.Provider.Domain, Now: f.w1.Clock.Now}
+	l := f.listener
+	go f.srv.Serve(l)
+	f.t.Cleanup(func() { f.srv.Close() })
+}
+
+func (f *fed) stopServer() {
+	f.srv.Close()
+	f.listener = nil
+}
+
+// submit accepts at hs01 a signed message from the sender to to, and
+// returns it with the job the queue would hand to the relay.
+func (f *fed) submit(to ...string) (*mailbox.KEPMessage, *queue.Job) {
+	f.t.Helper()
+	p := f.sender
+	hdr := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: Relay test\r\nDate: %s\r\nMessage-ID: <%d@client>\r\nX-TR-REM-iletiTip: standart\r\nMIME-Version: 1.0\r\n",
+		p.Account.Address, strings.Join(to, ", "), time.Now().Format(time.RFC1123Z), time.Now().UnixNano())
+	raw, err := cms.BuildSigned([]byte(hdr), []byte("Content-Type: text/plain; charset=utf-8\r\n\r\nÖdeme emri.\r\n"), p.Signer.Key, p.Signer.Cert, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n := f.w1.Node
+	bw, err := n.Blobs.Create()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	bw.Write(raw)
+	d, gen, err := bw.CommitDeferred()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	msg, _, err := n.Mailbox.Accept(context.Background(), &mailbox.Submission{Sender: p.Account, Original: d, Size: int64(len(raw)), BlobGen: gen, Data: raw,
+		From: p.Account.Address, Recipients: to, IletiID: "ileti-" + evidence.NewID(), IletiTip: "standart", AuthMethod: evidence.AuthSMTPCMS, AuthTime: f.w1.Clock.Now()})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ds, err := mailbox.Deliveries(context.Background(), n.DB.Q(), msg.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	job := &queue.Job{MessageID: msg.ID, IletiTip: "standart", AcceptedAt: msg.SubmittedAt}
+	for _, dl := range ds {
+		job.Recipients = append(job.Recipients, queue.Recipient{DeliveryID: dl.ID, Address: dl.Recipient})
+	}
+	return msg, job
+}
+
+func codesOf(t *testing.T, q store.Querier, msgID int64) string {
+	t.Helper()
+	sts, err := evidence.ByMessage(context.Background(), q, msgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []string
+	for _, s := range sts {
+		cs = append(cs, fmt.Sprint(int(s.Code)))
+	}
+	return strings.Join(cs, ",")
+}
+
+func transportStates(t *testing.T, q store.Querier, msgID int64) string {
+	t.Helper()
+	ds, err := mailbox.Deliveries(context.Background(), q, msgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, d := range ds {
+		s = append(s, string(d.Transport))
+	}
+	return strings.Join(s, ",")
+}
+
+// relayed returns the messages hs02 stored from hs01, by id.
+func (f *fed) relayed() []int64 {
+	f.t.Helper()
+	rows, err := f.n2.DB.QueryContext(context.Background(), `SELECT id FROM messages WHERE origin_provider = 'hs01' ORDER BY id`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, d := range storetest.Backends(t) {
+		t.Run(string(d), func(t *testing.T) {
+			f := newFed(t, d)
+			ctx := context.Background()
+			msg, job := f.submit(f.rcpt.Address)
+			if err := f.out.Deliver(ctx, job, job.Recipients); err != nil {
+				t.Fatal(err)
+			}
+			if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Awaiting) {
+				t.Fatalf("hs01 transport state %q, want awaiting", got)
+			}
+			if got := codesOf(t, f.w1.Q(), msg.ID); got != "10" {
+				t.Fatalf("hs01 evidence %q, want 10", got)
+			}
+			ids := f.relayed()
+			if len(ids) != 1 {
+				t.Fatalf("hs02 stored %d relayed messages", len(ids))
+			}
+			if got := codesOf(t, f.n2.DB.Q(), ids[0]); got != "20" {
+				t.Fatalf("hs02 evidence %q, want 20", got)
+			}
+			var origin string
+			if err := f.n2.DB.QueryRowContext(ctx, `SELECT origin_evidence FROM messages WHERE id = ?`, ids[0]).Scan(&origin); err != nil || origin != msg.EvidenceID {
+				t.Fatalf("origin_evidence %q (%v), want %q", origin, err, msg.EvidenceID)
+			}
+		})
+	}
+}
+
+var _, _, _ = bytes.Equal, exec.Command, smtp.NewClient
