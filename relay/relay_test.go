@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -267,4 +268,207 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-var _, _, _ = bytes.Equal, exec.Command, smtp.NewClient
+// sendRaw speaks to hs02's reception point as a client presenting cert
+// (none when nil), and returns the first error of the dialogue.
+func (f *fed) sendRaw(cert *tls.Certificate, from string, rcpt []string, env []byte) error {
+	f.t.Helper()
+	cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	conn, err := tls.Dial("tcp", f.relayAt, cfg)
+	if err != nil {
+		return err
+	}
+	c := smtp.NewClient(conn)
+	defer c.Close()
+	if err := c.Hello("test.example"); err != nil {
+		return err
+	}
+	if err := c.Mail(from, nil); err != nil {
+		return err
+	}
+	for _, r := range rcpt {
+		if err := c.Rcpt(r, nil); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	w.Write(env)
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+func (f *fed) envelope(msgID int64) []byte {
+	f.t.Helper()
+	env, _, err := f.w1.Node.Mailbox.RelayEnvelope(context.Background(), msgID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return env
+}
+
+func TestRefusals(t *testing.T) {
+	f := newFed(t, store.SQLite)
+	msg, _ := f.submit(f.rcpt.Address)
+	env := f.envelope(msg.ID)
+	hs01 := tlsCert(f.w1.Node)
+	from, to := f.sender.Account.Address, []string{f.rcpt.Address}
+
+	ca, err := pki.NewRootCA(pkix.Name{CommonName: "Stranger CA"}, pki.ECDSAP256, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := ca.IssueProvider("hs01.kep.tr", []string{"hs01.kep.tr"}, pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strangerTLS := tls.Certificate{Certificate: [][]byte{stranger.Cert.Raw}, PrivateKey: stranger.Key, Leaf: stranger.Cert}
+
+	altered := bytes.Replace(env, []byte("Ödeme emri"), []byte("Ödeme emrİ"), 1) // inside the original, under both signatures
+	if bytes.Equal(altered, env) {
+		t.Fatal("the test did not alter the envelope")
+	}
+	// A forged envelope: the same content, signed by a key the directory
+	// does not list for hs01 (the sender's own e-signature key).
+	signed, err := cms.Verify(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := cms.BuildSigned([]byte("From: "+from+"\r\nMIME-Version: 1.0\r\n"), signed.Content, f.sender.Signer.Key, f.sender.Signer.Cert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		name     string
+		cert     *tls.Certificate
+		from     string
+		to       []string
+		env      []byte
+		code     int
+		contains string
+	}{
+		{"no client certificate", nil, from, to, env, 530, "no client certificate"},
+		{"unpinned certificate", &strangerTLS, from, to, env, 530, "not pinned"},
+		{"sender at another provider", &hs01, "x@hs02.kep.tr", to, env, 550, "not at a domain of hs01"},
+		{"recipient at another provider", &hs01, from, []string{"y@hs03.kep.tr"}, env, 550, "not at hs02.kep.tr"},
+		{"unknown recipient", &hs01, from, []string{"nobody@hs02.kep.tr"}, env, 550, "no KEP account"},
+		{"altered envelope", &hs01, from, to, altered, 554, "signature does not verify"},
+		{"forged envelope", &hs01, from, to, forged, 554, "does not list for hs01's envelopes"},
+		{"MAIL FROM not the sender", &hs01, "other@hs01.kep.tr", to, env, 554, "is not the sender"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := f.sendRaw(c.cert, c.from, c.to, c.env)
+			se, ok := err.(*smtp.SMTPError)
+			if !ok || se.Code != c.code || !strings.Contains(se.Message, c.contains) {
+				t.Fatalf("got %v, want %d …%s…", err, c.code, c.contains)
+			}
+		})
+	}
+	if n := len(f.relayed()); n != 0 {
+		t.Fatalf("hs02 stored %d messages from refused attempts", n)
+	}
+
+	// A plain client without a certificate, as another MTA would come:
+	// swaks over implicit TLS gets the same refusal.
+	host, port, _ := net.SplitHostPort(f.relayAt)
+	out, err := exec.Command("swaks", "--server", host, "--port", port, "--tls-on-connect", "--from", from, "--to", f.rcpt.Address,
+		"--timeout", "10").CombinedOutput()
+	if err == nil || !bytes.Contains(out, []byte("530 5.7.1")) || !bytes.Contains(out, []byte("no client certificate")) {
+		t.Fatalf("swaks without a certificate: %v\n%s", err, out)
+	}
+
+	// The same envelope from hs01 goes through: the checks above refused
+	// for their own reasons only.
+	if err := f.sendRaw(&hs01, from, to, env); err != nil {
+		t.Fatal(err)
+	}
+
+	// hs01 removed from the directory: its certificate no longer opens a
+	// session.
+	if err := f.auth.RemoveProvider("hs01", f.w1.Clock.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	f.sign()
+	err = f.sendRaw(&hs01, from, to, env)
+	if se, ok := err.(*smtp.SMTPError); !ok || se.Code != 530 || !strings.Contains(se.Message, "removed") {
+		t.Fatalf("removed provider: got %v", err)
+	}
+}
+
+// A retransmission after a lost reply: hs02 committed the message, hs01
+// did not see the 250 and sends it again: 250 again, one message, one 20.
+func TestRetransmission(t *testing.T) {
+	f := newFed(t, store.SQLite)
+	msg, job := f.submit(f.rcpt.Address)
+	hs01 := tlsCert(f.w1.Node)
+	if err := f.sendRaw(&hs01, f.sender.Account.Address, []string{f.rcpt.Address}, f.envelope(msg.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Pending) {
+		t.Fatalf("hs01 state %q before its retry", got)
+	}
+	if err := f.out.Deliver(context.Background(), job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Awaiting) {
+		t.Fatalf("hs01 state %q after the retry", got)
+	}
+	ids := f.relayed()
+	if len(ids) != 1 {
+		t.Fatalf("hs02 stored %d messages", len(ids))
+	}
+	if got := codesOf(t, f.n2.DB.Q(), ids[0]); got != "20" {
+		t.Fatalf("hs02 evidence %q, want one 20", got)
+	}
+}
+
+// The receiving provider is down: the recipient stays pending (the queue
+// backs off), and the message goes through once it is back.
+func TestReceiverDown(t *testing.T) {
+	f := newFed(t, store.SQLite)
+	msg, job := f.submit(f.rcpt.Address)
+	f.stopServer()
+	if err := f.out.Deliver(context.Background(), job, job.Recipients); err == nil {
+		t.Fatal("delivered to a provider that is down")
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Pending) {
+		t.Fatalf("hs01 state %q while hs02 is down", got)
+	}
+	if got := codesOf(t, f.w1.Q(), msg.ID); got != "10" {
+		t.Fatalf("hs01 evidence %q while hs02 is down", got)
+	}
+	f.startServer()
+	if err := f.out.Deliver(context.Background(), job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Awaiting) {
+		t.Fatalf("hs01 state %q after hs02 returned", got)
+	}
+	if n := len(f.relayed()); n != 1 {
+		t.Fatalf("hs02 stored %d messages", n)
+	}
+}
+
+// A recipient hs02 refuses at RCPT, and a domain no provider serves, get
+// relay failure 31 at hs01; the other recipient goes through.
+func TestRelayFailure(t *testing.T) {
+	f := newFed(t, store.SQLite)
+	msg, job := f.submit(f.rcpt.Address, "nobody@hs02.kep.tr", "x@hs09.kep.tr")
+	if err := f.out.Deliver(context.Background(), job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	got := transportStates(t, f.w1.Q(), msg.ID)
+	if got != "awaiting,failed,failed" {
+		t.Fatalf("hs01 states %q", got)
+	}
+	if c := codesOf(t, f.w1.Q(), msg.ID); c != "10,31,31" {
+		t.Fatalf("hs01 evidence %q, want 10,31,31", c)
+	}
+}
