@@ -128,9 +128,8 @@ type RelayedResult struct {
 // transaction. A second call with the same key stores nothing and returns
 // the evidence issued the first time, so a retransmission after a lost
 // reply delivers nothing twice.
-//
-// Placing the message in the recipients' mailboxes (40/41) is not done
-// here yet: the deliveries stay pending without a queue item.
+// The pending recipients are then handed to the queue, whose local
+// transport places the envelope as received in their INBOX (40/41).
 func (s *Service) AcceptRelayed(ctx context.Context, in *Relayed) (*RelayedResult, error) {
 	s.init()
 	if id, err := s.relayedMessage(ctx, s.DB.Q(), in.Provider, in.Accepted.ID); err == nil {
@@ -143,6 +142,8 @@ func (s *Service) AcceptRelayed(ctx context.Context, in *Relayed) (*RelayedResul
 		return nil, fmt.Errorf("store the envelope: %w", err)
 	}
 	now := s.now()
+	horizon := store.Millis(s.Queue.Horizon(now))
+	job := &queue.Job{IletiTip: in.Accepted.Message.IletiTip, AcceptedAt: now}
 	acc := in.Accepted
 	msg := &KEPMessage{Digest: d, Size: size, From: in.From, SenderName: acc.Sender.Name, HeaderID: acc.Message.MessageID,
 		IletiID: acc.Message.IletiID, IletiTip: acc.Message.IletiTip, SubmittedAt: acc.SubmissionTime, EvidenceID: acc.ID}
@@ -173,9 +174,13 @@ func (s *Service) AcceptRelayed(ctx context.Context, in *Relayed) (*RelayedResul
 			if rr, ok := in.Refused[r]; ok {
 				state, ts, reason = string(Failed), string(queue.Failed), rr.Code
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO deliveries (message_id, recipient, state, transport_state, next_at, reason) VALUES (?, ?, ?, ?, ?, ?)`,
-				id, r, state, ts, store.Millis(now), reason); err != nil {
+			did, err := store.InsertID(ctx, tx, `INSERT INTO deliveries (message_id, recipient, state, transport_state, next_at, reason) VALUES (?, ?, ?, ?, ?, ?)`,
+				id, r, state, ts, horizon, reason)
+			if err != nil {
 				return err
+			}
+			if ts == string(queue.Pending) {
+				job.Recipients = append(job.Recipients, queue.Recipient{DeliveryID: did, Address: r})
 			}
 		}
 		return nil
@@ -187,6 +192,11 @@ func (s *Service) AcceptRelayed(ctx context.Context, in *Relayed) (*RelayedResul
 			return s.relayedResult(ctx, id, true)
 		}
 		return nil, err
+	}
+	if len(job.Recipients) > 0 {
+		// Local delivery (40/41) as for a message accepted here.
+		job.MessageID = msg.ID
+		s.Queue.Handoff(job)
 	}
 	return s.relayedResult(ctx, msg.ID, false)
 }
@@ -209,4 +219,32 @@ func (s *Service) relayedResult(ctx context.Context, id int64, dup bool) (*Relay
 		}
 	}
 	return res, nil
+}
+
+// Foreign reports whether the message came from another provider (it has
+// no local sender; migration 0015 lets only such a message lack one). Its
+// content in the content store is the envelope as received, served as is.
+func (m *KEPMessage) Foreign() bool { return m.SenderAccount == 0 }
+
+// foreignBase is baseEvidence for a message from another provider: the
+// sender and the message as the sending provider's acceptance described
+// them, read back from this provider's evidence 20, which repeats them.
+// The sender has no account here (no Delil copy: the evidence travels
+// back to the sending provider instead).
+func (s *Service) foreignBase(ctx context.Context, q store.Querier, msg *KEPMessage) (*evidence.Evidence, *store.Account, error) {
+	sts, err := evidence.ByMessage(ctx, q, msg.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, st := range sts {
+		if st.Code != evidence.RelayAccepted {
+			continue
+		}
+		e, err := evidence.Parse(st.Document)
+		if err != nil {
+			return nil, nil, fmt.Errorf("message %d: its relay acceptance: %w", msg.ID, err)
+		}
+		return &evidence.Evidence{SubmissionTime: e.SubmissionTime, Sender: e.Sender, Message: e.Message, RelatedEvidence: msg.EvidenceID}, &store.Account{}, nil
+	}
+	return nil, nil, fmt.Errorf("message %d from %s: no relay acceptance (20) to deliver it by", msg.ID, msg.From)
 }

@@ -264,6 +264,41 @@ func TestRoundTrip(t *testing.T) {
 			if err := f.n2.DB.QueryRowContext(ctx, `SELECT origin_evidence FROM messages WHERE id = ?`, ids[0]).Scan(&origin); err != nil || origin != msg.EvidenceID {
 				t.Fatalf("origin_evidence %q (%v), want %q", origin, err, msg.EvidenceID)
 			}
+
+			// hs02 places it in the recipient's INBOX: 40, and the envelope
+			// served is hs01's, byte for byte, its signature intact.
+			if _, err := f.n2.Mailbox.DeliverQueued(ctx, 10); err != nil {
+				t.Fatal(err)
+			}
+			if got := codesOf(t, f.n2.DB.Q(), ids[0]); got != "20,40" {
+				t.Fatalf("hs02 evidence %q, want 20,40", got)
+			}
+			inbox, err := mailbox.GetFolder(ctx, f.n2.DB.Q(), f.rcpt.ID, "INBOX")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms, err := mailbox.ListMessages(ctx, f.n2.DB.Q(), inbox.ID)
+			if err != nil || len(ms) != 1 {
+				t.Fatalf("INBOX: %d messages (%v)", len(ms), err)
+			}
+			got, err := f.n2.Mailbox.Content(ctx, ms[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := f.envelope(msg.ID); !bytes.Equal(got, want) {
+				t.Fatalf("the INBOX copy differs from hs01's envelope (%d vs %d bytes)", len(got), len(want))
+			}
+			if sig, err := cms.Verify(got); err != nil || !sig.Signer.Equal(f.w1.Node.Cert.Cert) {
+				t.Fatalf("the INBOX copy's signature: %v", err)
+			}
+			// A retransmission now still delivers nothing twice.
+			if err := f.sendRaw(ptr(tlsCert(f.w1.Node)), f.sender.Account.Address, []string{f.rcpt.Address}, f.envelope(msg.ID)); err != nil {
+				t.Fatal(err)
+			}
+			f.n2.Mailbox.DeliverQueued(ctx, 10)
+			if got := codesOf(t, f.n2.DB.Q(), ids[0]); got != "20,40" || len(f.relayed()) != 1 {
+				t.Fatalf("after a retransmission: hs02 evidence %q, %d messages", got, len(f.relayed()))
+			}
 		})
 	}
 }
@@ -472,3 +507,5 @@ func TestRelayFailure(t *testing.T) {
 		t.Fatalf("hs01 evidence %q, want 10,31,31", c)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
