@@ -106,7 +106,16 @@ func (t *Transport) Deliver(ctx context.Context, job *queue.Job, rs []queue.Reci
 	}
 	var errs []error
 	for _, p := range order {
-		if err := t.send(ctx, job, p, groups[p.ID]); err != nil {
+		err := t.send(ctx, job, p, groups[p.ID])
+		if err != nil && job.Expired && ctx.Err() == nil {
+			// Past the queue's deadline (kep-domain.md, "Timing rules": 31
+			// at 24 h): what is still pending fails with the last error.
+			t.log().Error("relay: deadline passed, issuing relay failure", "message", job.MessageID, "provider", p.ID, "err", err)
+			reason := evidence.Reason{Code: evidence.ReasonCodeRelayTimeout,
+				Text: fmt.Sprintf("Alıcının hizmet sağlayıcısına (%s) süresi içinde iletilemedi / could not be relayed to %s in time: %v", p.ID, p.ID, err)}
+			err = t.Mailbox.RelayFailed(ctx, job, groups[p.ID], reason)
+		}
+		if err != nil {
 			t.log().Warn("relay: send failed, will retry", "message", job.MessageID, "provider", p.ID, "err", err)
 			errs = append(errs, fmt.Errorf("relay to %s: %w", p.ID, err))
 		}

@@ -509,3 +509,20 @@ func TestRelayFailure(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Still down past the queue's deadline: relay failure 31 (relay-timeout).
+func TestReceiverDownPastDeadline(t *testing.T) {
+	f := newFed(t, store.SQLite)
+	msg, job := f.submit(f.rcpt.Address)
+	f.stopServer()
+	job.Expired = true
+	if err := f.out.Deliver(context.Background(), job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Failed) {
+		t.Fatalf("hs01 state %q", got)
+	}
+	if got := codesOf(t, f.w1.Q(), msg.ID); got != "10,31" {
+		t.Fatalf("hs01 evidence %q, want 10,31", got)
+	}
+}
