@@ -526,3 +526,38 @@ func TestReceiverDownPastDeadline(t *testing.T) {
 		t.Fatalf("hs01 evidence %q, want 10,31", got)
 	}
 }
+
+// Through hs01's delivery queue: the relay as the router's Other
+// transport, with a local recipient beside the remote one; and through
+// hs02's, local delivery of what it received.
+func TestThroughQueues(t *testing.T) {
+	f := newFed(t, store.SQLite)
+	ctx := context.Background()
+	n1 := f.w1.Node
+	n1.Queue.Router = queue.DomainRouter{Domain: n1.Config.Provider.Domain, Local: n1.Mailbox.Local(), Other: f.out}
+	local := f.w1.Person("Ayşe", "Yılmaz")
+	msg, _ := f.submit(f.rcpt.Address, local.Account.Address)
+	if _, err := n1.Mailbox.DeliverQueued(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != "awaiting,delivered" {
+		t.Fatalf("hs01 states %q", got)
+	}
+	if got := codesOf(t, f.w1.Q(), msg.ID); got != "10,40" {
+		t.Fatalf("hs01 evidence %q, want 10,40 (the local recipient's)", got)
+	}
+	var items int
+	if err := n1.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM queue_items`).Scan(&items); err != nil || items != 0 {
+		t.Fatalf("hs01 queue items left: %d (%v)", items, err)
+	}
+	if _, err := f.n2.Mailbox.DeliverQueued(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	ids := f.relayed()
+	if len(ids) != 1 {
+		t.Fatalf("hs02 stored %d", len(ids))
+	}
+	if got := codesOf(t, f.n2.DB.Q(), ids[0]); got != "20,40" {
+		t.Fatalf("hs02 evidence %q, want 20,40", got)
+	}
+}
