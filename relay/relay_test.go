@@ -261,7 +261,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("hs02 evidence %q, want 20", got)
 			}
 			var origin string
-			if err := f.n2.DB.QueryRowContext(ctx, `SELECT origin_evidence FROM messages WHERE id = ?`, ids[0]).Scan(&origin); err != nil || origin != msg.EvidenceID {
+			if err := f.n2.DB.Q().QueryRow(ctx, `SELECT origin_evidence FROM messages WHERE id = ?`, ids[0]).Scan(&origin); err != nil || origin != msg.EvidenceID {
 				t.Fatalf("origin_evidence %q (%v), want %q", origin, err, msg.EvidenceID)
 			}
 
