@@ -190,6 +190,11 @@ func (s *Server) Check(p *directory.Provider, from string, rcpt []string, env []
 	if !listed(p.SigningCertificates(directory.UseEvidence, ev.EventTime), evCert) {
 		return nil, fmt.Errorf("the acceptance evidence is signed by %q, a certificate the directory does not list for %s's evidence at %s", evCert.Subject.CommonName, p.ID, ev.EventTime.UTC().Format(time.RFC3339))
 	}
+	// The outer header is outside the signature (RFC 1847); its
+	// Message-ID at least must name the acceptance it carries.
+	if mid := outer.Header.Get("Message-Id"); !strings.HasPrefix(mid, "<"+ev.ID+"@") {
+		return nil, fmt.Errorf("the envelope's Message-ID %q does not name its acceptance evidence %s", mid, ev.ID)
+	}
 	sum := sha256.Sum256(original)
 	if !bytes.Equal(sum[:], ev.Message.Digest) {
 		withCRLF := sha256.Sum256(append(append([]byte(nil), original...), '\r', '\n'))

@@ -396,6 +396,7 @@ func TestRefusals(t *testing.T) {
 		{"unknown recipient", &hs01, from, []string{"nobody@hs02.kep.tr"}, env, 550, "no KEP account"},
 		{"altered envelope", &hs01, from, to, altered, 554, "signature does not verify"},
 		{"forged envelope", &hs01, from, to, forged, 554, "does not list for hs01's envelopes"},
+		{"envelope Message-ID changed", &hs01, from, to, bytes.Replace(env, []byte("Message-ID: <"), []byte("Message-ID: <x"), 1), 554, "does not name its acceptance"},
 		{"MAIL FROM not the sender", &hs01, "other@hs01.kep.tr", to, env, 554, "is not the sender"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -559,5 +560,35 @@ func TestThroughQueues(t *testing.T) {
 	}
 	if got := codesOf(t, f.n2.DB.Q(), ids[0]); got != "20,40" {
 		t.Fatalf("hs02 evidence %q, want 20,40", got)
+	}
+}
+
+// A recipient whose account at hs02 is suspended: hs02 takes the message
+// (250), issues 21 with the reason, and places nothing.
+func TestRelayRejection(t *testing.T) {
+	f := newFed(t, store.SQLite)
+	ctx := context.Background()
+	if _, err := f.n2.Accounts.Suspend(ctx, account.SystemActor, f.rcpt.Address, "test"); err != nil {
+		t.Fatal(err)
+	}
+	msg, job := f.submit(f.rcpt.Address)
+	if err := f.out.Deliver(ctx, job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Awaiting) {
+		t.Fatalf("hs01 state %q (the 21 travels back)", got)
+	}
+	f.n2.Mailbox.DeliverQueued(ctx, 10)
+	ids := f.relayed()
+	if len(ids) != 1 {
+		t.Fatalf("hs02 stored %d", len(ids))
+	}
+	if got := codesOf(t, f.n2.DB.Q(), ids[0]); got != "21" {
+		t.Fatalf("hs02 evidence %q, want 21", got)
+	}
+	sts, _ := evidence.ByMessage(ctx, f.n2.DB.Q(), ids[0])
+	e, err := evidence.Parse(sts[0].Document)
+	if err != nil || len(e.Reasons) != 1 || e.Reasons[0].Code != evidence.ReasonMailboxClosed().Code {
+		t.Fatalf("21's reason: %+v (%v)", e, err)
 	}
 }
