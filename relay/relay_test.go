@@ -169,6 +169,12 @@ func (f *fed) submit(to ...string) (*mailbox.KEPMessage, *queue.Job) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return f.accept(raw, to...)
+}
+
+func (f *fed) accept(raw []byte, to ...string) (*mailbox.KEPMessage, *queue.Job) {
+	f.t.Helper()
+	p := f.sender
 	n := f.w1.Node
 	bw, err := n.Blobs.Create()
 	if err != nil {
@@ -590,5 +596,59 @@ func TestRelayRejection(t *testing.T) {
 	e, err := evidence.Parse(sts[0].Document)
 	if err != nil || len(e.Reasons) != 1 || e.Reasons[0].Code != evidence.ReasonMailboxClosed().Code {
 		t.Fatalf("21's reason: %+v (%v)", e, err)
+	}
+}
+
+// The original's signer is judged as of hs01's acceptance (evidence 10),
+// not as of the relay: a signer certificate that expired between the two
+// does not turn an accepted message into a refusal
+// (docs/certificates.md).
+func TestSignerAsOfAcceptance(t *testing.T) {
+	f := newFed(t, store.SQLite)
+	msg, job := f.submit(f.rcpt.Address)
+	expiry := f.sender.Signer.Cert.NotAfter
+	f.w1.Clock.Advance(expiry.Sub(f.w1.Clock.Now()) + 24*time.Hour)
+	if err := f.out.Deliver(context.Background(), job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Awaiting) {
+		t.Fatalf("hs01 state %q", got)
+	}
+	if ids := f.relayed(); len(ids) != 1 || codesOf(t, f.n2.DB.Q(), ids[0]) != "20" {
+		t.Fatalf("hs02 did not accept a message whose signer expired after hs01's acceptance")
+	}
+}
+
+// An original signed by a certificate hs02 does not trust is refused at
+// DATA, and hs01 issues 31 with hs02's reply.
+func TestUntrustedSigner(t *testing.T) {
+	f := newFed(t, store.SQLite)
+	ca, err := pki.NewRootCA(pkix.Name{CommonName: "Unknown E-Signature CA"}, pki.ECDSAP256, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := ca.IssueSigner(pki.SignerSubject(f.sender.TCKN, "Ali", "Veli", "TCKN"), "", pki.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := "From: " + f.sender.Account.Address + "\r\nTo: " + f.rcpt.Address + "\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+	raw, err := cms.BuildSigned([]byte(hdr), []byte("Content-Type: text/plain\r\n\r\nx\r\n"), is.Key, is.Cert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, job := f.accept(raw, f.rcpt.Address)
+	if err := f.out.Deliver(context.Background(), job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if got := codesOf(t, f.w1.Q(), msg.ID); got != "10,31" {
+		t.Fatalf("hs01 evidence %q, want 10,31", got)
+	}
+	sts, _ := evidence.ByMessage(context.Background(), f.w1.Q(), msg.ID)
+	e, err := evidence.Parse(sts[1].Document)
+	if err != nil || len(e.Reasons) != 1 || e.Reasons[0].Code != relay.ReasonRelayRefused || !strings.Contains(e.Reasons[0].Text, "original's signer") {
+		t.Fatalf("31's reason: %+v (%v)", e.Reasons, err)
+	}
+	if n := len(f.relayed()); n != 0 {
+		t.Fatalf("hs02 stored %d", n)
 	}
 }
