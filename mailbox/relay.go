@@ -150,6 +150,7 @@ func (s *Service) AcceptRelayed(ctx context.Context, in *Relayed) (*RelayedResul
 	if msg.IletiTip == "" {
 		msg.IletiTip = "standart"
 	}
+	job.IletiTip = msg.IletiTip
 	var recs []*evidence.Record
 	for _, r := range in.Recipients {
 		e := &evidence.Evidence{ID: evidence.NewID(), Code: evidence.RelayAccepted, EventTime: now, SubmissionTime: acc.SubmissionTime,
