@@ -43,7 +43,7 @@ func insertMessage(ctx context.Context, q store.Querier, m *KEPMessage) error {
 	return nil
 }
 
-const kepMsgCols = `id, digest, size, sender_account, COALESCE(operator_id, 0), from_addr, sender_name, header_id, ileti_id, ileti_tip, submitted_at, evidence_id, envelope_sig, COALESCE(envelope_size, 0), COALESCE(envelope_params, '') FROM messages`
+const kepMsgCols = `id, digest, size, COALESCE(sender_account, 0), COALESCE(operator_id, 0), from_addr, sender_name, header_id, ileti_id, ileti_tip, submitted_at, evidence_id, envelope_sig, COALESCE(envelope_size, 0), COALESCE(envelope_params, '') FROM messages`
 
 func scanKEPMessage(s interface{ Scan(...any) error }) (*KEPMessage, error) {
 	var m KEPMessage

@@ -132,6 +132,9 @@ func (s *Service) signEnvelope(ctx context.Context, msg *KEPMessage, fresh *fres
 	if msg.EnvelopeSig != nil {
 		return msg.EnvelopeSig, msg.EnvelopeSize, msg.EnvelopeParams, nil
 	}
+	if msg.Foreign() { // the envelope as received, signed by its provider (relay.go)
+		return nil, msg.Size, "", nil
+	}
 	p := s.currentParams()
 	pj, err := json.Marshal(p)
 	if err != nil {
@@ -165,6 +168,9 @@ func (s *Service) renderEnvelope(ctx context.Context, messageID int64) ([]byte, 
 	msg, err := GetKEPMessage(ctx, s.DB.Q(), messageID)
 	if err != nil {
 		return nil, err
+	}
+	if msg.Foreign() { // the envelope as received, signed by its provider (relay.go)
+		return s.Blobs.ReadVerified(msg.Digest)
 	}
 	if msg.EnvelopeSig == nil {
 		return nil, fmt.Errorf("message %d has not been delivered yet", messageID)

@@ -231,6 +231,9 @@ func operatorParty(o *store.Operator, addr string) *evidence.Party {
 
 // baseEvidence fills the fields every evidence about msg shares.
 func (s *Service) baseEvidence(ctx context.Context, q store.Querier, msg *KEPMessage) (*evidence.Evidence, *store.Account, error) {
+	if msg.Foreign() {
+		return s.foreignBase(ctx, q, msg)
+	}
 	sender, err := store.GetAccount(ctx, q, msg.SenderAccount)
 	if err != nil {
 		return nil, nil, err
