@@ -148,6 +148,9 @@ type Federation struct {
 	AuthorityKeys []string `toml:"authority_keys"`
 	// Refresh is how often the directory is fetched again.
 	Refresh Duration `toml:"refresh"`
+	// RelayListen is the reception point's address (SMTP over mutual TLS,
+	// for other providers only); empty: messages are only sent.
+	RelayListen string `toml:"relay_listen"`
 }
 
 // Accounts holds account defaults.

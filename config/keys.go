@@ -168,6 +168,9 @@ var KeyTable = []Key{
 	{Section: "federation", Name: "refresh", Type: "duration",
 		Comment: "How often the directory is fetched again.",
 		Doc:     "how often the directory is fetched again"},
+	{Section: "federation", Name: "relay_listen", Type: "host:port",
+		Comment: "The reception point, where other providers deliver (SMTP over mutual TLS,\nimplicit TLS; the address the directory lists as this provider's relay).\nEmpty: this node only sends.",
+		Doc:     "the reception point (docs/relay.md, \"The relay\"): other providers deliver here, over implicit TLS with both sides' certificates pinned in the directory. A listener of its own, so that browsers on the HTTPS listener never meet a client-certificate prompt. Needs `directory`. Empty: this node only sends."},
 
 	{Section: "accounts", Name: "default_quota", Type: "integer", Note: " (100 MiB)",
 		Comment: "Mailbox quota of new accounts, in bytes (100 MB).",

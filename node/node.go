@@ -22,6 +22,8 @@ import (
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/imapd"
 	"github.com/kephs/kep/provider"
+	"github.com/kephs/kep/queue"
+	"github.com/kephs/kep/relay"
 	"github.com/kephs/kep/revocation"
 	"github.com/kephs/kep/submission"
 )
@@ -34,6 +36,7 @@ type Endpoints struct {
 	IMAPS       string `json:"imaps"`             // 993-style, implicit TLS
 	HTTPS       string `json:"https"`             // log endpoints (checkpoint, tiles)
 	Metrics     string `json:"metrics,omitempty"` // plain HTTP: /metrics and /healthz, for the operator
+	Relay       string `json:"relay,omitempty"`   // the reception point: SMTP over mutual TLS, for other providers
 }
 
 // Running is a provider node serving its protocols. Every field is set.
@@ -91,6 +94,23 @@ func (r *Running) start(ctx context.Context) error {
 	case "", "check", "accept-and-record":
 	default:
 		return fmt.Errorf("esign.revocation: %q: want \"check\" or \"accept-and-record\"", cfg.ESign.Revocation)
+	}
+
+	// Between providers (docs/relay.md): with a directory, other providers'
+	// domains go to the relay transport, and the reception point listens.
+	if n.Directory != nil {
+		cert := tlsConf.Certificates[0]
+		n.Queue.Router = queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(),
+			Other: &relay.Transport{Mailbox: n.Mailbox, Directory: n.Directory.Current, Cert: cert,
+				HeloName: cfg.Provider.Domain, Now: n.Now, Log: n.Logger}}
+		if cfg.Federation.RelayListen != "" {
+			rs := &relay.Server{Mailbox: n.Mailbox, Directory: n.Directory.Current, Trust: n.ESign, Cert: cert,
+				Domain: cfg.Provider.Domain, Now: n.Now, Log: n.Logger}
+			r.closers = append(r.closers, rs.Close)
+			if err := r.listen("federation.relay_listen", cfg.Federation.RelayListen, &r.Endpoints.Relay, rs.Serve); err != nil {
+				return err
+			}
+		}
 	}
 
 	sub := submission.New(n.Mailbox, n.Accounts, n.ESign, tlsConf, submission.Options{

@@ -1,0 +1,167 @@
+package node_test
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/config"
+	"github.com/kephs/kep/directory"
+	"github.com/kephs/kep/identity"
+	"github.com/kephs/kep/node"
+	"github.com/kephs/kep/pki"
+	"github.com/kephs/kep/provider"
+	"github.com/kephs/kep/store"
+	"github.com/kephs/kep/tlog"
+)
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// codes lists the evidence codes a node holds about its messages, in order.
+func codes(t *testing.T, q store.Querier) string {
+	t.Helper()
+	rows, err := q.Query(context.Background(), `SELECT code FROM evidence ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		rows.Scan(&c)
+		out = append(out, c)
+	}
+	return strings.Join(out, " ")
+}
+
+// Two whole nodes, as `kep serve` runs them, federated by one signed
+// directory: a message submitted over SMTP at hs01 to a recipient at hs02
+// is relayed over mutual TLS, accepted (20) and delivered (40) at hs02;
+// hs01 holds its 10 and waits for hs02's evidence; a recipient at a domain
+// no provider serves is refused at RCPT.
+func TestFederatedNodes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	esign, err := pki.NewRootCA(pkix.Name{CommonName: "Test E-Signature CA"}, pki.ECDSAP256, 10*365*24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := pki.DevRevocationServer(esign, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	auth, err := directory.InitAuthority(filepath.Join(dir, "authority"), "Test-Authority")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authKey, _ := auth.VerifierKey()
+	cfgs := map[string]*config.Config{}
+	for _, id := range []string{"hs01", "hs02"} {
+		relayAddr := freeAddr(t)
+		cfg, err := provider.Init(filepath.Join(dir, id), provider.InitOptions{Provider: id, ESignCA: esign, Config: func(c *config.Config) {
+			c.Store.DSN = "sqlite:" + filepath.Join(dir, id, "kep.db")
+			c.SMTP.Submission, c.SMTP.Submissions = "127.0.0.1:0", "127.0.0.1:0"
+			c.IMAP.Listen, c.IMAP.ListenTLS, c.HTTP.Listen, c.Metrics.Listen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
+			c.Log.CheckpointInterval = config.Duration{Duration: 200 * time.Millisecond}
+			c.Federation.Directory = filepath.Join(dir, "authority", directory.PublishedFile)
+			c.Federation.AuthorityKeys = []string{authKey}
+			c.Federation.RelayListen = relayAddr
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := pki.LoadCertsPEM(cfg.Path(cfg.Keys.Cert))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, logKey, err := loadLogKey(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := auth.AddProvider(directory.ProviderEntry{ID: id, Name: strings.ToUpper(id), Domains: []string{id + ".kep.tr"},
+			Relay: relayAddr, TLSCerts: cert[:1], SigningCerts: cert[:1], LogKey: logKey}, time.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		cfgs[id] = cfg
+	}
+	if _, err := auth.Sign(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	run := map[string]*node.Running{}
+	for id, cfg := range cfgs {
+		r, err := node.Open(ctx, cfg, provider.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		run[id] = r
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	person := func(n *provider.Node, given, surname string) (*store.Account, *pki.Issued) {
+		tckn := identity.GenerateTCKN(rng)
+		signer, err := esign.IssueSigner(pki.SignerSubject(tckn, given, surname, "TCKN"), "", pki.ECDSAP256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := n.Accounts.Create(ctx, account.SystemActor, account.CreateRequest{Kind: account.Person,
+			Owner: identity.ID{Scheme: identity.TCKN, Value: tckn}, GivenName: given, Surname: surname,
+			Password: "password of " + given, Certificate: signer.Cert, Activate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, signer
+	}
+	ayse, ayseSigner := person(run["hs01"].Core, "Ayşe", "Yılmaz")
+	mehmet, _ := person(run["hs02"].Core, "Mehmet", "Öztürk")
+
+	// Unknown provider: refused at RCPT.
+	if err := submit(t, run["hs01"].Endpoints.Submission, ayse.Address, "password of Ayşe", ayse.Address, "someone@hs07.kep.tr",
+		signed(t, ayse.Address, ayseSigner, "someone@hs07.kep.tr")); err == nil || !strings.Contains(err.Error(), "hs07") {
+		t.Fatalf("a recipient at no provider: %v", err)
+	}
+	if err := submit(t, run["hs01"].Endpoints.Submission, ayse.Address, "password of Ayşe", ayse.Address, mehmet.Address,
+		signed(t, ayse.Address, ayseSigner, mehmet.Address)); err != nil {
+		t.Fatalf("submit to hs02: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got1, got2 := codes(t, run["hs01"].Core.DB.Q()), codes(t, run["hs02"].Core.DB.Q())
+		if strings.Contains(got1, "10") && strings.Contains(got2, "20") && strings.Contains(got2, "40") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no relay: hs01 evidence %q, hs02 evidence %q", got1, got2)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var state string
+	if err := run["hs01"].Core.DB.Q().QueryRow(ctx, `SELECT transport_state FROM deliveries WHERE recipient = ?`, mehmet.Address).Scan(&state); err != nil || state != "awaiting" {
+		t.Fatalf("hs01's recipient state: %q %v (want awaiting the other provider's evidence)", state, err)
+	}
+	if run["hs02"].Endpoints.Relay == "" {
+		t.Fatal("no relay endpoint reported")
+	}
+}
+
+// loadLogKey returns the provider's current log signer and verifier key.
+func loadLogKey(cfg *config.Config) (any, string, error) {
+	s, set, err := tlog.LoadSigner(cfg.Path(cfg.Keys.LogKey))
+	if err != nil {
+		return nil, "", err
+	}
+	return s, tlog.SplitKeys(set)[0], nil
+}
