@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/kephs/kep/audit"
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/evidence"
@@ -113,18 +112,18 @@ func cmdLogVerify(ctx context.Context, args []string) error {
 		interval = 2 * time.Second // as the node does
 	}
 	byKind := map[string]int64{}
-	sum, err := tlog.Audit(ctx, db, auditRows(db.Q()), tlog.AuditOptions{VerifierKey: vkey, TSARoots: roots, Chunk: *chunk,
+	sum, err := tlog.Audit(ctx, db, audit.EvidenceRows(db.Q()), tlog.AuditOptions{VerifierKey: vkey, TSARoots: roots, Chunk: *chunk,
 		Against: outside, Interval: interval,
 		Report: func(p tlog.Problem) { byKind[string(p.Kind)]++; fmt.Println(p) }})
 	if err != nil {
 		return err
 	}
-	var ss storeSummary
-	report := func(p storeProblem) { byKind[p.kind]++; fmt.Println(p) }
-	if err := auditMessages(ctx, db.Q(), &ss, report); err != nil {
+	var ss audit.Summary
+	report := func(p audit.Problem) { byKind[p.Kind]++; fmt.Println(p) }
+	if err := audit.Messages(ctx, db.Q(), &ss, report); err != nil {
 		return fmt.Errorf("audit messages: %w", err)
 	}
-	if err := auditOriginals(ctx, db.Q(), blobs, *originals, *sample, &ss, report); err != nil {
+	if err := audit.Originals(ctx, db.Q(), blobs, *originals, *sample, &ss, report); err != nil {
 		return fmt.Errorf("audit originals: %w", err)
 	}
 	// What was checked, per kind, so that "sound" is never said over
@@ -150,125 +149,6 @@ func cmdLogVerify(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("the log is sound: %d entries, root %x\n", sum.Size, sum.Root[:])
 	return nil
-}
-
-// auditRows reads evidence rows for tlog.Audit: each document decoded, and
-// its identifier, code, stage and event time compared with the row's
-// columns, so that a column changed behind the log's back is named too.
-func auditRows(q store.Querier) tlog.AuditReader {
-	look := &lookups{q: q, accounts: map[int64]*auditAccount{}}
-	return func(ctx context.Context, start, end int64) ([]tlog.AuditEntry, error) {
-		rows, err := q.Query(ctx, `SELECT seq, id, code, stage, COALESCE(account_id, 0), COALESCE(message_id, 0), subject, event_time, format, xml
-			FROM evidence WHERE seq >= ? AND seq < ? ORDER BY seq`, start, end)
-		if err != nil {
-			return nil, err
-		}
-		var rs []evidenceRow
-		for rows.Next() {
-			var r evidenceRow
-			if err := rows.Scan(&r.seq, &r.id, &r.code, &r.stage, &r.account, &r.message, &r.subject, &r.at, &r.format, &r.xml); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			rs = append(rs, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		// The rows the filing columns point at, read before the parallel
-		// part.
-		var msgIDs []int64
-		for i := range rs {
-			if rs[i].message != 0 {
-				msgIDs = append(msgIDs, rs[i].message)
-			}
-		}
-		msgs, err := look.messages(ctx, msgIDs)
-		if err != nil {
-			return nil, err
-		}
-		for i := range rs {
-			if rs[i].message != 0 {
-				rs[i].msg = msgs[rs[i].message]
-			}
-			if rs[i].account != 0 {
-				if rs[i].acct, err = look.account(ctx, rs[i].account); err != nil {
-					return nil, err
-				}
-			}
-		}
-		// Decode after the rows are closed (a dictionary may have to be
-		// read), parsing on every core: parsing costs more than the rest of
-		// the audit together.
-		out := make([]tlog.AuditEntry, len(rs))
-		var wg sync.WaitGroup
-		work := make(chan int)
-		for range runtime.GOMAXPROCS(0) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					out[i] = auditRow(ctx, q, &rs[i])
-				}
-			}()
-		}
-		for i := range rs {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
-		return out, nil
-	}
-}
-
-// evidenceRow is one evidence row, with the rows its filing columns
-// point at.
-type evidenceRow struct {
-	seq, at, format, account, message int64
-	id, stage, subject                string
-	code                              int
-	xml                               []byte
-	acct                              *auditAccount
-	msg                               *auditMessage
-}
-
-// auditRow decodes one evidence row and compares its columns with its
-// document.
-func auditRow(ctx context.Context, q store.Querier, r *evidenceRow) tlog.AuditEntry {
-	seq, id, code, stage, at := r.seq, r.id, r.code, r.stage, r.at
-	out := tlog.AuditEntry{Seq: seq, ID: id}
-	doc, err := evidence.Decode(ctx, q, r.format, r.xml)
-	if err != nil {
-		out.Err = err
-		return out
-	}
-	out.Document = doc
-	e, err := evidence.Parse(doc)
-	if err != nil {
-		out.Err = fmt.Errorf("its document is not a valid evidence: %w", err)
-		return out
-	}
-	out.Time = e.EventTime
-	var diffs []string
-	if e.ID != id {
-		diffs = append(diffs, fmt.Sprintf("id column says %s, its document %s", id, e.ID))
-	}
-	if int(e.Code) != code {
-		diffs = append(diffs, fmt.Sprintf("code column says %d, its document %d", code, int(e.Code)))
-	}
-	if st := string(evidence.StageOf(e.Code)); st != stage {
-		diffs = append(diffs, fmt.Sprintf("stage column says %s, its document %s", stage, st))
-	}
-	if ms := store.Millis(e.EventTime); ms != at {
-		diffs = append(diffs, fmt.Sprintf("event_time column says %s, its document %s",
-			store.FromMillis(at).Format(time.RFC3339Nano), e.EventTime.UTC().Format(time.RFC3339Nano)))
-	}
-	diffs = append(diffs, filing(e, r.account, r.acct, r.message, r.msg, r.subject)...)
-	if len(diffs) > 0 {
-		out.Err = fmt.Errorf("its %s (the row was changed after it was logged)", strings.Join(diffs, "; its "))
-	}
-	return out
 }
 
 func cmdLogConsistency(ctx context.Context, args []string) error {

@@ -1,17 +1,146 @@
-package main
+// Package audit is in charge of the store-side half of the evidence audit
+// (`kep log verify`, issue 9.4): it reads the evidence rows for tlog's
+// audit, comparing every column with the row's signed document, and checks
+// the tables and files users rely on against the signed evidence: the
+// messages and deliveries rows, and the originals in the content store
+// against their digests. Package tlog checks the log itself (hashes,
+// checkpoints, time stamps).
+package audit
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/store"
+	"github.com/kephs/kep/tlog"
 )
+
+// auditRows reads evidence rows for tlog.Audit: each document decoded, and
+// its identifier, code, stage and event time compared with the row's
+// columns, so that a column changed behind the log's back is named too.
+func EvidenceRows(q store.Querier) tlog.AuditReader {
+	look := &lookups{q: q, accounts: map[int64]*auditAccount{}}
+	return func(ctx context.Context, start, end int64) ([]tlog.AuditEntry, error) {
+		rows, err := q.Query(ctx, `SELECT seq, id, code, stage, COALESCE(account_id, 0), COALESCE(message_id, 0), subject, event_time, format, xml
+			FROM evidence WHERE seq >= ? AND seq < ? ORDER BY seq`, start, end)
+		if err != nil {
+			return nil, err
+		}
+		var rs []evidenceRow
+		for rows.Next() {
+			var r evidenceRow
+			if err := rows.Scan(&r.seq, &r.id, &r.code, &r.stage, &r.account, &r.message, &r.subject, &r.at, &r.format, &r.xml); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			rs = append(rs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		// The rows the filing columns point at, read before the parallel
+		// part.
+		var msgIDs []int64
+		for i := range rs {
+			if rs[i].message != 0 {
+				msgIDs = append(msgIDs, rs[i].message)
+			}
+		}
+		msgs, err := look.messages(ctx, msgIDs)
+		if err != nil {
+			return nil, err
+		}
+		for i := range rs {
+			if rs[i].message != 0 {
+				rs[i].msg = msgs[rs[i].message]
+			}
+			if rs[i].account != 0 {
+				if rs[i].acct, err = look.account(ctx, rs[i].account); err != nil {
+					return nil, err
+				}
+			}
+		}
+		// Decode after the rows are closed (a dictionary may have to be
+		// read), parsing on every core: parsing costs more than the rest of
+		// the audit together.
+		out := make([]tlog.AuditEntry, len(rs))
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for range runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					out[i] = auditRow(ctx, q, &rs[i])
+				}
+			}()
+		}
+		for i := range rs {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		return out, nil
+	}
+}
+
+// evidenceRow is one evidence row, with the rows its filing columns
+// point at.
+type evidenceRow struct {
+	seq, at, format, account, message int64
+	id, stage, subject                string
+	code                              int
+	xml                               []byte
+	acct                              *auditAccount
+	msg                               *auditMessage
+}
+
+// auditRow decodes one evidence row and compares its columns with its
+// document.
+func auditRow(ctx context.Context, q store.Querier, r *evidenceRow) tlog.AuditEntry {
+	seq, id, code, stage, at := r.seq, r.id, r.code, r.stage, r.at
+	out := tlog.AuditEntry{Seq: seq, ID: id}
+	doc, err := evidence.Decode(ctx, q, r.format, r.xml)
+	if err != nil {
+		out.Err = err
+		return out
+	}
+	out.Document = doc
+	e, err := evidence.Parse(doc)
+	if err != nil {
+		out.Err = fmt.Errorf("its document is not a valid evidence: %w", err)
+		return out
+	}
+	out.Time = e.EventTime
+	var diffs []string
+	if e.ID != id {
+		diffs = append(diffs, fmt.Sprintf("id column says %s, its document %s", id, e.ID))
+	}
+	if int(e.Code) != code {
+		diffs = append(diffs, fmt.Sprintf("code column says %d, its document %d", code, int(e.Code)))
+	}
+	if st := string(evidence.StageOf(e.Code)); st != stage {
+		diffs = append(diffs, fmt.Sprintf("stage column says %s, its document %s", stage, st))
+	}
+	if ms := store.Millis(e.EventTime); ms != at {
+		diffs = append(diffs, fmt.Sprintf("event_time column says %s, its document %s",
+			store.FromMillis(at).Format(time.RFC3339Nano), e.EventTime.UTC().Format(time.RFC3339Nano)))
+	}
+	diffs = append(diffs, filing(e, r.account, r.acct, r.message, r.msg, r.subject)...)
+	if len(diffs) > 0 {
+		out.Err = fmt.Errorf("its %s (the row was changed after it was logged)", strings.Join(diffs, "; its "))
+	}
+	return out
+}
 
 // The store-side half of `kep log verify` (issue 9.4): every column a
 // user relies on is either covered by a signature or checked here against
@@ -142,13 +271,13 @@ func filing(e *evidence.Evidence, accountID int64, acct *auditAccount, messageID
 	return diffs
 }
 
-// storeProblem is a finding of the store-side checks, printed as the
+// Problem is a finding of the store-side checks, printed as the
 // tlog audit's are.
-type storeProblem struct {
-	kind, detail string
+type Problem struct {
+	Kind, Detail string
 }
 
-func (p storeProblem) String() string { return p.detail }
+func (p Problem) String() string { return p.Detail }
 
 // Store-side problem kinds.
 const (
@@ -158,15 +287,15 @@ const (
 	problemNoEvid   = "message-evidence" // a message's acceptance evidence is not stored
 )
 
-// storeSummary counts what the store-side checks went through.
-type storeSummary struct {
+// Summary counts what the store-side checks went through.
+type Summary struct {
 	Messages, Deliveries, Originals, OriginalsOf int64
 	Mode                                         string
 }
 
 // auditMessages checks every messages row against its acceptance evidence
 // and every deliveries row against the evidence of its recipient.
-func auditMessages(ctx context.Context, q store.Querier, sum *storeSummary, report func(storeProblem)) error {
+func Messages(ctx context.Context, q store.Querier, sum *Summary, report func(Problem)) error {
 	type msgRow struct {
 		id, size, sender, submitted        int64
 		digest                             []byte
@@ -200,11 +329,11 @@ func auditMessages(ctx context.Context, q store.Querier, sum *storeSummary, repo
 			name := fmt.Sprintf("message %d", m.id)
 			st, err := evidence.Get(ctx, q, m.evidence)
 			if errors.Is(err, store.ErrNotFound) {
-				report(storeProblem{problemNoEvid, fmt.Sprintf("%s: its acceptance evidence %s is not in the store (its evidence_id column was changed, or the evidence removed)", name, m.evidence)})
+				report(Problem{problemNoEvid, fmt.Sprintf("%s: its acceptance evidence %s is not in the store (its evidence_id column was changed, or the evidence removed)", name, m.evidence)})
 				continue
 			}
 			if err != nil {
-				report(storeProblem{problemNoEvid, fmt.Sprintf("%s: its acceptance evidence %s cannot be read: %v", name, m.evidence, err)})
+				report(Problem{problemNoEvid, fmt.Sprintf("%s: its acceptance evidence %s cannot be read: %v", name, m.evidence, err)})
 				continue
 			}
 			e, err := evidence.Parse(st.Document)
@@ -228,7 +357,7 @@ func auditMessages(ctx context.Context, q store.Querier, sum *storeSummary, repo
 			col("ileti_tip", m.tip, e.Message.IletiTip)
 			col("submitted_at", store.FromMillis(m.submitted).Format(time.RFC3339Nano), e.SubmissionTime.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano))
 			if len(diffs) > 0 {
-				report(storeProblem{problemMessage, fmt.Sprintf("%s (evidence %s): its %s (the row was changed)", name, m.evidence, strings.Join(diffs, "; its "))})
+				report(Problem{problemMessage, fmt.Sprintf("%s (evidence %s): its %s (the row was changed)", name, m.evidence, strings.Join(diffs, "; its "))})
 			}
 			if err := auditDeliveries(ctx, q, m.id, sum, report); err != nil {
 				return err
@@ -250,7 +379,7 @@ var deliveryEvidence = map[string][]evidence.Code{
 
 // auditDeliveries checks the deliveries of one message against the
 // evidence filed for each recipient.
-func auditDeliveries(ctx context.Context, q store.Querier, msgID int64, sum *storeSummary, report func(storeProblem)) error {
+func auditDeliveries(ctx context.Context, q store.Querier, msgID int64, sum *Summary, report func(Problem)) error {
 	codes := map[string][]evidence.Code{}
 	rows, err := q.Query(ctx, `SELECT subject, code FROM evidence WHERE message_id = ? AND stage IN ('delivery', 'retrieval')`, msgID)
 	if err != nil {
@@ -298,7 +427,7 @@ func auditDeliveries(ctx context.Context, q store.Querier, msgID int64, sum *sto
 		have := codes[strings.ToLower(d.recipient)]
 		want, known := deliveryEvidence[d.state]
 		if !known {
-			report(storeProblem{problemDelivery, fmt.Sprintf("%s: unknown state %q", name, d.state)})
+			report(Problem{problemDelivery, fmt.Sprintf("%s: unknown state %q", name, d.state)})
 			continue
 		}
 		same := len(have) == len(want)
@@ -310,10 +439,10 @@ func auditDeliveries(ctx context.Context, q store.Querier, msgID int64, sum *sto
 			same = same && found
 		}
 		if !same {
-			report(storeProblem{problemDelivery, fmt.Sprintf("%s: its state column says %s, which needs evidence %v, but the evidence for this recipient is %v (the row was changed)", name, d.state, codeList(want), codeList(have))})
+			report(Problem{problemDelivery, fmt.Sprintf("%s: its state column says %s, which needs evidence %v, but the evidence for this recipient is %v (the row was changed)", name, d.state, codeList(want), codeList(have))})
 		}
 		if d.account != 0 && (d.address == nil || !strings.EqualFold(*d.address, d.recipient)) {
-			report(storeProblem{problemDelivery, fmt.Sprintf("%s: its account_id column says %d, not the account of %s (the row was changed)", name, d.account, d.recipient)})
+			report(Problem{problemDelivery, fmt.Sprintf("%s: its account_id column says %d, not the account of %s (the row was changed)", name, d.account, d.recipient)})
 		}
 	}
 	return nil
@@ -333,7 +462,7 @@ func codeList(cs []evidence.Code) string {
 // auditOriginals checks originals in the content store against their
 // digests: every message's in mode "full", sample of them at random in
 // mode "sample", none in mode "none".
-func auditOriginals(ctx context.Context, q store.Querier, blobs *blob.Store, mode string, sample int, sum *storeSummary, report func(storeProblem)) error {
+func Originals(ctx context.Context, q store.Querier, blobs *blob.Store, mode string, sample int, sum *Summary, report func(Problem)) error {
 	sum.Mode = mode
 	var query string
 	var args []any
@@ -379,17 +508,17 @@ func auditOriginals(ctx context.Context, q store.Querier, blobs *blob.Store, mod
 		sum.Originals++
 		name := fmt.Sprintf("message %d (evidence %s)", o.id, o.evidence)
 		if len(o.digest) != len(blob.Digest{}) {
-			report(storeProblem{problemOriginal, fmt.Sprintf("%s: its digest column is %d bytes, not a SHA-256", name, len(o.digest))})
+			report(Problem{problemOriginal, fmt.Sprintf("%s: its digest column is %d bytes, not a SHA-256", name, len(o.digest))})
 			continue
 		}
 		err := blobs.Check(blob.Digest(o.digest))
 		switch {
 		case errors.Is(err, blob.ErrNotFound):
-			report(storeProblem{problemOriginal, fmt.Sprintf("%s: its original %x is missing from the content store (removed)", name, o.digest)})
+			report(Problem{problemOriginal, fmt.Sprintf("%s: its original %x is missing from the content store (removed)", name, o.digest)})
 		case errors.Is(err, blob.ErrMismatch):
-			report(storeProblem{problemOriginal, fmt.Sprintf("%s: its original %x in the content store does not match its digest (changed or replaced)", name, o.digest)})
+			report(Problem{problemOriginal, fmt.Sprintf("%s: its original %x in the content store does not match its digest (changed or replaced)", name, o.digest)})
 		case err != nil:
-			report(storeProblem{problemOriginal, fmt.Sprintf("%s: its original %x cannot be read: %v", name, o.digest, err)})
+			report(Problem{problemOriginal, fmt.Sprintf("%s: its original %x cannot be read: %v", name, o.digest, err)})
 		}
 	}
 	return nil
