@@ -11,10 +11,6 @@ import (
 	"github.com/kephs/kep/demo"
 )
 
-func init() {
-	register("demo", "run a complete KEP world on this machine, no set-up needed", cmdDemo)
-}
-
 func cmdDemo(ctx context.Context, args []string) error {
 	f := newFlags("demo", "[--dir DIR]")
 	dir := f.String("dir", demo.DefaultDir(), "where the world lives; an existing world is reused")

@@ -3,14 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kephs/kep/config"
 
 	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/provider"
 )
-
-func init() {
-	register("init", "create a provider directory: commented config, keys, development CAs", cmdInit)
-}
 
 func cmdInit(ctx context.Context, args []string) error {
 	f := newFlags("init", "--dir DIR --provider hsNN [--domain hsNN.kep.tr]")
@@ -29,11 +29,46 @@ func cmdInit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	anchors, err := writeAnchors(cfg)
+	if err != nil {
+		return err
+	}
 	fmt.Printf("Created provider %s (%s) in %s\n", cfg.Provider.ID, cfg.Provider.Domain, cfg.Dir)
 	fmt.Printf("  configuration  %s\n", cfg.Path("kep.toml"))
 	fmt.Printf("  database       %s\n", cfg.DSN())
 	fmt.Printf("  keys           %s\n", cfg.Path("keys"))
+	fmt.Printf("  trust anchors  %s (for kep verify --anchors; give them to whoever checks your evidence)\n", anchors)
 	fmt.Printf("Next: kep cert issue --dir %s --tckn ... to make a development e-signature certificate,\n", *dir)
 	fmt.Printf("      kep account create --dir %s ... to open an account.\n", *dir)
 	return nil
+}
+
+// anchorFiles are the trust anchors of a provider directory, as `kep demo`
+// lays them out in its anchors directory (docs/demo.md, "Files"): the name
+// in DIR/anchors and the file in DIR/keys it copies.
+var anchorFiles = []struct{ name, from string }{
+	{"provider-ca.pem", "keys/provider-ca.crt"}, // CA of the evidence-signing (and TLS) certificate
+	{"tsa-ca.pem", "keys/tsa-ca.crt"},           // CA of the development TSA
+	{"log.pub", "keys/log.pub"},                 // the evidence log's verifier key
+	{"esign-ca.pem", "keys/esign-ca.crt"},       // the development e-signature CA
+}
+
+// writeAnchors copies the public trust anchors of a new provider directory
+// into DIR/anchors, so that `kep verify --anchors DIR/anchors` checks its
+// evidence. It returns the directory.
+func writeAnchors(cfg *config.Config) (string, error) {
+	dir := cfg.Path("anchors")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for _, a := range anchorFiles {
+		b, err := os.ReadFile(cfg.Path(a.from))
+		if err != nil {
+			return "", fmt.Errorf("writing the trust anchors: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, a.name), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
 }

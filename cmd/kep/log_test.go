@@ -254,7 +254,7 @@ func TestLogCommands(t *testing.T) {
 // every member through evidence.VerifyBundle; this is the binary's path.)
 func TestVerifyBinaryRefusesAlterations(t *testing.T) {
 	cli := newLogCLI(t)
-	if _, _, usage := cli.run("help"); !regexp.MustCompile(`(?m)^  verify `).MatchString(usage) {
+	if _, usage, _ := cli.run("help"); !regexp.MustCompile(`(?m)^  verify `).MatchString(usage) {
 		t.Skip("this kep has no verify command")
 	}
 	dir, cfg := logProvider(t, cli, store.SQLite)

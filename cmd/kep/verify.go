@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -14,10 +16,6 @@ import (
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/pki"
 )
-
-func init() {
-	register("verify", "verify an evidence bundle offline; exit 0 only when every check holds", cmdVerify)
-}
 
 // cmdVerify exits 0 when the bundle is valid, 1 when it is not, and 2 when
 // it could not be checked at all (unreadable file, no trust anchors).
@@ -88,6 +86,12 @@ func verifyBundle(args []string) error {
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
 		return err
+	}
+	// A file that is not a ZIP archive at all is not a bundle: the
+	// verifier could not check anything (exit 2), rather than finding an
+	// evidence that does not hold (exit 1).
+	if _, err := zip.NewReader(bytes.NewReader(data), int64(len(data))); err != nil {
+		return fmt.Errorf("%s is not an evidence bundle (a ZIP archive made by `kep evidence bundle`): %v", pos[0], err)
 	}
 	var orig []byte
 	if *original != "" {
