@@ -219,7 +219,7 @@ func companyThroughOperators(info *demo.Info, a *demo.AccountInfo) error {
 	}
 	msg := fmt.Sprintf("%s (%s) is a %s: it sends through its operators, each signing with their own e-signature", a.Key, a.Address, a.Kind)
 	if len(senders) > 0 {
-		msg += "; send as " + strings.Join(senders, " or ")
+		msg += "; send with " + strings.Join(senders, " or ")
 	}
 	if len(others) > 0 {
 		msg += "; also an operator: " + strings.Join(others, ", ")
