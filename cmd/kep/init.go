@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -19,13 +20,26 @@ func cmdInit(ctx context.Context, args []string) error {
 	domain := f.String("domain", "", "provider domain (default <provider>.kep.tr)")
 	name := f.String("name", "", "provider name shown in evidence")
 	keyType := f.String("key-type", string(pki.ECDSAP256), "provider signing key: ecdsa-p256, rsa-2048 or rsa-3072")
+	ports := f.String("ports", "standard", "standard (loopback 587, 465, 143, 993, 8443, 9464) or free (free loopback ports, chosen now and written into kep.toml: to try it out without root)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
 	if *dir == "" {
-		return fmt.Errorf("--dir is required")
+		return f.usageError("--dir is required")
 	}
-	cfg, err := provider.Init(*dir, provider.InitOptions{Provider: *prov, Domain: *domain, Name: *name, KeyType: pki.KeyType(*keyType)})
+	o := provider.InitOptions{Provider: *prov, Domain: *domain, Name: *name, KeyType: pki.KeyType(*keyType)}
+	switch *ports {
+	case "standard":
+	case "free":
+		o.Config = func(c *config.Config) {
+			for _, addr := range []*string{&c.SMTP.Submission, &c.SMTP.Submissions, &c.IMAP.Listen, &c.IMAP.ListenTLS, &c.HTTP.Listen, &c.Metrics.Listen} {
+				*addr = freeLoopback()
+			}
+		}
+	default:
+		return f.usageError("--ports %q: want standard or free", *ports)
+	}
+	cfg, err := provider.Init(*dir, o)
 	if err != nil {
 		return err
 	}
@@ -38,7 +52,7 @@ func cmdInit(ctx context.Context, args []string) error {
 	fmt.Printf("  database       %s\n", cfg.DSN())
 	fmt.Printf("  keys           %s\n", cfg.Path("keys"))
 	fmt.Printf("  trust anchors  %s (for kep verify --anchors; give them to whoever checks your evidence)\n", anchors)
-	fmt.Printf("Next: kep cert issue --dir %s --tckn ... to make a development e-signature certificate,\n", *dir)
+	fmt.Printf("Next: kep cert issue --dir %s --tckn \"$(kep id sample tckn)\" ... to make a development e-signature certificate,\n", *dir)
 	fmt.Printf("      kep account create --dir %s ... to open an account.\n", *dir)
 	return nil
 }
@@ -71,4 +85,14 @@ func writeAnchors(cfg *config.Config) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// freeLoopback returns a loopback address with a port free right now.
+func freeLoopback() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/kephs/kep/client"
+	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/demo"
 	"github.com/kephs/kep/pki"
 )
@@ -28,10 +30,11 @@ func (l *listFlag) Set(v string) error {
 }
 
 func cmdSend(ctx context.Context, args []string) error {
-	f := newFlags("send", "--to ADDRESS [--subject S] [--body TEXT] [--attach FILE] (--demo DIR --as NAME | --server HOST:PORT --user U --password P --cert C --key K)")
+	f := newFlags("send", "--to ADDRESS [--subject S] [--body TEXT] [--attach FILE] (--demo DIR --as NAME | --dir DIR|--server HOST:PORT --user U --password P --cert C --key K)")
 	demoDir := f.String("demo", "", "a kep demo directory: server, credentials and keys come from its demo.json")
 	as := f.String("as", "", "with --demo: the sample account or operator to send as (ayse, mehmet, zeynep, …)")
 	prov := f.String("provider", "", "with --demo: the world's provider to submit to, e.g. hs01 (default: the first)")
+	provDir := f.String("dir", "", "a provider directory made by 'kep init': the server and the CA to trust come from it")
 	server := f.String("server", "", "submission service host:port")
 	implicit := f.Bool("implicit-tls", false, "TLS from the first byte (port 465) instead of STARTTLS (port 587)")
 	caFile := f.String("ca", "", "CA certificate that the server's certificate must chain to")
@@ -104,6 +107,24 @@ func cmdSend(ctx context.Context, args []string) error {
 		}
 		if *caFile == "" {
 			*caFile = pi.CA
+		}
+	}
+	if *provDir != "" {
+		if *demoDir != "" {
+			return f.usageError("give --dir or --demo, not both")
+		}
+		cfg, err := config.Load(filepath.Join(*provDir, "kep.toml"))
+		if err != nil {
+			return err
+		}
+		if sub.Addr == "" {
+			sub.Addr = cfg.SMTP.Submission
+			if *implicit {
+				sub.Addr = cfg.SMTP.Submissions
+			}
+		}
+		if *caFile == "" {
+			*caFile = filepath.Join(*provDir, "anchors", "provider-ca.pem")
 		}
 	}
 	if *password != "" {
