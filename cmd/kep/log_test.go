@@ -279,6 +279,11 @@ func TestVerifyBinaryRefusesAlterations(t *testing.T) {
 	if code, out, errs := verify(good); code != 0 {
 		t.Fatalf("kep verify of the node's bundle: exit %d\n%s%s", code, out, errs)
 	}
+	// kep init wrote the anchors directory the demo has (issue 10.5):
+	// --anchors DIR/anchors checks one's own provider's evidence.
+	if code, out, errs := cli.run("verify", good, "--anchors", filepath.Join(dir, "anchors")); code != 0 {
+		t.Fatalf("kep verify --anchors DIR/anchors of a kep init provider: exit %d\n%s%s", code, out, errs)
+	}
 	data, err := os.ReadFile(good)
 	if err != nil {
 		t.Fatal(err)
