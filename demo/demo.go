@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/kephs/kep/account"
@@ -43,6 +44,17 @@ type Info struct {
 	Anchors    AnchorsInfo    `json:"trust_anchors"`
 	Accounts   []AccountInfo  `json:"accounts"`
 	Operators  []OperatorInfo `json:"operators"`
+	// ReplacedPorts lists the fixed ports (docs/demo.md, "Ports") that
+	// were taken when the world was created, and the ports it uses
+	// instead, for good.
+	ReplacedPorts []PortChange `json:"replaced_ports,omitempty"`
+}
+
+// PortChange is an endpoint of a world that is not where it was expected.
+type PortChange struct {
+	Service string `json:"service"` // e.g. "SMTP submission (STARTTLS)"
+	Was     string `json:"was"`     // the fixed port, or the previous run's address
+	Now     string `json:"now"`     // the address the world uses
 }
 
 // ProviderInfo describes one provider of the world.
@@ -132,7 +144,13 @@ type Options struct {
 
 // World is a running demo world.
 type World struct {
-	Info    *Info
+	Info *Info
+	// Created is true when this start made the world.
+	Created bool
+	// Changed lists the endpoints that differ from the previous run's
+	// demo.json (a port edited in kep.toml, say): whoever followed the
+	// earlier tour must be told.
+	Changed []PortChange
 	Nodes   []*provider.Node // the providers' cores
 	running []*node.Running
 	tsaSrv  *http.Server
@@ -159,8 +177,29 @@ func (w *World) Close() error {
 }
 
 // preferred ports of the first provider (hs01): submission, submissions,
-// imap, imaps, https, the TSA, and metrics.
+// imap, imaps, https, the TSA, metrics, and the CRL and OCSP responder.
 var preferred = []int{10587, 10465, 10143, 10993, 10443, 10318, 19464, 10480}
+
+// services names the preferred ports, in the same order, as the tour and
+// docs/demo.md name them.
+var services = []string{"SMTP submission (STARTTLS)", "SMTP submission (TLS)", "IMAP (STARTTLS)", "IMAP (TLS)",
+	"HTTPS (evidence log)", "time-stamp authority", "metrics", "CRL and OCSP responder"}
+
+// endpoints lists a world's addresses by service, for comparing runs.
+func endpoints(info *Info) map[string]string {
+	m := map[string]string{}
+	for _, p := range info.Providers {
+		e := p.Endpoints
+		for i, addr := range []string{e.Submission, e.Submissions, e.IMAP, e.IMAPS, e.HTTPS, "", e.Metrics} {
+			if addr != "" {
+				m[p.ID+" "+services[i]] = addr
+			}
+		}
+	}
+	m[services[5]] = info.TSA.URL
+	m[services[7]] = info.Revocation.Addr
+	return m
+}
 
 func pickAddr(fixed bool, port int) string {
 	if fixed {
@@ -188,16 +227,32 @@ func Start(ctx context.Context, dir string, o Options) (*World, error) {
 	}
 	dir = abs
 	info, err := load(dir)
+	created := false
 	if errors.Is(err, os.ErrNotExist) {
 		info, err = create(ctx, dir, o)
+		created = true
 	}
 	if err != nil {
 		return nil, err
 	}
-	w := &World{Info: info}
+	before := endpoints(info)
+	w := &World{Info: info, Created: created}
 	if err := w.start(ctx, o); err != nil {
 		w.Close()
 		return nil, err
+	}
+	if !created {
+		after := endpoints(info)
+		var names []string
+		for name := range after {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			if was := before[name]; was != "" && was != after[name] {
+				w.Changed = append(w.Changed, PortChange{Service: name, Was: was, Now: after[name]})
+			}
+		}
 	}
 	return w, nil
 }
@@ -287,6 +342,15 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 		return nil, fmt.Errorf("%s is not empty and has no demo.json; choose another --dir", dir)
 	}
 	info := &Info{Version: 1, Dir: dir}
+	// pick takes the fixed port of a service (o.Ports) and records a
+	// replacement when it is taken.
+	pick := func(i int) string {
+		addr := pickAddr(o.Ports, preferred[i])
+		if want := fmt.Sprintf("127.0.0.1:%d", preferred[i]); o.Ports && addr != want {
+			info.ReplacedPorts = append(info.ReplacedPorts, PortChange{Service: services[i], Was: want, Now: addr})
+		}
+		return addr
+	}
 	const tenYears = 10 * 365 * 24 * time.Hour
 	esign, err := pki.NewRootCA(pkix.Name{Country: []string{"TR"}, Organization: []string{"KEP Demo"}, CommonName: "Demo E-Signature CA (not qualified)"}, pki.ECDSAP256, tenYears)
 	if err != nil {
@@ -318,9 +382,9 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 		return nil, err
 	}
 	info.Anchors.Dir = anchors
-	tsaAddr := pickAddr(o.Ports, preferred[5])
+	tsaAddr := pick(5)
 	info.TSA = TSAInfo{URL: "http://" + tsaAddr + "/", Certificate: filepath.Join(dir, "tsa", "tsa.crt"), CA: info.Anchors.TSACA}
-	revAddr := pickAddr(o.Ports, preferred[7])
+	revAddr := pick(7)
 	esign.CRLURL, esign.OCSPURL = "http://"+revAddr+"/crl", "http://"+revAddr+"/ocsp"
 	info.Revocation = RevocationInfo{Addr: revAddr, CRL: esign.CRLURL, OCSP: esign.OCSPURL}
 
@@ -328,12 +392,12 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 	cfg, err := provider.Init(pdir, provider.InitOptions{Provider: "hs01", Name: "HS01 KEP (demo)", ESignCA: esign, TSACA: tsaCA,
 		Config: func(c *config.Config) {
 			c.TSA.URL = info.TSA.URL
-			c.SMTP.Submission = pickAddr(o.Ports, preferred[0])
-			c.SMTP.Submissions = pickAddr(o.Ports, preferred[1])
-			c.IMAP.Listen = pickAddr(o.Ports, preferred[2])
-			c.IMAP.ListenTLS = pickAddr(o.Ports, preferred[3])
-			c.HTTP.Listen = pickAddr(o.Ports, preferred[4])
-			c.Metrics.Listen = pickAddr(o.Ports, preferred[6])
+			c.SMTP.Submission = pick(0)
+			c.SMTP.Submissions = pick(1)
+			c.IMAP.Listen = pick(2)
+			c.IMAP.ListenTLS = pick(3)
+			c.HTTP.Listen = pick(4)
+			c.Metrics.Listen = pick(6)
 			c.Log.CheckpointInterval = config.Duration{Duration: time.Second}
 			c.SMTP.Hostname = "localhost"
 			if o.Quota > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,5 +145,63 @@ func TestDemoWorld(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestReplacedPorts: a fixed port taken when a world is created is
+// replaced, and the replacement is recorded for good (docs/demo.md,
+// "Ports"); a later start reports the endpoints that differ from the
+// previous run's demo.json.
+func TestReplacedPorts(t *testing.T) {
+	if l, err := net.Listen("tcp", "127.0.0.1:10587"); err == nil {
+		defer l.Close()
+	} // else: held by someone already, which is the same case
+	dir := filepath.Join(t.TempDir(), "world")
+	ctx := context.Background()
+	w, err := demo.Start(ctx, dir, demo.Options{Ports: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := w.Info.Providers[0].Endpoints.Submission
+	if !w.Created || len(w.Changed) != 0 {
+		t.Errorf("a new world: Created %v, Changed %v", w.Created, w.Changed)
+	}
+	found := false
+	for _, c := range w.Info.ReplacedPorts {
+		if c.Was == "127.0.0.1:10587" && c.Now == sub && c.Service == "SMTP submission (STARTTLS)" {
+			found = true
+		}
+		if c.Was == c.Now {
+			t.Errorf("a replacement by the same port: %+v", c)
+		}
+	}
+	if !found {
+		t.Errorf("the taken port 10587 is not among the replaced ones: %+v (submission on %s)", w.Info.ReplacedPorts, sub)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The previous run's demo.json had IMAP elsewhere (as when a port was
+	// edited in kep.toml between runs).
+	path := filepath.Join(dir, "demo.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	imap := w.Info.Providers[0].Endpoints.IMAP
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), `"imap": "`+imap+`"`, `"imap": "127.0.0.1:1"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err = demo.Start(ctx, dir, demo.Options{Ports: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.Created || len(w.Info.ReplacedPorts) == 0 {
+		t.Errorf("a later start: Created %v, ReplacedPorts %v", w.Created, w.Info.ReplacedPorts)
+	}
+	want := demo.PortChange{Service: "hs01 IMAP (STARTTLS)", Was: "127.0.0.1:1", Now: imap}
+	if len(w.Changed) != 1 || w.Changed[0] != want {
+		t.Errorf("Changed = %+v, want [%+v]", w.Changed, want)
 	}
 }

@@ -16,20 +16,6 @@ import (
 	"github.com/kephs/kep/store"
 )
 
-func init() {
-	register("account create", "open an account for a verified identity", cmdAccountCreate)
-	register("account show", "show an account, its operators, certificates and history", cmdAccountShow)
-	register("account list", "list accounts", cmdAccountList)
-	register("account verify", "record that an applicant's identity was checked", cmdAccountLifecycle("verify"))
-	register("account activate", "activate a verified account", cmdAccountLifecycle("activate"))
-	register("account suspend", "suspend an active account", cmdAccountLifecycle("suspend"))
-	register("account resume", "resume a suspended account", cmdAccountLifecycle("resume"))
-	register("account close", "close an account (its address stays reserved)", cmdAccountLifecycle("close"))
-	register("account reopen", "reopen a closed account for its owner, after re-verification", cmdAccountReopen)
-	register("account recover", "reset a lost password after identity re-verification", cmdAccountRecover)
-	register("account app-password", "create an app password for a mail client", cmdAppPassword)
-}
-
 // ownerFlags adds the identity flags; exactly one must be given.
 func ownerFlags(f *flags) func() (identity.ID, error) {
 	tckn := f.String("tckn", "", "owner's T.C. Kimlik No (persons)")
@@ -234,10 +220,13 @@ func cmdAccountList(ctx context.Context, args []string) error {
 	f := newFlags("account list", "[--identity SCHEME:NUMBER] [--status STATUS]")
 	load := configFlags(f)
 	owner := f.String("identity", "", "only accounts of this owner, as SCHEME:NUMBER")
-	status := f.String("status", "", "only accounts in this status")
+	status := f.String("status", "", "only accounts in this status: "+strings.Join(statusNames(), ", "))
 	asJSON := f.Bool("json", false, "print as JSON")
 	if err := f.parse(args); err != nil {
 		return err
+	}
+	if *status != "" && !validStatus(*status) {
+		return f.usageError("unknown status %q: want %s", *status, strings.Join(statusNames(), ", "))
 	}
 	if *owner != "" {
 		id, err := identity.ParseID(*owner)
@@ -274,8 +263,16 @@ func cmdAccountLifecycle(action string) func(ctx context.Context, args []string)
 	return func(ctx context.Context, args []string) error {
 		f := newFlags("account "+action, "ADDRESS")
 		load := configFlags(f)
-		by := f.String("by", "", "who checked the identity documents (verify)")
-		reason := f.String("reason", "", "reason, for the audit trail (suspend, close)")
+		// Each action lists only the flags it uses.
+		by, reason := new(string), new(string)
+		switch action {
+		case "verify":
+			f.usageLine = "ADDRESS --by WHO"
+			by = f.String("by", "", "who checked the identity documents, for the audit trail")
+		case "suspend", "close":
+			f.usageLine = "ADDRESS [--reason TEXT]"
+			reason = f.String("reason", "", "reason, for the audit trail")
+		}
 		if err := f.parse(args); err != nil {
 			return err
 		}
@@ -411,4 +408,24 @@ func cmdAppPassword(ctx context.Context, args []string) error {
 	}
 	fmt.Println(pw)
 	return nil
+}
+
+// statuses are the steps of the account lifecycle, in order.
+var statuses = []account.Status{account.Applied, account.Verified, account.Active, account.Suspended, account.Closed}
+
+func statusNames() []string {
+	var out []string
+	for _, s := range statuses {
+		out = append(out, string(s))
+	}
+	return out
+}
+
+func validStatus(s string) bool {
+	for _, v := range statuses {
+		if string(v) == s {
+			return true
+		}
+	}
+	return false
 }

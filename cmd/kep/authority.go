@@ -12,14 +12,6 @@ import (
 	"github.com/kephs/kep/pki"
 )
 
-func init() {
-	register("authority init", "create an authority (the directory's signer): key and empty provider directory", cmdAuthorityInit)
-	register("authority add-provider", "list a provider in the directory, or add its new keys, pins and certificates", cmdAuthorityAdd)
-	register("authority remove-provider", "mark a provider removed (its history stays, so its evidence still verifies)", cmdAuthorityRemove)
-	register("authority sign", "sign the working directory as its next version (directory.note)", cmdAuthoritySign)
-	register("authority show", "print a signed directory after checking its signature", cmdAuthorityShow)
-}
-
 func cmdAuthorityInit(ctx context.Context, args []string) error {
 	f := newFlags("authority init", "--dir DIR [--name NAME]")
 	dir := f.String("dir", "", "authority directory to create (required)")

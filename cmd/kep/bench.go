@@ -26,10 +26,6 @@ import (
 	"github.com/kephs/kep/store"
 )
 
-func init() {
-	register("bench", "load a running provider with signed messages; report throughput, latency and memory", cmdBench)
-}
-
 // benchReport is what kep bench measured.
 type benchReport struct {
 	Messages     int     `json:"messages"`

@@ -16,10 +16,6 @@ import (
 	"github.com/kephs/kep/provider"
 )
 
-func init() {
-	register("bench evidence", "measure the evidence issue rate (sign, log, commit) and bytes stored per evidence", cmdBenchEvidence)
-}
-
 func cmdBenchEvidence(ctx context.Context, args []string) error {
 	f := newFlags("bench evidence", "[--duration 60s] [-c 256] [--dsn DSN]")
 	duration := f.Duration("duration", 60*time.Second, "how long to issue evidence")

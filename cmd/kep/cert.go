@@ -9,10 +9,6 @@ import (
 	"github.com/kephs/kep/provider"
 )
 
-func init() {
-	register("cert issue", "issue a development e-signature certificate (kep init directories only)", cmdCertIssue)
-}
-
 func cmdCertIssue(ctx context.Context, args []string) error {
 	f := newFlags("cert issue", "--tckn N --given G --surname S --out BASE [--p12-password P]")
 	load := configFlags(f)

@@ -11,10 +11,6 @@ import (
 	"github.com/kephs/kep/demo"
 )
 
-func init() {
-	register("demo", "run a complete KEP world on this machine, no set-up needed", cmdDemo)
-}
-
 func cmdDemo(ctx context.Context, args []string) error {
 	f := newFlags("demo", "[--dir DIR]")
 	dir := f.String("dir", demo.DefaultDir(), "where the world lives; an existing world is reused")
@@ -29,13 +25,40 @@ func cmdDemo(ctx context.Context, args []string) error {
 	}
 	defer w.Close()
 	if *quiet {
+		portNotes(os.Stderr, w)
 		fmt.Println(filepath.Join(w.Info.Dir, "demo.json"))
 	} else {
+		portNotes(os.Stdout, w)
 		tour(os.Stdout, w.Info)
 	}
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "kep demo: stopping")
 	return nil
+}
+
+// portNotes says which endpoints are not where docs/demo.md's port table,
+// or the previous run, put them: a new world whose fixed ports were taken
+// keeps the replacements for good, and saying so at every start keeps a
+// person from reaching another world on the usual port.
+func portNotes(out io.Writer, w *demo.World) {
+	if len(w.Info.ReplacedPorts) > 0 {
+		if w.Created {
+			fmt.Fprintf(out, "Some fixed ports were taken, so this new world uses others, now and on every later start:\n")
+		} else {
+			fmt.Fprintf(out, "This world does not use every usual port (they were taken when it was created):\n")
+		}
+		for _, c := range w.Info.ReplacedPorts {
+			fmt.Fprintf(out, "  %-28s %s -> %s\n", c.Service, c.Was, c.Now)
+		}
+		fmt.Fprintf(out, "Use the addresses below (and in demo.json), not the usual ones.\n\n")
+	}
+	if len(w.Changed) > 0 {
+		fmt.Fprintf(out, "These endpoints changed since the last run of this world:\n")
+		for _, c := range w.Changed {
+			fmt.Fprintf(out, "  %-28s %s -> %s\n", c.Service, c.Was, c.Now)
+		}
+		fmt.Fprintln(out)
+	}
 }
 
 // tour prints the guided tour of a demo world.
@@ -56,30 +79,35 @@ func tour(out io.Writer, info *demo.Info) {
 	}
 	fmt.Fprintf(out, "  evidence log      %scheckpoint\n", p.LogURL)
 	fmt.Fprintf(out, "  time stamps       %s (RFC 3161, development TSA)\n\n", info.TSA.URL)
-	fmt.Fprintf(out, "Accounts (passwords, certificates and keys are in demo.json):\n")
-	for _, a := range info.Accounts {
-		extra := ""
+	anchors := info.Anchors.Dir
+	fmt.Fprintf(out, "  TLS and evidence  trust the provider's CA: %s\n", filepath.Join(anchors, "provider-ca.pem"))
+	fmt.Fprintf(out, "                    (mail clients and openssl -CAfile; kep send --demo does it for you)\n\n")
+	demoJSON := filepath.Join(info.Dir, "demo.json")
+	fmt.Fprintf(out, "Accounts (each password is the demo.json field named; certificates and keys are there too):\n")
+	for i, a := range info.Accounts {
+		login := fmt.Sprintf("password: accounts[%d].password", i)
 		if a.Username == "" {
-			extra = "  — used through its operators"
+			login = "no login: used through its operators"
 		}
-		fmt.Fprintf(out, "  %-8s %-36s %-8s %-13s %s%s\n", a.Key, a.Address, a.Kind, a.Capability, a.Name, extra)
+		fmt.Fprintf(out, "  %-8s %-36s %-8s %-13s %s — %s\n", a.Key, a.Address, a.Kind, a.Capability, a.Name, login)
 	}
-	for _, o := range info.Operators {
-		fmt.Fprintf(out, "  %-8s operator (%s) of %s, log in as %s, grants %s\n", o.Key, o.Role, o.Account, o.Username, strings.Join(o.Grants, ","))
+	for i, o := range info.Operators {
+		fmt.Fprintf(out, "  %-8s operator (%s) of %s, grants %s — user %s, password: operators[%d].password\n", o.Key, o.Role, o.Account, strings.Join(o.Grants, ","), o.Username, i)
 	}
+	fmt.Fprintf(out, "  For example: jq -r '.accounts[1].password' %s\n", demoJSON)
 	a, m := info.Accounts[0], info.Accounts[1]
 	fmt.Fprintf(out, "\nA short tour (in another terminal):\n")
 	fmt.Fprintf(out, "  1. Send a signed KEP message from %s to %s:\n", a.Key, m.Key)
 	fmt.Fprintf(out, "       %s send --demo %s --as %s --to %s --subject 'Ödeme emri' --body 'Merhaba'\n", self, info.Dir, a.Key, m.Address)
 	fmt.Fprintf(out, "     It prints the acceptance evidence id. A receive-only or unsigned send is refused with rejection evidence:\n")
 	fmt.Fprintf(out, "       %s send --demo %s --as ece --to %s --body x\n", self, info.Dir, a.Address)
-	fmt.Fprintf(out, "  2. Read it as %s with any IMAP client (TLS on %s, user %s, password in demo.json);\n", m.Key, e.IMAPS, m.Username)
+	fmt.Fprintf(out, "  2. Read it as %s with any IMAP client: TLS on %s, user %s, password accounts[1].password\n", m.Key, e.IMAPS, m.Username)
+	fmt.Fprintf(out, "     in demo.json, trusting %s;\n", filepath.Join(anchors, "provider-ca.pem"))
 	fmt.Fprintf(out, "     the first opening gives the sender read evidence (60).\n")
 	fmt.Fprintf(out, "  3. See %s's evidence (the Delil folder over IMAP, or here):\n", a.Key)
-	fmt.Fprintf(out, "       %s evidence list --config %s --account %s\n", self, p.Config, a.Address)
-	fmt.Fprintf(out, "       %s evidence bundle --config %s --id ID --out delil.zip\n", self, p.Config)
+	fmt.Fprintf(out, "       %s evidence list --demo %s --account %s\n", self, info.Dir, a.Address)
+	fmt.Fprintf(out, "       %s evidence bundle --demo %s --id ID --out delil.zip\n", self, info.Dir)
 	fmt.Fprintf(out, "  4. Verify it offline, trusting only the anchors:\n")
 	fmt.Fprintf(out, "       %s verify delil.zip --anchors %s\n", self, info.Anchors.Dir)
-	fmt.Fprintf(out, "\nEverything is in %s. Stop with Ctrl-C; run again to continue with the same state.\n",
-		filepath.Join(info.Dir, "demo.json"))
+	fmt.Fprintf(out, "\nEverything is in %s. Stop with Ctrl-C; run again to continue with the same state.\n", demoJSON)
 }

@@ -11,12 +11,6 @@ import (
 	"github.com/kephs/kep/provider"
 )
 
-func init() {
-	register("evidence list", "list the evidence an account has in its Delil folder", cmdEvidenceList)
-	register("evidence show", "print one evidence document (signed XML)", cmdEvidenceShow)
-	register("evidence bundle", "write the bundle of one evidence, for `kep verify`", cmdEvidenceBundle)
-}
-
 func cmdEvidenceList(ctx context.Context, args []string) error {
 	f := newFlags("evidence list", "--account ADDRESS | --message-id ID | --recipient ADDRESS")
 	load := configFlags(f)

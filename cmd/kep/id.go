@@ -11,12 +11,6 @@ import (
 	"github.com/kephs/kep/identity"
 )
 
-func init() {
-	register("id sample", "print valid sample identity numbers for tests and the demo: tckn or vkn (never real people's)", cmdIDSample)
-	register("id check", "check an identity number: tckn, vkn, mersis or detsis", cmdIDCheck)
-	register("version", "print the version and build information", cmdVersion)
-}
-
 func cmdIDSample(ctx context.Context, args []string) error {
 	f := newFlags("id sample", "tckn|vkn [-n N]")
 	n := f.Int("n", 1, "how many to print")

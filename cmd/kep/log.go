@@ -21,14 +21,6 @@ import (
 	"github.com/kephs/kep/tlog"
 )
 
-func init() {
-	register("log verify", "audit the evidence log: recompute it from the evidence store, check every hash, checkpoint and time stamp", cmdLogVerify)
-	register("log consistency", "check that a checkpoint extends an older one (consistency proof)", cmdLogConsistency)
-	register("log checkpoint", "print the latest signed checkpoint", cmdLogCheckpoint)
-	register("log retimestamp", "add a fresh RFC 3161 time stamp over the latest checkpoint", cmdLogRetimestamp)
-	register("log proof", "print the inclusion proof of an evidence in the latest checkpoint", cmdLogProof)
-}
-
 // logKeyFlag adds --log-key: the log's verifier key, or a file holding it.
 // By default the key is derived from the configured signing key.
 func logKeyFlag(f *flags) func(cfg *config.Config) (string, error) {

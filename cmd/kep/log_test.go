@@ -254,7 +254,7 @@ func TestLogCommands(t *testing.T) {
 // every member through evidence.VerifyBundle; this is the binary's path.)
 func TestVerifyBinaryRefusesAlterations(t *testing.T) {
 	cli := newLogCLI(t)
-	if _, _, usage := cli.run("help"); !regexp.MustCompile(`(?m)^  verify `).MatchString(usage) {
+	if _, usage, _ := cli.run("help"); !regexp.MustCompile(`(?m)^  verify `).MatchString(usage) {
 		t.Skip("this kep has no verify command")
 	}
 	dir, cfg := logProvider(t, cli, store.SQLite)
@@ -278,6 +278,11 @@ func TestVerifyBinaryRefusesAlterations(t *testing.T) {
 	}
 	if code, out, errs := verify(good); code != 0 {
 		t.Fatalf("kep verify of the node's bundle: exit %d\n%s%s", code, out, errs)
+	}
+	// kep init wrote the anchors directory the demo has (issue 10.5):
+	// --anchors DIR/anchors checks one's own provider's evidence.
+	if code, out, errs := cli.run("verify", good, "--anchors", filepath.Join(dir, "anchors")); code != 0 {
+		t.Fatalf("kep verify --anchors DIR/anchors of a kep init provider: exit %d\n%s%s", code, out, errs)
 	}
 	data, err := os.ReadFile(good)
 	if err != nil {

@@ -9,14 +9,6 @@ import (
 	"github.com/kephs/kep/account"
 )
 
-func init() {
-	register("operator add", "make a person an operator (işlem yetkilisi) of a company or public-body account", cmdOperatorAdd)
-	register("operator grant", "give an operator grants: read, send, delete, archive, sms-notice, email-notice", cmdOperatorGrants(true))
-	register("operator revoke", "take grants from an operator", cmdOperatorGrants(false))
-	register("operator remove", "end an operator's role on an account", cmdOperatorRemove)
-	register("operator list", "list an account's operators", cmdOperatorList)
-}
-
 func cmdOperatorAdd(ctx context.Context, args []string) error {
 	f := newFlags("operator add", "ACCOUNT --tckn N --name NAME --password P --cert FILE [--role main|sub] [--grants read,send]")
 	load := configFlags(f)

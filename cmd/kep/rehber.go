@@ -21,10 +21,6 @@ import (
 	"github.com/kephs/kep/rehber"
 )
 
-func init() {
-	register("rehber", "look up KEP addresses in the KEP Rehberi (organisations by name or number, persons by TCKN)", cmdRehber)
-}
-
 func cmdRehber(ctx context.Context, args []string) error {
 	return rehberMain(ctx, args, os.Stdout, os.Stderr)
 }

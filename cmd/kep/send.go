@@ -7,16 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/kephs/kep/client"
+	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/demo"
 	"github.com/kephs/kep/pki"
 )
-
-func init() {
-	register("send", "sign a message with your e-signature and submit it", cmdSend)
-}
 
 // listFlag collects a repeatable, comma-separated flag.
 type listFlag []string
@@ -32,9 +30,11 @@ func (l *listFlag) Set(v string) error {
 }
 
 func cmdSend(ctx context.Context, args []string) error {
-	f := newFlags("send", "--to ADDRESS [--subject S] [--body TEXT] [--attach FILE] (--demo DIR --as NAME | --server HOST:PORT --user U --password P --cert C --key K)")
+	f := newFlags("send", "--to ADDRESS [--subject S] [--body TEXT] [--attach FILE] (--demo DIR --as NAME | --dir DIR|--server HOST:PORT --user U --password P --cert C --key K)")
 	demoDir := f.String("demo", "", "a kep demo directory: server, credentials and keys come from its demo.json")
 	as := f.String("as", "", "with --demo: the sample account or operator to send as (ayse, mehmet, zeynep, …)")
+	prov := f.String("provider", "", "with --demo: the world's provider to submit to, e.g. hs01 (default: the first)")
+	provDir := f.String("dir", "", "a provider directory made by 'kep init': the server and the CA to trust come from it")
 	server := f.String("server", "", "submission service host:port")
 	implicit := f.Bool("implicit-tls", false, "TLS from the first byte (port 465) instead of STARTTLS (port 587)")
 	caFile := f.String("ca", "", "CA certificate that the server's certificate must chain to")
@@ -74,10 +74,16 @@ func cmdSend(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		pi, err := demoProvider(info, *prov)
+		if err != nil {
+			return err
+		}
 		a, o := info.Account(*as)
 		var crt, key string
 		switch {
-		case a != nil && a.Username != "":
+		case a != nil && a.Username == "":
+			return companyThroughOperators(info, a)
+		case a != nil:
 			sub.Username, sub.Password, crt, key = a.Username, a.Password, a.Certificate, a.PrivateKey
 			if *from == "" {
 				*from = a.Address
@@ -94,13 +100,31 @@ func cmdSend(ctx context.Context, args []string) error {
 			*certFile, *keyFile = crt, key
 		}
 		if sub.Addr == "" {
-			sub.Addr = info.Providers[0].Endpoints.Submission
+			sub.Addr = pi.Endpoints.Submission
 			if *implicit {
-				sub.Addr = info.Providers[0].Endpoints.Submissions
+				sub.Addr = pi.Endpoints.Submissions
 			}
 		}
 		if *caFile == "" {
-			*caFile = info.Providers[0].CA
+			*caFile = pi.CA
+		}
+	}
+	if *provDir != "" {
+		if *demoDir != "" {
+			return f.usageError("give --dir or --demo, not both")
+		}
+		cfg, err := config.Load(filepath.Join(*provDir, "kep.toml"))
+		if err != nil {
+			return err
+		}
+		if sub.Addr == "" {
+			sub.Addr = cfg.SMTP.Submission
+			if *implicit {
+				sub.Addr = cfg.SMTP.Submissions
+			}
+		}
+		if *caFile == "" {
+			*caFile = filepath.Join(*provDir, "anchors", "provider-ca.pem")
 		}
 	}
 	if *password != "" {
@@ -193,4 +217,33 @@ func cmdSend(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("accepted: evidence %s\n", res.EvidenceID)
 	return nil
+}
+
+// companyThroughOperators is the answer to `kep send --as deniz`: a
+// company has no password or e-signature of its own; it sends through its
+// operators (işlem yetkilisi), each signing with their own certificate.
+func companyThroughOperators(info *demo.Info, a *demo.AccountInfo) error {
+	var senders, others []string
+	for _, o := range info.Operators {
+		if o.Account != a.Address {
+			continue
+		}
+		canSend := false
+		for _, g := range o.Grants {
+			canSend = canSend || g == "send"
+		}
+		if canSend {
+			senders = append(senders, fmt.Sprintf("--as %s (%s, %s operator)", o.Key, o.Name, o.Role))
+		} else {
+			others = append(others, fmt.Sprintf("%s (%s, no send grant)", o.Key, o.Name))
+		}
+	}
+	msg := fmt.Sprintf("%s (%s) is a %s: it sends through its operators, each signing with their own e-signature", a.Key, a.Address, a.Kind)
+	if len(senders) > 0 {
+		msg += "; send with " + strings.Join(senders, " or ")
+	}
+	if len(others) > 0 {
+		msg += "; also an operator: " + strings.Join(others, ", ")
+	}
+	return &exitError{code: 2, msg: msg}
 }

@@ -10,10 +10,6 @@ import (
 	"github.com/kephs/kep/provider"
 )
 
-func init() {
-	register("serve", "run one provider node (SMTP submission, IMAP, HTTPS, evidence log)", cmdServe)
-}
-
 func cmdServe(ctx context.Context, args []string) error {
 	f := newFlags("serve", "--config FILE")
 	load := configFlags(f)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -14,10 +15,6 @@ import (
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/pki"
 )
-
-func init() {
-	register("verify", "verify an evidence bundle offline; exit 0 only when every check holds", cmdVerify)
-}
 
 // cmdVerify exits 0 when the bundle is valid, 1 when it is not, and 2 when
 // it could not be checked at all (unreadable file, no trust anchors).
@@ -88,6 +85,12 @@ func verifyBundle(args []string) error {
 	data, err := os.ReadFile(pos[0])
 	if err != nil {
 		return err
+	}
+	// A file that does not even start as a ZIP archive is not a bundle:
+	// nothing could be checked (exit 2). A bundle damaged after its start
+	// (truncated, a byte changed) is checked and found not valid (exit 1).
+	if !bytes.HasPrefix(data, []byte("PK\x03\x04")) {
+		return fmt.Errorf("%s is not an evidence bundle (a ZIP archive made by `kep evidence bundle`)", pos[0])
 	}
 	var orig []byte
 	if *original != "" {
