@@ -13,11 +13,6 @@ import (
 // The provider's own keys (issue 9.3): their state, and their rotation
 // (docs/deployment.md, "Key rotation").
 
-func init() {
-	register("keys rotate", "make a new provider certificate or log key, keep the old for verification, and sign with the new from the next start", cmdKeysRotate)
-	register("keys status", "show the provider certificate, TSA certificate and log key, and when each is due", cmdKeysStatus)
-}
-
 func cmdKeysRotate(ctx context.Context, args []string) error {
 	f := newFlags("keys rotate", "--which provider|log [--cert NEW.crt --key NEW.key] [--config FILE | --dir DIR]")
 	load := configFlags(f)

@@ -67,6 +67,8 @@ func commands() []command {
 		{"log consistency", "check that a checkpoint extends an older one (consistency proof)", cmdLogConsistency},
 		{"log proof", "print the inclusion proof of an evidence in the latest checkpoint", cmdLogProof},
 		{"log retimestamp", "add a fresh RFC 3161 time stamp over the latest checkpoint", cmdLogRetimestamp},
+		{"keys rotate", "make a new provider certificate or log key, keep the old for verification, and sign with the new from the next start", cmdKeysRotate},
+		{"keys status", "show the provider certificate, TSA certificate and log key, and when each is due", cmdKeysStatus},
 		{"log verify", "audit the evidence log: recompute it from the evidence store, check every hash, checkpoint and time stamp", cmdLogVerify},
 		{"operator add", "make a person an operator (işlem yetkilisi) of a company or public-body account", cmdOperatorAdd},
 		{"operator grant", "give an operator grants: read, send, delete, archive, sms-notice, email-notice", cmdOperatorGrants(true)},
