@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kephs/kep/store"
@@ -44,7 +45,15 @@ type Limiter struct {
 	KnownHard  int           // failures after which even a known pair waits
 	Base       time.Duration // first back-off
 	Max        time.Duration // longest back-off; failures older than 2×Max are forgotten
-	now        func() time.Time
+	// Write runs the limiter's writes. The node passes its log's group
+	// commit, through which every frequent write goes, so that a login
+	// never races the log's writer for SQLite's lock (a deferred write
+	// there fails at once with SQLITE_BUSY instead of waiting). Nil writes
+	// straight to DB. The writes are idempotent: a retried batch may run
+	// them twice.
+	Write func(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error
+	now   func() time.Time
+	known sync.Map // string(pair key) → struct{}: pairs known to have logged in (never forgotten)
 }
 
 // NewLimiter returns a limiter over db with the defaults: 5 failures per
@@ -138,10 +147,25 @@ func (l *Limiter) read(ctx context.Context, key []byte) (counter, error) {
 	return c, nil
 }
 
-func (l *Limiter) known(ctx context.Context, k limitKeys) (bool, error) {
+func (l *Limiter) isKnown(ctx context.Context, k limitKeys) (bool, error) {
+	if _, ok := l.known.Load(string(k.pair)); ok {
+		return true, nil
+	}
 	var n int
-	err := l.DB.Q().QueryRow(ctx, `SELECT COUNT(*) FROM login_known WHERE key = ?`, k.pair).Scan(&n)
-	return n > 0, err
+	if err := l.DB.Q().QueryRow(ctx, `SELECT COUNT(*) FROM login_known WHERE key = ?`, k.pair).Scan(&n); err != nil {
+		return false, err
+	}
+	if n > 0 {
+		l.known.Store(string(k.pair), struct{}{})
+	}
+	return n > 0, nil
+}
+
+func (l *Limiter) write(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error {
+	if l.Write != nil {
+		return l.Write(ctx, fn)
+	}
+	return fn(ctx, l.DB.Q())
 }
 
 // gate is what the limiter knows of a login attempt before its password
@@ -155,7 +179,7 @@ type gate struct {
 // check is the decision before a password is verified.
 func (l *Limiter) check(ctx context.Context, k limitKeys) (gate, error) {
 	now := l.now()
-	known, err := l.known(ctx, k)
+	known, err := l.isKnown(ctx, k)
 	if err != nil {
 		return gate{}, err
 	}
@@ -211,22 +235,35 @@ func (l *Limiter) bump(ctx context.Context, key []byte, free int) error {
 		}
 		c.until = now.Add(d)
 	}
-	_, err = l.DB.Q().Exec(ctx, `INSERT INTO login_failures (key, failures, last_at, until_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at, until_at = excluded.until_at`,
-		key, c.failures, store.Millis(c.last), store.Millis(c.until))
-	return err
+	return l.write(ctx, func(ctx context.Context, q store.Querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO login_failures (key, failures, last_at, until_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at, until_at = excluded.until_at`,
+			key, c.failures, store.Millis(c.last), store.Millis(c.until))
+		return err
+	})
 }
 
 // succeed clears the pair's failures and remembers the pair as known.
 func (l *Limiter) succeed(ctx context.Context, k limitKeys, g gate) error {
-	if g.failed {
-		if _, err := l.DB.Q().Exec(ctx, `DELETE FROM login_failures WHERE key = ?`, k.pair); err != nil {
-			return err
+	if !g.failed && g.known {
+		return nil // the common case writes nothing
+	}
+	now := store.Millis(l.now())
+	err := l.write(ctx, func(ctx context.Context, q store.Querier) error {
+		if g.failed {
+			if _, err := q.Exec(ctx, `DELETE FROM login_failures WHERE key = ?`, k.pair); err != nil {
+				return err
+			}
 		}
-	}
-	if g.known {
+		if !g.known {
+			if _, err := q.Exec(ctx, `INSERT INTO login_known (key, at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, k.pair, now); err != nil {
+				return err
+			}
+		}
 		return nil
+	})
+	if err == nil {
+		l.known.Store(string(k.pair), struct{}{})
 	}
-	_, err := l.DB.Q().Exec(ctx, `INSERT INTO login_known (key, at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, k.pair, store.Millis(l.now()))
 	return err
 }

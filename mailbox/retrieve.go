@@ -95,8 +95,31 @@ func (s *Service) recordServed(ctx context.Context, deliveryID int64, p *account
 	if _, ok := s.served.Load(key); ok {
 		return nil
 	}
-	if _, err := s.DB.Q().Exec(ctx, `INSERT INTO retrieval_served (delivery_id, principal, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		deliveryID, key.principal, store.Millis(s.now())); err != nil {
+	// Only an unread delivery needs it: after 60 or 61 nothing more can
+	// count as its retrieval, and reading old mail writes nothing.
+	d, err := GetDelivery(ctx, s.DB.Q(), deliveryID)
+	if err != nil {
+		return err
+	}
+	if d.State != DeliveredTo {
+		s.served.Store(key, true)
+		return nil
+	}
+	at := store.Millis(s.now())
+	write := func(ctx context.Context, q store.Querier) error {
+		_, err := q.Exec(ctx, `INSERT INTO retrieval_served (delivery_id, principal, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			deliveryID, key.principal, at)
+		return err
+	}
+	// Through the log's group commit, like every frequent write, so that a
+	// fetch never races the log's writer for SQLite's lock (idempotent: a
+	// retried batch may run it twice).
+	if s.Issuer != nil && s.Issuer.Log != nil {
+		_, err = s.Issuer.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return write(ctx, tx) })
+	} else {
+		err = write(ctx, s.DB.Q())
+	}
+	if err != nil {
 		return err
 	}
 	s.served.Store(key, true)

@@ -163,6 +163,9 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	if n.Log, err = tlog.Open(ctx, n.DB, cfg.Log.BatchSize); err != nil {
 		return err
 	}
+	// The login back-off writes through the log's group commit, like every
+	// frequent write: never racing the log's writer for SQLite's lock.
+	n.Accounts.Limiter.Write = n.GroupWrite
 	n.Checkpointer = &tlog.Checkpointer{DB: n.DB, Log: n.Log, Origin: cfg.Log.Origin, Signer: signer, Stamper: n.TSA, Now: n.Now}
 	evSigner, err := evidence.NewSigner(n.Cert.Key, n.Cert.Cert)
 	if err != nil {
@@ -201,6 +204,16 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	}
 	n.Metrics.MustRegister(logCollector{n}, mailbox.QueueCollector(n.Mailbox), keyCollector{n.Keys})
 	return nil
+}
+
+// GroupWrite runs fn in the log's next group commit: the way every
+// frequent small write goes, so that it never races the log's writer for
+// SQLite's lock (a deferred write there fails at once with SQLITE_BUSY
+// rather than wait). fn may run twice when a batch is retried: it must be
+// idempotent.
+func (n *Node) GroupWrite(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error {
+	_, err := n.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return fn(ctx, tx) })
+	return err
 }
 
 // KnownDomain reports whether domain is a KEP domain a message can go to

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/kephs/kep/store"
 	"io"
 	"math/big"
 	"net/http"
@@ -93,6 +94,7 @@ type Result struct {
 type Checker struct {
 	client *http.Client
 	now    func() time.Time
+	write  func(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error
 
 	mu     sync.Mutex
 	cache  map[string]*cached    // URL (+ serial for OCSP) → data
@@ -113,6 +115,11 @@ type Options struct {
 	// Now is the clock that decides whether cached data is still fresh
 	// (default time.Now).
 	Now func() time.Time
+	// Write, when set, runs Keep's write (the node passes its log's group
+	// commit, so that storing a new response never races the log's writer
+	// for SQLite's lock); nil writes to the Querier Keep is given. The
+	// write is idempotent.
+	Write func(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error
 }
 
 // New returns a Checker.
@@ -123,7 +130,7 @@ func New(o Options) *Checker {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Checker{client: o.HTTP, now: o.Now, cache: map[string]*cached{}, stored: map[[32]byte]struct{}{}}
+	return &Checker{client: o.HTTP, now: o.Now, write: o.Write, cache: map[string]*cached{}, stored: map[[32]byte]struct{}{}}
 }
 
 // maxResponse is the largest OCSP response or CRL read.

@@ -41,7 +41,14 @@ func (c *Checker) Keep(ctx context.Context, q store.Querier, d *Data) error {
 	if done {
 		return nil
 	}
-	if err := Put(ctx, q, d); err != nil {
+	put := func(ctx context.Context, q store.Querier) error { return Put(ctx, q, d) }
+	var err error
+	if c.write != nil {
+		err = c.write(ctx, put)
+	} else {
+		err = put(ctx, q)
+	}
+	if err != nil {
 		return err
 	}
 	c.mu.Lock()
