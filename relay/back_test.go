@@ -1,0 +1,355 @@
+package relay_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/internal/testtool"
+	"github.com/kephs/kep/mailbox"
+	"github.com/kephs/kep/pki"
+	"github.com/kephs/kep/relay"
+	"github.com/kephs/kep/tlog"
+)
+
+// startBack opens hs01's reception point, where hs02 returns evidence.
+func (f *fed) startBack() *relay.Server {
+	f.t.Helper()
+	n := f.w1.Node
+	s := &relay.Server{Mailbox: n.Mailbox, Directory: f.dir.Load, Trust: n.ESign, Cert: tlsCert(n),
+		Domain: n.Config.Provider.Domain, Now: f.w1.Clock.Now, TSARoots: f.tsaRoots()}
+	go s.Serve(f.back)
+	f.t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// tsaRoots are the TSA CAs of both providers (each runs a development TSA
+// of its own): the TSAs hs01 trusts.
+func (f *fed) tsaRoots() *x509.CertPool {
+	f.t.Helper()
+	pool := f.w1.Node.TSARoots.Clone()
+	cfg := f.n2.Config
+	for _, p := range cfg.Paths(cfg.TSA.TrustAnchors) {
+		certs, err := pki.LoadCertsPEM(p)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	return pool
+}
+
+func (f *fed) returner() *relay.Returner {
+	return &relay.Returner{Mailbox: f.n2.Mailbox, Directory: f.dir.Load, Cert: tlsCert(f.n2), HeloName: f.n2.Config.Provider.Domain,
+		Now: f.w1.Clock.Now, Timeout: 10 * time.Second, Owner: "test"}
+}
+
+func (f *fed) returnsQueued() int {
+	f.t.Helper()
+	var n int
+	if err := f.n2.DB.Q().QueryRow(context.Background(), `SELECT COUNT(*) FROM queue_items WHERE kind = 'evidence_return'`).Scan(&n); err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+// delil returns the sender's Delil items at hs01: code → rendered item.
+func (f *fed) delil() map[int][]byte {
+	f.t.Helper()
+	ctx := context.Background()
+	fo, err := mailbox.GetFolder(ctx, f.w1.Q(), f.sender.Account.ID, mailbox.Delil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ms, err := mailbox.ListMessages(ctx, f.w1.Q(), fo.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[int][]byte{}
+	for _, m := range ms {
+		b, err := f.w1.Node.Mailbox.Content(ctx, m)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		msg, err := mail.ReadMessage(bytes.NewReader(b))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		var code int
+		fmt.Sscan(msg.Header.Get("X-KEP-Delil-Kodu"), &code)
+		out[code] = b
+	}
+	return out
+}
+
+func codeList(m map[int][]byte) string {
+	var cs []int
+	for c := range m {
+		cs = append(cs, c)
+	}
+	sort.Ints(cs)
+	return strings.Trim(fmt.Sprint(cs), "[]")
+}
+
+// itemParts returns the evidence XML and the bundle of a Delil item.
+func itemParts(t *testing.T, item []byte) (xml, bundle []byte) {
+	t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(item))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(p)
+		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		dec, _ := base64.StdEncoding.DecodeString(strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' {
+				return -1
+			}
+			return r
+		}, string(body)))
+		switch ct {
+		case "application/xml":
+			xml = dec
+		case evidence.BundleMediaType:
+			bundle = dec
+		}
+	}
+	return xml, bundle
+}
+
+// TestEvidenceReturned is the round trip of docs/relay.md, "Evidence that
+// crosses": send at hs01, deliver and read at hs02, and hs01's sender ends
+// with 10, 20, 40 and 60 in Delil, each bundle verifying against the
+// directory and each evidence with xmlsec1; the transport state follows;
+// the receipts are leaves of hs01's log that the audit recomputes.
+func TestEvidenceReturned(t *testing.T) {
+	f := newFed(t, "sqlite")
+	ctx := context.Background()
+	f.startBack()
+	msg, job := f.submit(f.rcpt.Address)
+	if err := f.out.Deliver(ctx, job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.n2.Mailbox.DeliverQueued(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	inbox, _ := mailbox.GetFolder(ctx, f.n2.DB.Q(), f.rcpt.ID, "INBOX")
+	ms, _ := mailbox.ListMessages(ctx, f.n2.DB.Q(), inbox.ID)
+	if len(ms) != 1 {
+		t.Fatalf("hs02 INBOX: %d messages", len(ms))
+	}
+	acct, err := f.n2.Accounts.Get(ctx, f.rcpt.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.n2.Mailbox.MarkRead(ctx, &account.Principal{Account: acct}, ms[0]); err != nil {
+		t.Fatal(err)
+	}
+	ids := f.relayed()
+	if got := codesOf(t, f.n2.DB.Q(), ids[0]); got != "20,40,60" {
+		t.Fatalf("hs02 evidence %q, want 20,40,60", got)
+	}
+	// Nothing goes back before a checkpoint covers it.
+	if n := f.returnsQueued(); n != 0 {
+		t.Fatalf("%d evidence returns queued before a checkpoint", n)
+	}
+	if _, err := f.n2.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.returnsQueued(); n != 3 {
+		t.Fatalf("%d evidence returns queued, want 3", n)
+	}
+	// A second courier pass enqueues nothing twice.
+	if _, err := f.n2.Checkpoint(ctx); err != nil || f.returnsQueued() != 3 {
+		t.Fatalf("after a second checkpoint: %d queued (%v)", f.returnsQueued(), err)
+	}
+	sent, err := f.returner().RunDue(ctx, 10)
+	if err != nil || sent != 3 {
+		t.Fatalf("returned %d (%v), want 3", sent, err)
+	}
+	if n := f.returnsQueued(); n != 0 {
+		t.Fatalf("%d evidence returns left", n)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != "delivered" {
+		t.Fatalf("hs01 transport state %q, want delivered", got)
+	}
+	if _, err := f.w1.Node.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	items := f.delil()
+	if got := codeList(items); got != "10 20 40 60" {
+		t.Fatalf("hs01 Delil holds %q, want 10 20 40 60", got)
+	}
+	d := f.dir.Load()
+	xmlsec := testtool.Require(t, testtool.XMLSec1OpenSSL)
+	dir := t.TempDir()
+	for code, item := range items {
+		xml, bundle := itemParts(t, item)
+		if xml == nil || bundle == nil {
+			t.Fatalf("Delil item %d lacks its XML or bundle", code)
+		}
+		issuer := d.Provider("hs01")
+		if code != 10 {
+			issuer = d.Provider("hs02")
+		}
+		tsa := f.tsaRoots()
+		e, err := relay.VerifyForeignBundle(issuer, bundle, tsa)
+		if err != nil {
+			t.Fatalf("bundle of %d: %v", code, err)
+		}
+		if int(e.Code) != code {
+			t.Fatalf("bundle of item %d holds evidence %d", code, e.Code)
+		}
+		// xmlsec1, trusting the issuing provider's CA.
+		cfg := f.w1.Node.Config
+		if code != 10 {
+			cfg = f.n2.Config
+		}
+		ca := cfg.Path("keys/provider-ca.crt")
+		doc := filepath.Join(dir, fmt.Sprintf("delil-%d.xml", code))
+		os.WriteFile(doc, xml, 0o644)
+		if out, err := exec.Command(xmlsec, "--verify", "--trusted-pem", ca, doc).CombinedOutput(); err != nil {
+			t.Fatalf("xmlsec1 on evidence %d: %v\n%s", code, err, out)
+		}
+	}
+	// The receipts are leaves of hs01's log: each entry recomputed from
+	// foreign_evidence is the one the log holds.
+	size := f.w1.Node.Log.Size()
+	entries, err := mailbox.ForeignAuditEntries(ctx, f.w1.Q(), 0, size)
+	if err != nil || len(entries) != 3 {
+		t.Fatalf("receipt leaves: %d (%v)", len(entries), err)
+	}
+	for _, e := range entries {
+		if !bytes.HasPrefix(e.Document, []byte(tlog.ReceiptFormat+"\nhs02\n"+e.ID+"\n")) {
+			t.Fatalf("receipt text %q", e.Document)
+		}
+		entry := tlog.EntryFor(e.Document)
+		root, err := tlog.TreeHash(ctx, f.w1.Q(), size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proof, err := tlog.ProveInclusion(ctx, f.w1.Q(), e.Seq, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckInclusion(proof, size, root, e.Seq, entry[:]); err != nil {
+			t.Fatalf("receipt leaf %d is not the recomputed one: %v", e.Seq, err)
+		}
+	}
+	// A retransmission of the same evidence stores nothing new.
+	before := f.w1.Node.Log.Size()
+	var seq int64
+	f.n2.DB.Q().QueryRow(ctx, `SELECT seq FROM evidence WHERE message_id = ? AND code = 40`, ids[0]).Scan(&seq)
+	ret, err := f.n2.Mailbox.ReturnLetter(ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sendBack(ret); err != nil {
+		t.Fatalf("retransmitted evidence: %v", err)
+	}
+	if f.w1.Node.Log.Size() != before || len(f.delil()) != 4 {
+		t.Fatal("a retransmitted evidence was stored twice")
+	}
+
+	// Forgeries are refused with 5xx and reach no Delil.
+	for _, tc := range []struct {
+		name   string
+		mutate func(r *mailbox.EvidenceReturn)
+		want   string
+	}{
+		{"altered bundle", func(r *mailbox.EvidenceReturn) {
+			b, _ := evidence.ParseBundle(r.Bundle)
+			b.Evidence = bytes.Replace(b.Evidence, []byte(f.rcpt.Address), []byte("x"+f.rcpt.Address), 1)
+			r.Bundle, _ = b.Marshal()
+		}, "554"},
+		{"hs01's own evidence passed off as hs02's", func(r *mailbox.EvidenceReturn) {
+			var seq10 int64
+			f.w1.Q().QueryRow(ctx, `SELECT seq FROM evidence WHERE message_id = ? AND code = 10`, msg.ID).Scan(&seq10)
+			r.Bundle, _ = f.w1.Node.Bundle(ctx, seq10)
+		}, "554"},
+		{"wrong evidence id", func(r *mailbox.EvidenceReturn) { r.EvidenceID = evidence.NewID() }, "554"},
+		{"another message", func(r *mailbox.EvidenceReturn) { r.OriginalEvidence = evidence.NewID() }, "554"},
+	} {
+		r := *ret
+		tc.mutate(&r)
+		err := f.sendBack(&r)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%s: %v, want %s", tc.name, err, tc.want)
+		}
+	}
+	if got := codeList(f.delil()); got != "10 20 40 60" {
+		t.Fatalf("after forgeries, Delil holds %q", got)
+	}
+}
+
+// sendBack sends a returned evidence from hs02 to hs01 by hand.
+func (f *fed) sendBack(r *mailbox.EvidenceReturn) error {
+	f.t.Helper()
+	n := f.n2
+	cert := tlsCert(n)
+	return sendTo(f.back.Addr().String(), &cert, "", []string{r.To}, relay.ReturnMessage(n.Config.Provider.Domain, r))
+}
+
+// TestEvidenceReturnRetries: with hs01's reception point down, the
+// returns stay queued (in the store, so they survive a restart) with a
+// back-off, and go once it is back.
+func TestEvidenceReturnRetries(t *testing.T) {
+	f := newFed(t, "sqlite")
+	ctx := context.Background()
+	_, job := f.submit(f.rcpt.Address)
+	if err := f.out.Deliver(ctx, job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.n2.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := f.returner()
+	r.Timeout = time.Second
+	if sent, _ := r.RunDue(ctx, 10); sent != 0 {
+		t.Fatalf("sent %d with hs01 down", sent)
+	}
+	var attempts int
+	var next int64
+	if err := f.n2.DB.Q().QueryRow(ctx, `SELECT attempts, next_at FROM queue_items WHERE kind = 'evidence_return'`).Scan(&attempts, &next); err != nil || attempts != 1 {
+		t.Fatalf("item after a failed attempt: attempts %d (%v)", attempts, err)
+	}
+	// Not due again before its back-off.
+	if sent, _ := r.RunDue(ctx, 10); sent != 0 {
+		t.Fatal("retried before the back-off")
+	}
+	// A new Returner (as after a restart) finds the item in the store.
+	f.startBack()
+	f.w1.Clock.Advance(time.Minute)
+	if sent, err := f.returner().RunDue(ctx, 10); sent != 1 || err != nil {
+		t.Fatalf("after hs01 came back: sent %d (%v)", sent, err)
+	}
+	if n := f.returnsQueued(); n != 0 {
+		t.Fatalf("%d returns left", n)
+	}
+}
