@@ -171,7 +171,7 @@ func ForeignAuditEntries(ctx context.Context, q store.Querier, start, end int64)
 			return nil, err
 		}
 		e.Time = store.FromMillis(at)
-		e.Document = tlog.ReceiptDocument(provider, e.ID, bundle, e.Time)
+		e.Document, e.Kind = tlog.ReceiptDocument(provider, e.ID, bundle, e.Time), tlog.LeafReceipt
 		out = append(out, e)
 	}
 	return out, rows.Err()

@@ -262,6 +262,22 @@ func TestEvidenceReturned(t *testing.T) {
 			t.Fatalf("receipt leaf %d is not the recomputed one: %v", e.Seq, err)
 		}
 	}
+	// The audit recomputes every leaf, receipts from foreign_evidence; a
+	// bundle changed behind the log's back is named.
+	if probs := f.audit(); len(probs) != 0 {
+		t.Fatalf("audit of hs01: %v", probs)
+	}
+	var fseq int64
+	f.w1.Q().QueryRow(ctx, `SELECT MIN(seq) FROM foreign_evidence`).Scan(&fseq)
+	var orig []byte
+	f.w1.Q().QueryRow(ctx, `SELECT bundle FROM foreign_evidence WHERE seq = ?`, fseq).Scan(&orig)
+	changed := append(append([]byte(nil), orig...), 0)
+	f.w1.Q().Exec(ctx, `UPDATE foreign_evidence SET bundle = ? WHERE seq = ?`, changed, fseq)
+	if probs := f.audit(); len(probs) == 0 || probs[0].Kind != tlog.ProblemEvidenceChanged || probs[0].Seq != fseq {
+		t.Fatalf("audit after a receipt's bundle changed: %v", probs)
+	}
+	f.w1.Q().Exec(ctx, `UPDATE foreign_evidence SET bundle = ? WHERE seq = ?`, orig, fseq)
+
 	// A retransmission of the same evidence stores nothing new.
 	before := f.w1.Node.Log.Size()
 	var seq int64
@@ -352,4 +368,32 @@ func TestEvidenceReturnRetries(t *testing.T) {
 	if n := f.returnsQueued(); n != 0 {
 		t.Fatalf("%d returns left", n)
 	}
+}
+
+// audit runs tlog.Audit over hs01's log, evidence and receipt leaves
+// together (as `kep log verify` does), and returns its problems.
+func (f *fed) audit() []tlog.Problem {
+	f.t.Helper()
+	n := f.w1.Node
+	evidenceRows := func(ctx context.Context, start, end int64) ([]tlog.AuditEntry, error) {
+		sts, err := evidence.Range(ctx, n.DB.Q(), start, end)
+		if err != nil {
+			return nil, err
+		}
+		var out []tlog.AuditEntry
+		for _, st := range sts {
+			out = append(out, tlog.AuditEntry{Seq: st.Seq, ID: st.ID, Document: st.Document, Time: st.EventTime})
+		}
+		return out, nil
+	}
+	receipts := func(ctx context.Context, start, end int64) ([]tlog.AuditEntry, error) {
+		return mailbox.ForeignAuditEntries(ctx, n.DB.Q(), start, end)
+	}
+	var probs []tlog.Problem
+	_, err := tlog.Audit(context.Background(), n.DB, tlog.MergeAuditReaders(evidenceRows, receipts),
+		tlog.AuditOptions{VerifierKey: n.LogKey, TSARoots: n.TSARoots, Now: f.w1.Clock.Now, Report: func(p tlog.Problem) { probs = append(probs, p) }})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return probs
 }
