@@ -23,6 +23,7 @@ import (
 	"github.com/kephs/kep/internal/testtool"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/pki"
+	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/relay"
 	"github.com/kephs/kep/tlog"
 )
@@ -396,4 +397,86 @@ func (f *fed) audit() []tlog.Problem {
 		f.t.Fatal(err)
 	}
 	return probs
+}
+
+// TestTimeouts: hs02 down past the warn time gives the sender a notice in
+// Delil (not evidence); past the deadline, 31. A 20 that hs02 issues
+// afterwards is still stored and shown beside the 31, which stands.
+func TestTimeouts(t *testing.T) {
+	f := newFed(t, "sqlite")
+	ctx := context.Background()
+	n1 := f.w1.Node
+	n1.Queue.Router = queue.DomainRouter{Domain: n1.Config.Provider.Domain, Local: n1.Mailbox.Local(), Other: f.out}
+	f.out.Timeout = time.Second
+	f.stopServer()
+	msg, _ := f.submit(f.rcpt.Address)
+	if _, err := n1.Mailbox.DeliverQueued(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Pending) {
+		t.Fatalf("hs01 state %q while hs02 is down", got)
+	}
+	notices := func() int {
+		fo, _ := mailbox.GetFolder(ctx, f.w1.Q(), f.sender.Account.ID, mailbox.Delil)
+		ms, _ := mailbox.ListMessages(ctx, f.w1.Q(), fo.ID)
+		n := 0
+		for _, m := range ms {
+			if m.Kind == mailbox.KindNotice {
+				b, err := n1.Mailbox.Content(ctx, m)
+				if err != nil || !bytes.Contains(b, []byte("X-KEP-Bildirim: relay-late")) || !bytes.Contains(b, []byte(msg.EvidenceID)) {
+					t.Fatalf("the notice: %v\n%s", err, b)
+				}
+				n++
+			}
+		}
+		return n
+	}
+	if n := notices(); n != 0 {
+		t.Fatalf("%d notices before the warn time", n)
+	}
+	f.w1.Clock.Advance(12*time.Hour + time.Minute)
+	if _, err := n1.Queue.RunDue(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if n := notices(); n != 1 {
+		t.Fatalf("%d notices after the warn time, want 1", n)
+	}
+	if got := codesOf(t, f.w1.Q(), msg.ID); got != "10" {
+		t.Fatalf("hs01 evidence %q after the warning: a notice is not evidence", got)
+	}
+	// Once only.
+	f.w1.Clock.Advance(2 * time.Hour)
+	n1.Queue.RunDue(ctx, 10)
+	if n := notices(); n != 1 {
+		t.Fatalf("%d notices after a later attempt, want 1", n)
+	}
+	f.w1.Clock.Advance(10 * time.Hour)
+	if _, err := n1.Queue.RunDue(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if got := codesOf(t, f.w1.Q(), msg.ID); got != "10,31" {
+		t.Fatalf("hs01 evidence %q past the deadline, want 10,31", got)
+	}
+	// hs02 took the message after all (its 250 was lost, say): its 20
+	// comes back, is stored and shown; the 31 stands.
+	f.startServer()
+	f.startBack()
+	if err := f.sendRaw(ptr(tlsCert(n1)), f.sender.Account.Address, []string{f.rcpt.Address}, f.envelope(msg.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.n2.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := f.returner().RunDue(ctx, 10); sent != 1 || err != nil {
+		t.Fatalf("returned %d (%v)", sent, err)
+	}
+	if _, err := n1.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := codeList(f.delil()); got != "0 10 20 31" { // 0: the notice
+		t.Fatalf("hs01 Delil %q, want the notice, 10, 20 and 31", got)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Failed) {
+		t.Fatalf("hs01 state %q after a late 20, want failed (the 31 stands)", got)
+	}
 }
