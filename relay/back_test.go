@@ -24,6 +24,8 @@ import (
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/queue"
+	"github.com/kephs/kep/store"
+	"github.com/kephs/kep/store/storetest"
 	"github.com/kephs/kep/relay"
 	"github.com/kephs/kep/tlog"
 )
@@ -150,7 +152,13 @@ func itemParts(t *testing.T, item []byte) (xml, bundle []byte) {
 // directory and each evidence with xmlsec1; the transport state follows;
 // the receipts are leaves of hs01's log that the audit recomputes.
 func TestEvidenceReturned(t *testing.T) {
-	f := newFed(t, "sqlite")
+	for _, d := range storetest.Backends(t) {
+		t.Run(string(d), func(t *testing.T) { testEvidenceReturned(t, d) })
+	}
+}
+
+func testEvidenceReturned(t *testing.T, dialect store.Dialect) {
+	f := newFed(t, dialect)
 	ctx := context.Background()
 	f.startBack()
 	msg, job := f.submit(f.rcpt.Address)
