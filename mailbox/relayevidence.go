@@ -176,3 +176,33 @@ func ForeignAuditEntries(ctx context.Context, q store.Querier, start, end int64)
 	}
 	return out, rows.Err()
 }
+
+// LogEntries returns the log entries of [start, end) of every leaf kind:
+// evidence documents' digests and receipts' (ForeignAuditEntries), for the
+// log's public entry bundles (tlog.Handler) in place of evidence.Entries
+// once receipts are logged.
+func LogEntries(ctx context.Context, q store.Querier, start, end int64) ([][]byte, error) {
+	sts, err := evidence.Range(ctx, q, start, end)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := ForeignAuditEntries(ctx, q, start, end)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, end-start)
+	for _, st := range sts {
+		e := tlog.EntryFor(st.Document)
+		out[st.Seq-start] = e[:]
+	}
+	for _, r := range rs {
+		e := tlog.EntryFor(r.Document)
+		out[r.Seq-start] = e[:]
+	}
+	for i, e := range out {
+		if e == nil {
+			return nil, fmt.Errorf("mailbox: leaf %d is missing from the store", start+int64(i))
+		}
+	}
+	return out, nil
+}

@@ -24,9 +24,9 @@ import (
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/queue"
+	"github.com/kephs/kep/relay"
 	"github.com/kephs/kep/store"
 	"github.com/kephs/kep/store/storetest"
-	"github.com/kephs/kep/relay"
 	"github.com/kephs/kep/tlog"
 )
 
@@ -287,6 +287,12 @@ func testEvidenceReturned(t *testing.T, dialect store.Dialect) {
 	}
 	f.w1.Q().Exec(ctx, `UPDATE foreign_evidence SET bundle = ? WHERE seq = ?`, orig, fseq)
 
+	// The public entry bundles hold every leaf, receipts included.
+	es, err := mailbox.LogEntries(ctx, f.w1.Q(), 0, size)
+	if err != nil || int64(len(es)) != size {
+		t.Fatalf("log entries: %d of %d (%v)", len(es), size, err)
+	}
+
 	// A retransmission of the same evidence stores nothing new.
 	before := f.w1.Node.Log.Size()
 	var seq int64
@@ -368,9 +374,18 @@ func TestEvidenceReturnRetries(t *testing.T) {
 	if sent, _ := r.RunDue(ctx, 10); sent != 0 {
 		t.Fatal("retried before the back-off")
 	}
-	// A new Returner (as after a restart) finds the item in the store.
-	f.startBack()
+	// A node that claims the item and dies holds it for its lease only.
 	f.w1.Clock.Advance(time.Minute)
+	if its, err := f.n2.Mailbox.ClaimReturns(ctx, "dead-node", f.w1.Clock.Now(), 2*time.Minute, 10); err != nil || len(its) != 1 {
+		t.Fatalf("claim: %d (%v)", len(its), err)
+	}
+	f.startBack()
+	if sent, _ := f.returner().RunDue(ctx, 10); sent != 0 {
+		t.Fatal("sent an item another node holds")
+	}
+	// A new Returner (as after a restart) finds the item in the store once
+	// the lease ends.
+	f.w1.Clock.Advance(2*time.Minute + time.Second)
 	if sent, err := f.returner().RunDue(ctx, 10); sent != 1 || err != nil {
 		t.Fatalf("after hs01 came back: sent %d (%v)", sent, err)
 	}
