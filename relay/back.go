@@ -56,6 +56,7 @@ type Returner struct {
 	Lease     time.Duration // zero: two minutes
 	Owner     string        // this node, in queue_items.lease_owner
 	Log       *slog.Logger
+	Metrics   *Metrics // nil counts nothing
 }
 
 func (r *Returner) now() time.Time {
@@ -114,6 +115,7 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 		err := r.send(ctx, it.Seq)
 		if err == nil {
 			sent++
+			r.Metrics.returnInc("sent")
 			if err := r.Mailbox.ReturnDone(ctx, it.ID); err != nil {
 				errs = append(errs, err)
 			}
@@ -122,8 +124,10 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 		delay := bo.Delay(it.Attempts + 1)
 		if permanent(err) {
 			delay = bo.Ceiling
+			r.Metrics.returnInc("refused")
 			r.log().Error("relay: evidence return refused", "evidence_seq", it.Seq, "err", err)
 		} else {
+			r.Metrics.returnInc("retry")
 			r.log().Warn("relay: evidence return failed, will retry", "evidence_seq", it.Seq, "err", err)
 		}
 		if r.now().After(it.Deadline) {
@@ -322,6 +326,11 @@ func (s *Server) receiveEvidence(ctx context.Context, p *directory.Provider, to 
 				var res *mailbox.ForeignResult
 				res, err = s.Mailbox.StoreForeignEvidence(ctx, &mailbox.ForeignEvidence{Provider: p.ID, Bundle: bundle, Evidence: e, OriginalEvidence: origID, To: to})
 				if err == nil {
+					if res.Duplicate {
+						s.Metrics.receivedInc("duplicate")
+					} else {
+						s.Metrics.receivedInc("stored")
+					}
 					s.log().Info("relay: evidence received", "provider", p.ID, "evidence", e.ID, "code", int(e.Code), "seq", res.Seq, "duplicate", res.Duplicate)
 					return nil
 				}
@@ -333,8 +342,6 @@ func (s *Server) receiveEvidence(ctx context.Context, p *directory.Provider, to 
 		}
 	}
 	s.log().Error("relay: returned evidence refused", "provider", p.ID, "evidence", evID, "err", err)
-	if s.Refused != nil {
-		s.Refused()
-	}
+	s.Metrics.receivedInc("refused")
 	return smtpErr(554, smtp.EnhancedCode{5, 7, 0}, "returned evidence refused: %v", err)
 }

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/internal/testtool"
@@ -34,8 +36,10 @@ import (
 func (f *fed) startBack() *relay.Server {
 	f.t.Helper()
 	n := f.w1.Node
+	f.reg = prometheus.NewRegistry()
 	s := &relay.Server{Mailbox: n.Mailbox, Directory: f.dir.Load, Trust: n.ESign, Cert: tlsCert(n),
-		Domain: n.Config.Provider.Domain, Now: f.w1.Clock.Now, TSARoots: f.tsaRoots()}
+		Domain: n.Config.Provider.Domain, Now: f.w1.Clock.Now, TSARoots: f.tsaRoots(), Metrics: relay.NewMetrics(f.reg)}
+	f.reg.MustRegister(relay.AwaitingCollector(n.DB, f.w1.Clock.Now))
 	go s.Serve(f.back)
 	f.t.Cleanup(func() { s.Close() })
 	return s
@@ -337,6 +341,14 @@ func testEvidenceReturned(t *testing.T, dialect store.Dialect) {
 	if got := codeList(f.delil()); got != "10 20 40 60" {
 		t.Fatalf("after forgeries, Delil holds %q", got)
 	}
+	for label, want := range map[string]float64{"stored": 3, "duplicate": 1, "refused": 4} {
+		if got := f.metric("kep_relay_evidence_received_total", label); got != want {
+			t.Fatalf("kep_relay_evidence_received_total{%s} = %v, want %v", label, got, want)
+		}
+	}
+	if got := f.metric("kep_relay_awaiting_oldest_seconds", ""); got != 0 {
+		t.Fatalf("kep_relay_awaiting_oldest_seconds = %v with nothing awaiting", got)
+	}
 }
 
 // sendBack sends a returned evidence from hs02 to hs01 by hand.
@@ -359,6 +371,12 @@ func TestEvidenceReturnRetries(t *testing.T) {
 	}
 	if _, err := f.n2.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
+	}
+	f.reg = prometheus.NewRegistry()
+	f.reg.MustRegister(relay.AwaitingCollector(f.w1.Node.DB, f.w1.Clock.Now))
+	f.w1.Clock.Advance(time.Hour)
+	if got := f.metric("kep_relay_awaiting_oldest_seconds", ""); got < 3600 {
+		t.Fatalf("kep_relay_awaiting_oldest_seconds = %v, an hour after the 250", got)
 	}
 	r := f.returner()
 	r.Timeout = time.Second
@@ -502,4 +520,29 @@ func TestTimeouts(t *testing.T) {
 	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Failed) {
 		t.Fatalf("hs01 state %q after a late 20, want failed (the 31 stands)", got)
 	}
+}
+
+// metric reads a metric of hs01's reception point: name, or name{label}.
+func (f *fed) metric(name, label string) float64 {
+	f.t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label != "" && (len(m.GetLabel()) == 0 || m.GetLabel()[0].GetValue() != label) {
+				continue
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	f.t.Fatalf("no metric %s{%s}", name, label)
+	return 0
 }

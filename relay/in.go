@@ -43,11 +43,9 @@ type Server struct {
 	// TSARoots are the TSA CAs whose time stamps on returned evidence
 	// bundles are trusted (back.go).
 	TSARoots *x509.CertPool
-	// Refused, when set, counts returned evidence that did not verify
-	// (kep_relay_evidence_refused_total).
-	Refused func()
-	Now     func() time.Time
-	Log     *slog.Logger
+	Metrics  *Metrics // nil counts nothing
+	Now      func() time.Time
+	Log      *slog.Logger
 
 	srv *smtp.Server
 }

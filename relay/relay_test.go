@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/cms"
@@ -52,6 +53,7 @@ type fed struct {
 	rcpt     *store.Account // at hs02
 	listener net.Listener
 	back     net.Listener // hs01's reception point, for evidence returned (back_test.go)
+	reg      *prometheus.Registry
 }
 
 func tlsCert(n *provider.Node) tls.Certificate { return n.TLSConfig().Certificates[0] }
