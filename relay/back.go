@@ -121,6 +121,14 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 			}
 			continue
 		}
+		if errors.Is(err, errProviderGone) {
+			r.log().Error("relay: evidence not returned: the provider was removed from the directory", "evidence_seq", it.Seq)
+			r.Metrics.returnInc("refused")
+			if err := r.Mailbox.ReturnDone(ctx, it.ID); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		delay := bo.Delay(it.Attempts + 1)
 		if permanent(err) {
 			delay = bo.Ceiling
@@ -140,6 +148,8 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 	return sent, errors.Join(errs...)
 }
 
+var errProviderGone = errors.New("the provider was removed from the directory")
+
 // send carries the evidence at leaf seq to the provider its message came
 // from.
 func (r *Returner) send(ctx context.Context, seq int64) error {
@@ -154,6 +164,11 @@ func (r *Returner) send(ctx context.Context, seq int64) error {
 	p := d.Provider(ret.Provider)
 	if p == nil {
 		return fmt.Errorf("provider %s is not in the directory", ret.Provider)
+	}
+	if !p.Active(r.now()) {
+		// Nothing is exchanged with a provider whose licence ended
+		// (docs/relay.md, "removed"): the evidence stays here, in our log.
+		return errProviderGone
 	}
 	msg := ReturnMessage(r.HeloName, ret)
 	timeout := r.Timeout

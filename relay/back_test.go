@@ -546,3 +546,34 @@ func (f *fed) metric(name, label string) float64 {
 	f.t.Fatalf("no metric %s{%s}", name, label)
 	return 0
 }
+
+// TestEvidenceReturnProviderRemoved: nothing is sent to a provider whose
+// licence ended; the item ends (the evidence stays in hs02's log).
+func TestEvidenceReturnProviderRemoved(t *testing.T) {
+	f := newFed(t, "sqlite")
+	ctx := context.Background()
+	f.startBack()
+	_, job := f.submit(f.rcpt.Address)
+	if err := f.out.Deliver(ctx, job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.n2.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.auth.RemoveProvider("hs01", f.w1.Clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	f.w1.Clock.Advance(time.Minute)
+	f.sign()
+	if sent, _ := f.returner().RunDue(ctx, 10); sent != 0 {
+		t.Fatalf("sent %d to a removed provider", sent)
+	}
+	if n := f.returnsQueued(); n != 0 {
+		t.Fatalf("%d returns left for a removed provider", n)
+	}
+	var n int
+	f.w1.Q().QueryRow(ctx, `SELECT COUNT(*) FROM foreign_evidence`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("hs01 stored %d", n)
+	}
+}
