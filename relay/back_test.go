@@ -520,6 +520,19 @@ func TestTimeouts(t *testing.T) {
 	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Failed) {
 		t.Fatalf("hs01 state %q after a late 20, want failed (the 31 stands)", got)
 	}
+	// The sender's evidence list, newest first, shows both.
+	p := &account.Principal{Account: f.w1.Refresh(f.sender.Account)}
+	list, err := n1.Mailbox.ListEvidence(ctx, p, mailbox.EvidenceQuery{Account: p.Account})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []string
+	for _, e := range list {
+		cs = append(cs, fmt.Sprint(int(e.Code)))
+	}
+	if got := strings.Join(cs, ","); got != "20,31,10" {
+		t.Fatalf("the sender's evidence list %q, want 20,31,10", got)
+	}
 }
 
 // metric reads a metric of hs01's reception point: name, or name{label}.
