@@ -590,3 +590,40 @@ func TestEvidenceReturnProviderRemoved(t *testing.T) {
 		t.Fatalf("hs01 stored %d", n)
 	}
 }
+
+// TestRejectionReturned: hs02's 21 (a suspended account) comes back, and
+// the recipient fails at hs01 with hs02's reason.
+func TestRejectionReturned(t *testing.T) {
+	f := newFed(t, "sqlite")
+	ctx := context.Background()
+	f.startBack()
+	if _, err := f.n2.Accounts.Suspend(ctx, account.SystemActor, f.rcpt.Address, "test"); err != nil {
+		t.Fatal(err)
+	}
+	msg, job := f.submit(f.rcpt.Address)
+	if err := f.out.Deliver(ctx, job, job.Recipients); err != nil {
+		t.Fatal(err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Awaiting) {
+		t.Fatalf("hs01 state %q after the 250", got)
+	}
+	if _, err := f.n2.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := f.returner().RunDue(ctx, 10); sent != 1 || err != nil {
+		t.Fatalf("returned %d (%v)", sent, err)
+	}
+	if got := transportStates(t, f.w1.Q(), msg.ID); got != string(queue.Failed) {
+		t.Fatalf("hs01 state %q after hs02's 21, want failed", got)
+	}
+	ds, _ := mailbox.Deliveries(ctx, f.w1.Q(), msg.ID)
+	if len(ds) != 1 || ds[0].State != mailbox.Failed || ds[0].Reason == "" {
+		t.Fatalf("hs01 delivery %+v", ds)
+	}
+	if _, err := f.w1.Node.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := codeList(f.delil()); got != "10 21" {
+		t.Fatalf("hs01 Delil %q, want 10 21", got)
+	}
+}
