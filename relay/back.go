@@ -274,39 +274,14 @@ var returnable = map[evidence.Code]bool{
 }
 
 // VerifyForeignBundle verifies a bundle provider p issued (any code),
-// against the directory alone: the evidence's signer must be a certificate the
-// directory lists for p's evidence at the evidence's time, the checkpoint
-// signed by a log key it lists for p then, the time stamp by one of
-// tsaRoots; every other link as evidence.VerifyBundle checks it.
+// against the directory alone (evidence.VerifyWithDirectory), and returns
+// its evidence.
 func VerifyForeignBundle(p *directory.Provider, bundle []byte, tsaRoots *x509.CertPool) (*evidence.Evidence, error) {
-	b, err := evidence.ParseBundle(bundle)
-	if err != nil {
-		return nil, err
+	rep := evidence.VerifyWithDirectory(p, bundle, tsaRoots, nil)
+	if err := rep.Failed(); err != nil {
+		return nil, fmt.Errorf("the bundle does not verify (%w)", err)
 	}
-	claimed, err := evidence.Parse(b.Evidence)
-	if err != nil {
-		return nil, err
-	}
-	// The chain check runs up to the bundle's own last certificate; what
-	// makes the signer trusted is that the directory lists it (below).
-	roots := x509.NewCertPool()
-	roots.AddCert(b.Certificates[len(b.Certificates)-1])
-	rep := evidence.VerifyBundle(bundle, evidence.Anchors{ProviderCAs: roots, TSACAs: tsaRoots, LogKeys: p.LogVerifiers(claimed.EventTime)}, nil)
-	if !rep.Valid {
-		var failed []string
-		for _, c := range rep.Checks {
-			if !c.OK {
-				failed = append(failed, c.Name+": "+c.Detail)
-			}
-		}
-		return nil, fmt.Errorf("the bundle does not verify (%s)", strings.Join(failed, "; "))
-	}
-	e := rep.Evidence
-	if !listed(p.SigningCertificates(directory.UseEvidence, e.EventTime), b.Certificates[0]) {
-		return nil, fmt.Errorf("the evidence is signed by %q, a certificate the directory does not list for %s's evidence at %s",
-			b.Certificates[0].Subject.CommonName, p.ID, e.EventTime.UTC().Format(time.RFC3339))
-	}
-	return e, nil
+	return rep.Evidence, nil
 }
 
 // checkReturned checks that e is evidence a recipient's provider p returns

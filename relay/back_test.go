@@ -227,17 +227,23 @@ func testEvidenceReturned(t *testing.T, dialect store.Dialect) {
 		if xml == nil || bundle == nil {
 			t.Fatalf("Delil item %d lacks its XML or bundle", code)
 		}
-		issuer := d.Provider("hs01")
-		if code != 10 {
-			issuer = d.Provider("hs02")
+		// The directory alone is the anchor: it names the issuer (hs01 for
+		// its 10, hs02 for the rest) and lists its keys.
+		issuer := evidence.IssuerIn(d, bundle)
+		if want := map[bool]string{true: "hs01", false: "hs02"}[code == 10]; issuer == nil || issuer.ID != want {
+			t.Fatalf("bundle of %d: issuer %v, want %s", code, issuer, want)
 		}
-		tsa := f.tsaRoots()
-		e, err := relay.VerifyForeignBundle(issuer, bundle, tsa)
-		if err != nil {
+		rep := evidence.VerifyWithDirectory(issuer, bundle, f.tsaRoots(), nil)
+		if err := rep.Failed(); err != nil {
 			t.Fatalf("bundle of %d: %v", code, err)
 		}
-		if int(e.Code) != code {
-			t.Fatalf("bundle of item %d holds evidence %d", code, e.Code)
+		if int(rep.Evidence.Code) != code {
+			t.Fatalf("bundle of item %d holds evidence %d", code, rep.Evidence.Code)
+		}
+		// Under another provider's entry it does not verify.
+		other := d.Provider(map[bool]string{true: "hs02", false: "hs01"}[code == 10])
+		if evidence.VerifyWithDirectory(other, bundle, f.tsaRoots(), nil).Valid {
+			t.Fatalf("bundle of %d verifies as %s's", code, other.ID)
 		}
 		// xmlsec1, trusting the issuing provider's CA.
 		cfg := f.w1.Node.Config
