@@ -147,7 +147,7 @@ func (s *Service) ListEvidence(ctx context.Context, p *account.Principal, eq Evi
 		ent.Reason = strings.Join(reasons, "; ")
 		out = append(out, ent)
 	}
-	return out, nil
+	return s.withForeign(ctx, p, eq, bare, limit, out) // relaylist.go
 }
 
 // GetEvidence returns one evidence by its identifier, when p may read it;

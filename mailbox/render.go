@@ -295,6 +295,10 @@ func renderNotice(domain, provider, addr string, level int, at time.Time) []byte
 // is rendered from the evidence store, the same bytes every time.
 func (s *Service) renderEvidenceItem(ctx context.Context, seq int64, to string) ([]byte, error) {
 	st, err := evidence.GetSeq(ctx, s.DB.Q(), seq)
+	var bundle []byte
+	if errors.Is(err, store.ErrNotFound) {
+		st, bundle, err = s.foreignItem(ctx, seq) // returned by another provider (relayevidence.go)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -302,8 +306,7 @@ func (s *Service) renderEvidenceItem(ctx context.Context, seq int64, to string) 
 	if err != nil {
 		return nil, err
 	}
-	var bundle []byte
-	if s.Bundle != nil {
+	if s.Bundle != nil && bundle == nil {
 		if bundle, err = s.Bundle(ctx, seq); err != nil {
 			return nil, err
 		}

@@ -381,6 +381,10 @@ func (s *Service) Courier(ctx context.Context, upTo int64) (int, error) {
 				}
 				touched[a] = f.ID
 			}
+			// Evidence about messages from other providers goes back to them (relayreturn.go).
+			if err := enqueueReturns(ctx, tx, pos, end, s.now()); err != nil {
+				return err
+			}
 			_, err = tx.Exec(ctx, `INSERT INTO cursors (name, pos) VALUES ('delil', ?) ON CONFLICT (name) DO UPDATE SET pos = ?`, end, end)
 			return err
 		})

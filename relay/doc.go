@@ -31,6 +31,22 @@
 //	           not active); a retransmission (same provider and evidence-10
 //	           id) gets 250 again and nothing new
 //
+// A returned evidence (MAIL FROM:<>, one RCPT: the original sender; back.go)
+// is answered:
+//
+//	554 5.7.0  the bundle does not verify against the directory (the
+//	           issuing provider's evidence certificate and log key in
+//	           their windows, a trusted TSA), is not 20/21/40/41/60/61
+//	           about a recipient of the calling provider, its header
+//	           fields name another evidence, or it concerns no message
+//	           of ours sent by that address
+//	554 5.5.3  more than one RCPT
+//	451 4.3.0  a fault of this provider's own: retry
+//	250        stored (or stored before: a retransmission)
+//
+// The receiving side's Returner sends its evidence back once checkpointed,
+// from evidence_return queue items the Delil courier enqueues.
+//
 // The sending side (Transport) turns a 250 into queue.Awaiting, a 5xx into
 // relay failure 31 issued by itself with the reply as the reason (the
 // receiver could not attribute the message, so no 21 of its exists), and a

@@ -40,8 +40,12 @@ type Server struct {
 	Cert      tls.Certificate      // this provider's TLS certificate
 	Domain    string               // this provider's domain (the greeting)
 	MaxBytes  int64                // 0: 25 MiB (kep-rules: about 25 MB between providers)
-	Now       func() time.Time
-	Log       *slog.Logger
+	// TSARoots are the TSA CAs whose time stamps on returned evidence
+	// bundles are trusted (back.go).
+	TSARoots *x509.CertPool
+	Metrics  *Metrics // nil counts nothing
+	Now      func() time.Time
+	Log      *slog.Logger
 
 	srv *smtp.Server
 }
@@ -108,13 +112,19 @@ type session struct {
 	s    *Server
 	p    *directory.Provider
 	from string
+	back bool // MAIL FROM:<>: a returned evidence
 	rcpt []string
 }
 
-func (ss *session) Reset()        { ss.from, ss.rcpt = "", nil }
+func (ss *session) Reset()        { ss.from, ss.rcpt, ss.back = "", nil, false }
 func (ss *session) Logout() error { return nil }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
+	if from == "" {
+		// A returned evidence (docs/relay.md, "Evidence that crosses").
+		ss.from, ss.back = "", true
+		return nil
+	}
 	if !strings.Contains(from, "@") || !ss.p.Serves(domainOf(from)) {
 		return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "sender <%s> is not at a domain of %s, the provider this connection is authenticated as", from, ss.p.ID)
 	}
@@ -146,6 +156,12 @@ func (ss *session) Data(r io.Reader) error {
 		return err
 	}
 	ctx := context.Background()
+	if ss.back {
+		if len(ss.rcpt) != 1 {
+			return smtpErr(554, smtp.EnhancedCode{5, 5, 3}, "a returned evidence goes to one recipient, the original sender, not %d", len(ss.rcpt))
+		}
+		return ss.s.receiveEvidence(ctx, ss.p, ss.rcpt[0], env)
+	}
 	in, err := ss.s.Check(ss.p, ss.from, ss.rcpt, env)
 	if err != nil {
 		ss.s.log().Warn("relay: envelope refused", "provider", ss.p.ID, "err", err)

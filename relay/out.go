@@ -16,6 +16,7 @@ import (
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/queue"
+	"github.com/kephs/kep/store"
 )
 
 // ReasonRelayRefused is the reason code of a relay failure (31) because
@@ -52,6 +53,8 @@ type Transport struct {
 	Timeout   time.Duration // per connection; 0: one minute
 	Log       *slog.Logger
 }
+
+var _ queue.Warner = (*Transport)(nil)
 
 // Name implements queue.Transport.
 func (*Transport) Name() string { return "relay" }
@@ -199,4 +202,19 @@ func permanent(err error) bool {
 func refusal(p *directory.Provider, err error) evidence.Reason {
 	return evidence.Reason{Code: ReasonRelayRefused,
 		Text: fmt.Sprintf("Alıcının hizmet sağlayıcısı (%s) iletiyi reddetti / the recipient's provider %s refused the message: %v", p.ID, p.ID, err)}
+}
+
+// Warn implements queue.Warner: past the queue's warn time (relay.warn_after,
+// 12 h by default) with the recipients' provider still not accepting, the
+// sender finds a notice in Delil (docs/relay.md, "Time-outs"); 31 follows
+// at the deadline.
+func (t *Transport) Warn(ctx context.Context, tx *store.Tx, job *queue.Job, rs []queue.Recipient) error {
+	provider := "?"
+	if d := t.Directory(); d != nil && len(rs) > 0 {
+		if p := d.ProviderFor(domainOf(rs[0].Address)); p != nil {
+			provider = p.ID
+		}
+	}
+	t.log().Warn("relay: not accepted within the warn time, notice to the sender", "message", job.MessageID, "provider", provider)
+	return t.Mailbox.RelayLateNotice(ctx, tx, job, rs, provider)
 }

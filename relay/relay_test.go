@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/cms"
@@ -51,6 +52,8 @@ type fed struct {
 	sender   *providertest.Person
 	rcpt     *store.Account // at hs02
 	listener net.Listener
+	back     net.Listener // hs01's reception point, for evidence returned (back_test.go)
+	reg      *prometheus.Registry
 }
 
 func tlsCert(n *provider.Node) tls.Certificate { return n.TLSConfig().Certificates[0] }
@@ -91,10 +94,14 @@ func newFed(t *testing.T, d store.Dialect) *fed {
 		t.Fatal(err)
 	}
 	f.relayAt = f.listener.Addr().String()
+	if f.back, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.back.Close() })
 	added := w1.Clock.Now().Add(-time.Hour)
 	for _, n := range []*provider.Node{w1.Node, f.n2} {
 		id := n.Config.Provider.ID
-		relayAddr := "127.0.0.1:1" // hs01 receives nothing in these tests
+		relayAddr := f.back.Addr().String() // hs01 receives returned evidence (back_test.go)
 		if n == f.n2 {
 			relayAddr = f.relayAt
 		}
@@ -313,11 +320,16 @@ func TestRoundTrip(t *testing.T) {
 // (none when nil), and returns the first error of the dialogue.
 func (f *fed) sendRaw(cert *tls.Certificate, from string, rcpt []string, env []byte) error {
 	f.t.Helper()
+	return sendTo(f.relayAt, cert, from, rcpt, env)
+}
+
+// sendTo speaks to the reception point at addr as a client presenting cert.
+func sendTo(addr string, cert *tls.Certificate, from string, rcpt []string, env []byte) error {
 	cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
-	conn, err := tls.Dial("tcp", f.relayAt, cfg)
+	conn, err := tls.Dial("tcp", addr, cfg)
 	if err != nil {
 		return err
 	}

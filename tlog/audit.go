@@ -44,6 +44,10 @@ type AuditEntry struct {
 	// Err says why the row cannot be read, or how its other columns
 	// contradict its document (another code, id or event time).
 	Err error
+	// Kind is what the leaf stands for: LeafEvidence (an evidence we
+	// signed) or LeafReceipt (evidence received from another provider,
+	// Document being its ReceiptDocument).
+	Kind LeafKind
 }
 
 // AuditReader returns the evidence rows with leaf indexes in [start, end),
@@ -214,6 +218,14 @@ func (a *auditor) report(p Problem) {
 	}
 }
 
+// entryName names a leaf in reports by its kind.
+func (a *auditor) entryName(seq int64, e *AuditEntry) string {
+	if e.Kind == LeafReceipt {
+		return fmt.Sprintf("receipt %d (of evidence %s from another provider)", seq, e.ID)
+	}
+	return a.evidenceName(seq, e.ID)
+}
+
 func (a *auditor) evidenceName(seq int64, id string) string {
 	if id == "" {
 		return fmt.Sprintf("evidence %d", seq)
@@ -344,11 +356,11 @@ func (a *auditor) leaf(seq int64, e *AuditEntry, stored map[int64]Hash) {
 		if e.Err != nil {
 			detail += ": " + e.Err.Error()
 		}
-		a.report(Problem{Kind: ProblemEvidenceChanged, Seq: seq, ID: e.ID, Detail: fmt.Sprintf("%s: %s", a.evidenceName(seq, e.ID), detail)})
+		a.report(Problem{Kind: ProblemEvidenceChanged, Seq: seq, ID: e.ID, Detail: fmt.Sprintf("%s: %s", a.entryName(seq, e), detail)})
 		node = frontierNode{hash: sh, dirty: !haveStored}
 	default:
 		if e.Err != nil {
-			a.report(Problem{Kind: ProblemEvidenceRow, Seq: seq, ID: e.ID, Detail: fmt.Sprintf("%s: %v", a.evidenceName(seq, e.ID), e.Err)})
+			a.report(Problem{Kind: ProblemEvidenceRow, Seq: seq, ID: e.ID, Detail: fmt.Sprintf("%s: %v", a.entryName(seq, e), e.Err)})
 		}
 		entry := EntryFor(e.Document)
 		node.hash = LeafHash(entry[:])
@@ -359,7 +371,7 @@ func (a *auditor) leaf(seq int64, e *AuditEntry, stored map[int64]Hash) {
 				a.all = append(a.all, m)
 				a.pending = append(a.pending, m)
 			} else {
-				a.report(Problem{Kind: ProblemEvidenceChanged, Seq: seq, ID: e.ID, Detail: fmt.Sprintf("%s: its document does not match its log hash", a.evidenceName(seq, e.ID))})
+				a.report(Problem{Kind: ProblemEvidenceChanged, Seq: seq, ID: e.ID, Detail: fmt.Sprintf("%s: its document does not match its log hash", a.entryName(seq, e))})
 			}
 		}
 	}
