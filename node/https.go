@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/kephs/kep/connlimit"
-	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/tlog"
 )
@@ -37,7 +37,7 @@ func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endp
 	mux := http.NewServeMux()
 	newClientSetup(n, ep).handle(mux)
 	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(n.DB, func(ctx context.Context, start, end int64) ([][]byte, error) {
-		return evidence.Entries(ctx, n.DB.Q(), start, end)
+		return mailbox.LogEntries(ctx, n.DB.Q(), start, end) // evidence and receipts of other providers' evidence
 	})))
 	// The public liveness probe says nothing about the node; the operator's
 	// /healthz, on the metrics listener, says what is checked.

@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/imapd"
@@ -103,9 +105,17 @@ func (r *Running) start(ctx context.Context) error {
 		n.Queue.Router = queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(),
 			Other: &relay.Transport{Mailbox: n.Mailbox, Directory: n.Directory.Current, Cert: cert,
 				HeloName: cfg.Provider.Domain, Now: n.Now, Log: n.Logger}}
+		rm := relay.NewMetrics(n.Metrics)
+		n.Metrics.MustRegister(relay.AwaitingCollector(n.DB, n.Now))
+		// Evidence this provider issues about other providers' messages goes
+		// back to them (docs/relay.md, "Evidence that crosses").
+		ret := &relay.Returner{Mailbox: n.Mailbox, Directory: n.Directory.Current, Cert: cert, HeloName: cfg.Provider.Domain,
+			Now: n.Now, Owner: queueOwner(), Log: n.Logger, Metrics: rm}
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); ret.Run(ctx, 2*time.Second) }()
 		if cfg.Federation.RelayListen != "" {
 			rs := &relay.Server{Mailbox: n.Mailbox, Directory: n.Directory.Current, Trust: n.ESign, Cert: cert,
-				Domain: cfg.Provider.Domain, Now: n.Now, Log: n.Logger}
+				Domain: cfg.Provider.Domain, Now: n.Now, Log: n.Logger, TSARoots: n.TSARoots, Metrics: rm}
 			r.closers = append(r.closers, rs.Close)
 			if err := r.listen("federation.relay_listen", cfg.Federation.RelayListen, &r.Endpoints.Relay, rs.Serve); err != nil {
 				return err
@@ -153,6 +163,12 @@ func (r *Running) start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// queueOwner names this process in queue leases: host and pid.
+func queueOwner() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", h, os.Getpid())
 }
 
 // listen opens addr (the configuration key what) and serves it with serve

@@ -15,6 +15,7 @@ import (
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/store"
@@ -104,7 +105,9 @@ func cmdLogVerify(ctx context.Context, args []string) error {
 		interval = 2 * time.Second // as the node does
 	}
 	byKind := map[string]int64{}
-	sum, err := tlog.Audit(ctx, db, audit.EvidenceRows(db.Q()), tlog.AuditOptions{VerifierKey: vkey, TSARoots: roots, Chunk: *chunk,
+	sum, err := tlog.Audit(ctx, db, tlog.MergeAuditReaders(audit.EvidenceRows(db.Q()), func(ctx context.Context, start, end int64) ([]tlog.AuditEntry, error) {
+		return mailbox.ForeignAuditEntries(ctx, db.Q(), start, end) // receipts of evidence returned by other providers
+	}), tlog.AuditOptions{VerifierKey: vkey, TSARoots: roots, Chunk: *chunk,
 		Against: outside, Interval: interval,
 		Report: func(p tlog.Problem) { byKind[string(p.Kind)]++; fmt.Println(p) }})
 	if err != nil {
