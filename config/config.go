@@ -151,6 +151,9 @@ type Federation struct {
 	// RelayListen is the reception point's address (SMTP over mutual TLS,
 	// for other providers only); empty: messages are only sent.
 	RelayListen string `toml:"relay_listen"`
+	// RehberListen answers other providers' KEP Rehberi queries (HTTPS
+	// over mutual TLS); empty: none.
+	RehberListen string `toml:"rehber_listen"`
 }
 
 // Accounts holds account defaults.

@@ -171,6 +171,9 @@ var KeyTable = []Key{
 	{Section: "federation", Name: "relay_listen", Type: "host:port",
 		Comment: "The reception point, where other providers deliver (SMTP over mutual TLS,\nimplicit TLS; the address the directory lists as this provider's relay).\nEmpty: this node only sends.",
 		Doc:     "the reception point (docs/relay.md, \"The relay\"): other providers deliver here, over implicit TLS with both sides' certificates pinned in the directory. A listener of its own, so that browsers on the HTTPS listener never meet a client-certificate prompt. Needs `directory`. Empty: this node only sends."},
+	{Section: "federation", Name: "rehber_listen", Type: "host:port",
+		Comment: "Where other providers ask this provider's KEP Rehberi (HTTPS over mutual TLS;\nthe directory's rehber URL points here). Empty: no provider-to-provider lookups.",
+		Doc:     "where other providers ask this provider's KEP Rehberi (docs/relay.md, \"KEP Rehberi query\"): HTTPS with client certificates pinned in the directory, on a listener of its own. Users ask at `/rehber/v1/` on the HTTPS listener. Needs `directory`. Empty: no provider-to-provider lookups."},
 
 	{Section: "accounts", Name: "default_quota", Type: "integer", Note: " (100 MiB)",
 		Comment: "Mailbox quota of new accounts, in bytes (100 MB).",

@@ -2,9 +2,13 @@ package node_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509/pkix"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,7 +76,7 @@ func TestFederatedNodes(t *testing.T) {
 	authKey, _ := auth.VerifierKey()
 	cfgs := map[string]*config.Config{}
 	for _, id := range []string{"hs01", "hs02"} {
-		relayAddr := freeAddr(t)
+		relayAddr, rehberAddr := freeAddr(t), freeAddr(t)
 		cfg, err := provider.Init(filepath.Join(dir, id), provider.InitOptions{Provider: id, ESignCA: esign, Config: func(c *config.Config) {
 			c.Store.DSN = "sqlite:" + filepath.Join(dir, id, "kep.db")
 			c.SMTP.Submission, c.SMTP.Submissions = "127.0.0.1:0", "127.0.0.1:0"
@@ -81,6 +85,7 @@ func TestFederatedNodes(t *testing.T) {
 			c.Federation.Directory = filepath.Join(dir, "authority", directory.PublishedFile)
 			c.Federation.AuthorityKeys = []string{authKey}
 			c.Federation.RelayListen = relayAddr
+			c.Federation.RehberListen = rehberAddr
 		}})
 		if err != nil {
 			t.Fatal(err)
@@ -94,7 +99,7 @@ func TestFederatedNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := auth.AddProvider(directory.ProviderEntry{ID: id, Name: strings.ToUpper(id), Domains: []string{id + ".kep.tr"},
-			Relay: relayAddr, TLSCerts: cert[:1], SigningCerts: cert[:1], LogKey: logKey}, time.Now().Add(-time.Hour)); err != nil {
+			Relay: relayAddr, Rehber: "https://" + rehberAddr + "/rehber/v1/", TLSCerts: cert[:1], SigningCerts: cert[:1], LogKey: logKey}, time.Now().Add(-time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		cfgs[id] = cfg
@@ -173,8 +178,24 @@ func TestFederatedNodes(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if run["hs02"].Endpoints.Relay == "" {
-		t.Fatal("no relay endpoint reported")
+	if run["hs02"].Endpoints.Relay == "" || run["hs02"].Endpoints.Rehber == "" {
+		t.Fatal("no relay or Rehberi endpoint reported")
+	}
+	// KEP Rehberi: ayşe, logged in at hs01, finds mehmet's address at hs02
+	// by his TCKN; hs01 asks hs02 over the pinned provider channel.
+	form := url.Values{"tckn": {mehmet.OwnerID[len("TCKN:"):]}}
+	req, _ := http.NewRequest(http.MethodPost, "https://"+run["hs01"].Endpoints.HTTPS+"/rehber/v1/persons", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(ayse.Address, "password of Ayşe")
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 20 * time.Second}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), mehmet.Address) || !strings.Contains(string(body), "hs02") {
+		t.Fatalf("Rehberi lookup across providers: %s %s", resp.Status, body)
 	}
 }
 

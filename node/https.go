@@ -11,6 +11,7 @@ import (
 	"github.com/kephs/kep/connlimit"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/provider"
+	"github.com/kephs/kep/rehber"
 	"github.com/kephs/kep/tlog"
 )
 
@@ -33,12 +34,26 @@ var defaultHTTPSLimits = httpsLimits{readHeader: 10 * time.Second, read: 10 * ti
 // endpoints (C2SP tlog-tiles), the mail clients' set-up (autoconfig and
 // the provider CA, clientsetup.go, naming the ports in ep), later the API
 // and the web.
+//
+// rehberService is the node's KEP Rehberi: local answers, and other
+// providers' through the directory when the node has one.
+func rehberService(n *provider.Node, tlsConf *tls.Config) *rehber.Service {
+	rb := &rehber.Service{DB: n.DB, Provider: n.Config.Provider.ID, Now: n.Now}
+	if n.Directory != nil {
+		rb.Directory = n.Directory.Current
+		rb.Peers = &rehber.PeerClient{Cert: tlsConf.Certificates[0], Now: n.Now}
+	}
+	return rb
+}
+
 func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endpoints) *http.Server {
 	mux := http.NewServeMux()
 	newClientSetup(n, ep).handle(mux)
 	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(n.DB, func(ctx context.Context, start, end int64) ([][]byte, error) {
 		return mailbox.LogEntries(ctx, n.DB.Q(), start, end) // evidence and receipts of other providers' evidence
 	})))
+	// KEP Rehberi for users (docs/relay.md, "KEP Rehberi query").
+	mux.Handle("/rehber/v1/", http.StripPrefix("/rehber/v1", rehberService(n, tlsConf).Handler(rehber.BasicAuth(n.Accounts), n.Logger)))
 	// The public liveness probe says nothing about the node; the operator's
 	// /healthz, on the metrics listener, says what is checked.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })

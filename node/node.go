@@ -25,6 +25,7 @@ import (
 	"github.com/kephs/kep/imapd"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/queue"
+	"github.com/kephs/kep/rehber"
 	"github.com/kephs/kep/relay"
 	"github.com/kephs/kep/revocation"
 	"github.com/kephs/kep/submission"
@@ -39,6 +40,7 @@ type Endpoints struct {
 	HTTPS       string `json:"https"`             // log endpoints (checkpoint, tiles)
 	Metrics     string `json:"metrics,omitempty"` // plain HTTP: /metrics and /healthz, for the operator
 	Relay       string `json:"relay,omitempty"`   // the reception point: SMTP over mutual TLS, for other providers
+	Rehber      string `json:"rehber,omitempty"`  // other providers' KEP Rehberi queries: HTTPS over mutual TLS
 }
 
 // Running is a provider node serving its protocols. Every field is set.
@@ -113,6 +115,17 @@ func (r *Running) start(ctx context.Context) error {
 			Now: n.Now, Owner: queueOwner(), Log: n.Logger, Metrics: rm}
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); ret.Run(ctx, 2*time.Second) }()
+		if cfg.Federation.RehberListen != "" {
+			// Other providers' Rehberi queries: a listener of its own, with
+			// client certificates pinned in the directory.
+			ps := &http.Server{Handler: http.StripPrefix("/rehber/v1", rehberService(n, tlsConf).PeerHandler(n.Logger)),
+				TLSConfig: rehber.PeerTLSConfig(tlsConf), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+			r.closers = append(r.closers, ps.Close)
+			if err := r.listen("federation.rehber_listen", cfg.Federation.RehberListen, &r.Endpoints.Rehber,
+				func(l net.Listener) error { return ps.ServeTLS(l, "", "") }); err != nil {
+				return err
+			}
+		}
 		if cfg.Federation.RelayListen != "" {
 			rs := &relay.Server{Mailbox: n.Mailbox, Directory: n.Directory.Current, Trust: n.ESign, Cert: cert,
 				Domain: cfg.Provider.Domain, Now: n.Now, Log: n.Logger, TSARoots: n.TSARoots, Metrics: rm}
