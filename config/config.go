@@ -183,7 +183,7 @@ func Default(dir, provider, domain string) *Config {
 		IMAP:       IMAP{Listen: "127.0.0.1:143", ListenTLS: "127.0.0.1:993"},
 		HTTP:       HTTP{Listen: "127.0.0.1:8443"},
 		Metrics:    Metrics{Listen: "127.0.0.1:9464"},
-		Federation: Federation{Refresh: Duration{10 * time.Minute}},
+		Federation: Federation{AuthorityKeys: []string{}, Refresh: Duration{10 * time.Minute}},
 		Accounts:   Accounts{DefaultQuota: 100 << 20},
 		Timing:     Timing{DeemedReadStandart: Duration{24 * time.Hour}, DeemedReadETebligat: 5, DeemedReadEYazisma: Duration{24 * time.Hour}, TimeZone: "Europe/Istanbul"},
 		Dir:        dir,
