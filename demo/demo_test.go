@@ -272,3 +272,32 @@ func TestReplacedPorts(t *testing.T) {
 		t.Errorf("Changed = %+v, want [%+v]", w.Changed, want)
 	}
 }
+
+// TestOldOrDamagedWorld: a directory whose demo.json a start cannot use is
+// refused with what to do, never half-upgraded.
+func TestOldOrDamagedWorld(t *testing.T) {
+	for _, c := range []struct {
+		name, json string
+		want       []string
+	}{
+		{"one-provider world", `{"version": 1, "providers": [{"id": "hs01"}]}`, []string{"hs01 alone", "remove the directory", "rm -r"}},
+		{"damaged", `{"version": `, []string{"damaged", "remove the directory"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "demo.json"), []byte(c.json), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			w, err := demo.Start(context.Background(), dir, demo.Options{})
+			if err == nil {
+				w.Close()
+				t.Fatal("started")
+			}
+			for _, s := range c.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("%v: does not say %q", err, s)
+				}
+			}
+		})
+	}
+}
