@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -236,9 +237,24 @@ func endpoints(info *Info) map[string]string {
 	return m
 }
 
+// pickAddr returns the fixed port when asked and free, else a free port.
+// Free ports are drawn at random below the kernel's ephemeral range
+// (32768 and up on Linux), not from it with port 0: a world's ports stay
+// closed between their choice and the nodes' start, and in that second
+// the kernel hands ephemeral ports to other tests' connections.
 func pickAddr(fixed bool, port int) string {
 	if fixed {
 		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			l.Close()
+			return l.Addr().String()
+		}
+	}
+	for range 100 {
+		p := 11000 + rand.IntN(21000) // 11000–31999
+		if isFixed(p) {
+			continue
+		}
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
 			l.Close()
 			return l.Addr().String()
 		}
@@ -249,6 +265,21 @@ func pickAddr(fixed bool, port int) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// isFixed reports whether p is one of the world's fixed ports.
+func isFixed(p int) bool {
+	if p == tsaPort || p == revPort {
+		return true
+	}
+	for _, dp := range demoProviders {
+		for _, q := range dp.ports {
+			if p == q {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Start creates the world in dir (or reuses it) and starts it.
