@@ -84,7 +84,7 @@ func TestDemoWorld(t *testing.T) {
 			}
 		}
 	}
-	if kinds["person/send-receive"] != 2 || kinds["person/receive-only"] != 1 || kinds["company/send-receive"] != 1 {
+	if kinds["person/send-receive"] != 3 || kinds["person/receive-only"] != 1 || kinds["company/send-receive"] != 1 {
 		t.Fatalf("sample accounts: %v", kinds)
 	}
 	if len(info.Operators) != 2 || info.Operators[0].Role != "main" || strings.Join(info.Operators[1].Grants, ",") != "read" {
@@ -146,6 +146,73 @@ func TestDemoWorld(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Across providers: ayşe at hs01 writes to elif at hs02; hs02's
+	// relay acceptance (20) and delivery (40) come back to hs01, and each
+	// verifies with the one anchors directory of demo.json.
+	elif, _ := info2.Account("elif")
+	if elif == nil || elif.Provider != "hs02" || !strings.HasSuffix(elif.Address, "@hs02.kep.tr") {
+		t.Fatalf("no person at hs02: %+v", elif)
+	}
+	if r := sendAs(t, info2, "ayse", elif.Address); !r.Accepted {
+		t.Fatalf("to hs02: %+v", r)
+	}
+	anchors := anchorsDir(t, info2.Anchors.Dir)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		rows, err := w2.Nodes[0].DB.Q().Query(ctx, `SELECT code, bundle FROM foreign_evidence ORDER BY seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var code string
+			var b []byte
+			if err := rows.Scan(&code, &b); err != nil {
+				t.Fatal(err)
+			}
+			if rep := evidence.VerifyBundle(b, anchors, nil); !rep.Valid {
+				t.Fatalf("hs02's %s does not verify with %s: %+v", code, info2.Anchors.Dir, rep.Checks)
+			}
+			got = append(got, code)
+		}
+		rows.Close()
+		if g := strings.Join(got, " "); strings.Contains(g, "20") && strings.Contains(g, "40") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hs02's evidence did not come back to hs01: %v", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// anchorsDir reads a directory as `kep verify --anchors` does: every
+// certificate of provider-ca.pem and tsa-ca.pem, every line of log.pub.
+func anchorsDir(t *testing.T, dir string) evidence.Anchors {
+	t.Helper()
+	a := evidence.Anchors{ProviderCAs: x509.NewCertPool(), TSACAs: x509.NewCertPool()}
+	for name, pool := range map[string]*x509.CertPool{"provider-ca.pem": a.ProviderCAs, "tsa-ca.pem": a.TSACAs} {
+		certs, err := pki.LoadCertsPEM(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "log.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			a.LogKeys = append(a.LogKeys, line)
+		}
+	}
+	if len(a.LogKeys) != 2 {
+		t.Fatalf("%s/log.pub holds %d keys, want both providers'", dir, len(a.LogKeys))
+	}
+	return a
 }
 
 // TestReplacedPorts: a fixed port taken when a world is created is
@@ -168,7 +235,7 @@ func TestReplacedPorts(t *testing.T) {
 	}
 	found := false
 	for _, c := range w.Info.ReplacedPorts {
-		if c.Was == "127.0.0.1:10587" && c.Now == sub && c.Service == "SMTP submission (STARTTLS)" {
+		if c.Was == "127.0.0.1:10587" && c.Now == sub && c.Service == "hs01 SMTP submission (STARTTLS)" {
 			found = true
 		}
 		if c.Was == c.Now {
@@ -203,5 +270,34 @@ func TestReplacedPorts(t *testing.T) {
 	want := demo.PortChange{Service: "hs01 IMAP (STARTTLS)", Was: "127.0.0.1:1", Now: imap}
 	if len(w.Changed) != 1 || w.Changed[0] != want {
 		t.Errorf("Changed = %+v, want [%+v]", w.Changed, want)
+	}
+}
+
+// TestOldOrDamagedWorld: a directory whose demo.json a start cannot use is
+// refused with what to do, never half-upgraded.
+func TestOldOrDamagedWorld(t *testing.T) {
+	for _, c := range []struct {
+		name, json string
+		want       []string
+	}{
+		{"one-provider world", `{"version": 1, "providers": [{"id": "hs01"}]}`, []string{"hs01 alone", "remove the directory", "rm -r"}},
+		{"damaged", `{"version": `, []string{"damaged", "remove the directory"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "demo.json"), []byte(c.json), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			w, err := demo.Start(context.Background(), dir, demo.Options{})
+			if err == nil {
+				w.Close()
+				t.Fatal("started")
+			}
+			for _, s := range c.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("%v: does not say %q", err, s)
+				}
+			}
+		})
 	}
 }

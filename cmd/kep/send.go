@@ -74,6 +74,9 @@ func cmdSend(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if a, _ := info.Account(*as); a != nil && *prov == "" {
+			*prov = a.Provider // elif submits at hs02
+		}
 		pi, err := demoProvider(info, *prov)
 		if err != nil {
 			return err
