@@ -336,7 +336,20 @@ func TestVerifyBinaryRefusesAlterations(t *testing.T) {
 		{"evidence.xml changed", repack(evidence.MemberEvidence, flip(1000)), evidence.CheckXMLSignature},
 		{"the certificate's PEM header changed", repack(evidence.MemberCertificates, flip(12)), evidence.CheckContainer},
 		{"the certificate changed", repack(evidence.MemberCertificates, flip(300)), evidence.CheckXMLSignature},
-		{"the checkpoint changed", repack(evidence.MemberCheckpoint, flip(30)), evidence.CheckCheckpoint},
+		// A letter of the checkpoint's signature, in another case: still
+		// base64, a wrong signature whatever the log's size (a byte flipped
+		// at a fixed offset fell in the root or the size as the log grew,
+		// and another check failed first).
+		{"the checkpoint changed", repack(evidence.MemberCheckpoint, func(b []byte) []byte {
+			for i := len(b) - 2; i > bytes.LastIndexByte(b[:len(b)-1], ' '); i-- {
+				if c := b[i] | 0x20; c >= 'a' && c <= 'z' {
+					b[i] ^= 0x20
+					return b
+				}
+			}
+			t.Fatal("no letter in the checkpoint's signature")
+			return b
+		}), evidence.CheckCheckpoint},
 		{"the time stamp changed", repack(evidence.MemberTimestamp, flip(34)), evidence.CheckTimestamp},
 		{"the proof changed", repack(evidence.MemberProof, func(b []byte) []byte { return bytes.Replace(b, []byte("index 3"), []byte("index 2"), 1) }), evidence.CheckInclusion},
 		{"the log key changed", repack(evidence.MemberLogKey, flip(20)), evidence.CheckLogKey},
