@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"mime"
 	"mime/multipart"
-	"net"
 	"net/mail"
 	"os"
 	"strings"
@@ -171,19 +170,10 @@ func (r *Returner) send(ctx context.Context, seq int64) error {
 		return errProviderGone
 	}
 	msg := ReturnMessage(r.HeloName, ret)
-	timeout := r.Timeout
-	if timeout == 0 {
-		timeout = time.Minute
-	}
-	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: ClientConfig(r.Cert, p, r.now)}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := dialer.DialContext(dctx, "tcp", p.Relay)
+	c, err := dialPeer(ctx, r.Cert, p, r.now, r.Timeout)
 	if err != nil {
 		return err
 	}
-	conn.SetDeadline(time.Now().Add(timeout))
-	c := smtp.NewClient(conn)
 	defer c.Close()
 	if err := c.Hello(r.HeloName); err != nil {
 		return err

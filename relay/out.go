@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
@@ -133,19 +132,10 @@ func (t *Transport) send(ctx context.Context, job *queue.Job, p *directory.Provi
 	if err != nil {
 		return err
 	}
-	timeout := t.Timeout
-	if timeout == 0 {
-		timeout = time.Minute
-	}
-	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: ClientConfig(t.Cert, p, t.now)}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := dialer.DialContext(dctx, "tcp", p.Relay)
+	c, err := dialPeer(ctx, t.Cert, p, t.now, t.Timeout)
 	if err != nil {
 		return err
 	}
-	conn.SetDeadline(time.Now().Add(timeout))
-	c := smtp.NewClient(conn)
 	defer c.Close()
 	if err := c.Hello(t.HeloName); err != nil {
 		return t.outcome(ctx, job, p, rs, err)

@@ -1,11 +1,15 @@
 package relay
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"github.com/kephs/kep/directory"
 )
@@ -75,4 +79,23 @@ func ServerConfig(cert tls.Certificate) *tls.Config {
 		MinVersion:   tls.VersionTLS12,
 		ClientAuth:   tls.RequestClientCert,
 	}
+}
+
+// dialPeer opens the relay channel to provider p's reception point:
+// implicit TLS presenting cert, the server checked by its pin
+// (ClientConfig), and one deadline of timeout (a minute when zero) over
+// the whole exchange. The caller says EHLO and closes the client.
+func dialPeer(ctx context.Context, cert tls.Certificate, p *directory.Provider, now func() time.Time, timeout time.Duration) (*smtp.Client, error) {
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	dialer := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: ClientConfig(cert, p, now)}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := dialer.DialContext(dctx, "tcp", p.Relay)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(timeout))
+	return smtp.NewClient(conn), nil
 }
