@@ -51,7 +51,7 @@ type Limiter struct {
 	// there fails at once with SQLITE_BUSY instead of waiting). Nil writes
 	// straight to DB. The writes are idempotent: a retried batch may run
 	// them twice.
-	Write func(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error
+	Write func(ctx context.Context, fn func(ctx context.Context, tx *store.Tx) error) error
 	now   func() time.Time
 	known sync.Map // string(pair key) → struct{}: pairs known to have logged in (never forgotten)
 }
@@ -161,11 +161,11 @@ func (l *Limiter) isKnown(ctx context.Context, k limitKeys) (bool, error) {
 	return n > 0, nil
 }
 
-func (l *Limiter) write(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error {
+func (l *Limiter) write(ctx context.Context, fn func(ctx context.Context, tx *store.Tx) error) error {
 	if l.Write != nil {
 		return l.Write(ctx, fn)
 	}
-	return fn(ctx, l.DB.Q())
+	return l.DB.InTx(ctx, func(tx *store.Tx) error { return fn(ctx, tx) })
 }
 
 // gate is what the limiter knows of a login attempt before its password
@@ -235,7 +235,7 @@ func (l *Limiter) bump(ctx context.Context, key []byte, free int) error {
 		}
 		c.until = now.Add(d)
 	}
-	return l.write(ctx, func(ctx context.Context, q store.Querier) error {
+	return l.write(ctx, func(ctx context.Context, q *store.Tx) error {
 		_, err := q.Exec(ctx, `INSERT INTO login_failures (key, failures, last_at, until_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_at = excluded.last_at, until_at = excluded.until_at`,
 			key, c.failures, store.Millis(c.last), store.Millis(c.until))
@@ -249,7 +249,7 @@ func (l *Limiter) succeed(ctx context.Context, k limitKeys, g gate) error {
 		return nil // the common case writes nothing
 	}
 	now := store.Millis(l.now())
-	err := l.write(ctx, func(ctx context.Context, q store.Querier) error {
+	err := l.write(ctx, func(ctx context.Context, q *store.Tx) error {
 		if g.failed {
 			if _, err := q.Exec(ctx, `DELETE FROM login_failures WHERE key = ?`, k.pair); err != nil {
 				return err

@@ -115,7 +115,7 @@ func (s *Service) recordServed(ctx context.Context, deliveryID int64, p *account
 	// fetch never races the log's writer for SQLite's lock (idempotent: a
 	// retried batch may run it twice).
 	if s.Issuer != nil && s.Issuer.Log != nil {
-		_, err = s.Issuer.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return write(ctx, tx) })
+		err = s.Issuer.Log.Write(ctx, func(ctx context.Context, tx *store.Tx) error { return write(ctx, tx) })
 	} else {
 		err = write(ctx, s.DB.Q())
 	}

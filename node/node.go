@@ -140,7 +140,7 @@ func (r *Running) start(ctx context.Context) error {
 		Hostname: cfg.SMTP.Hostname, Domain: cfg.Provider.Domain, MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		MaxRecipients: cfg.SMTP.MaxRecipients, MaxTotalBytes: cfg.SMTP.MaxTotalBytes, Logger: n.Logger,
 		Metrics: submission.NewMetrics(n.Metrics), KnownDomain: n.KnownDomain,
-		Revocation: submission.RevocationPolicy{Checker: revocation.New(revocation.Options{Now: n.Now, Write: n.GroupWrite}),
+		Revocation: submission.RevocationPolicy{Checker: revocation.New(revocation.Options{Now: n.Now, Write: n.Log.Write}),
 			AcceptUnavailable: cfg.ESign.Revocation == "accept-and-record", AllowNoSource: cfg.ESign.AllowNoSource},
 	})
 	r.closers = append(r.closers, sub.Close)

@@ -165,7 +165,7 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	}
 	// The login back-off writes through the log's group commit, like every
 	// frequent write: never racing the log's writer for SQLite's lock.
-	n.Accounts.Limiter.Write = n.GroupWrite
+	n.Accounts.Limiter.Write = n.Log.Write
 	n.Checkpointer = &tlog.Checkpointer{DB: n.DB, Log: n.Log, Origin: cfg.Log.Origin, Signer: signer, Stamper: n.TSA, Now: n.Now}
 	evSigner, err := evidence.NewSigner(n.Cert.Key, n.Cert.Cert)
 	if err != nil {
@@ -189,7 +189,7 @@ func (n *Node) open(ctx context.Context, o Options) error {
 		SignerKey: n.Cert.Key, SignerCert: n.Cert.Cert, SignerChain: n.SigningChain(),
 		Bundle: n.Bundle, Now: n.Now, Log: n.Logger, Metrics: mailbox.NewMetrics(n.Metrics),
 	}
-	n.Queue = &queue.Queue{DB: n.DB, Policy: queue.DefaultPolicy(), Commit: queue.GroupCommit(n.Log), Now: n.Now, Log: n.Logger,
+	n.Queue = &queue.Queue{DB: n.DB, Policy: queue.DefaultPolicy(), Commit: n.Log.Write, Now: n.Now, Log: n.Logger,
 		Router: queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(), Other: n.Mailbox.NoRoute()}}
 	n.Mailbox.Queue = n.Queue
 	if cfg.Federation.Directory != "" {
@@ -204,16 +204,6 @@ func (n *Node) open(ctx context.Context, o Options) error {
 	}
 	n.Metrics.MustRegister(logCollector{n}, mailbox.QueueCollector(n.Mailbox), keyCollector{n.Keys})
 	return nil
-}
-
-// GroupWrite runs fn in the log's next group commit: the way every
-// frequent small write goes, so that it never races the log's writer for
-// SQLite's lock (a deferred write there fails at once with SQLITE_BUSY
-// rather than wait). fn may run twice when a batch is retried: it must be
-// idempotent.
-func (n *Node) GroupWrite(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error {
-	_, err := n.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return fn(ctx, tx) })
-	return err
 }
 
 // KnownDomain reports whether domain is a KEP domain a message can go to

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/kephs/kep/store"
-	"github.com/kephs/kep/tlog"
 )
 
 // Queue runs the transports over the pending work of one node.
@@ -65,16 +64,6 @@ func (q *Queue) now() time.Time {
 		return q.Now().UTC()
 	}
 	return time.Now().UTC()
-}
-
-// GroupCommit returns a Commit that writes through the evidence log's
-// group commit (an append without entries), as every frequent write does,
-// so that writers never queue on the database lock behind one another.
-func GroupCommit(l *tlog.Log) func(ctx context.Context, write func(ctx context.Context, tx *store.Tx) error) error {
-	return func(ctx context.Context, write func(ctx context.Context, tx *store.Tx) error) error {
-		_, err := l.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return write(ctx, tx) })
-		return err
-	}
 }
 
 func (q *Queue) commit(ctx context.Context, write func(ctx context.Context, tx *store.Tx) error) error {

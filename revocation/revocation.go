@@ -131,7 +131,7 @@ type Result struct {
 type Checker struct {
 	client *http.Client
 	now    func() time.Time
-	write  func(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error
+	write  func(ctx context.Context, fn func(ctx context.Context, tx *store.Tx) error) error
 
 	mu     sync.Mutex
 	cache  map[string]*cached    // URL (+ serial for OCSP) → data
@@ -156,7 +156,7 @@ type Options struct {
 	// commit, so that storing a new response never races the log's writer
 	// for SQLite's lock); nil writes to the Querier Keep is given. The
 	// write is idempotent.
-	Write func(ctx context.Context, fn func(ctx context.Context, q store.Querier) error) error
+	Write func(ctx context.Context, fn func(ctx context.Context, tx *store.Tx) error) error
 }
 
 // New returns a Checker.

@@ -41,12 +41,11 @@ func (c *Checker) Keep(ctx context.Context, q store.Querier, d *Data) error {
 	if done {
 		return nil
 	}
-	put := func(ctx context.Context, q store.Querier) error { return Put(ctx, q, d) }
 	var err error
 	if c.write != nil {
-		err = c.write(ctx, put)
+		err = c.write(ctx, func(ctx context.Context, tx *store.Tx) error { return Put(ctx, tx, d) })
 	} else {
-		err = put(ctx, q)
+		err = Put(ctx, q, d)
 	}
 	if err != nil {
 		return err

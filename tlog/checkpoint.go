@@ -334,7 +334,7 @@ func (c *Checkpointer) Make(ctx context.Context, size int64) (*Checkpoint, error
 		return err
 	}
 	if c.Log != nil {
-		_, err = c.Log.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return insert(ctx, tx) })
+		err = c.Log.Write(ctx, insert)
 	} else {
 		err = insert(ctx, c.DB.Q())
 	}

@@ -135,6 +135,17 @@ var ErrClosed = errors.New("tlog: the log is closed")
 // Append adds entries to the log and runs write for the rows that go with
 // them, all in one transaction shared with other appends under way (group
 // commit). It returns the leaf index of the first entry once the
+// Write runs write in the log's next group commit, as an append without
+// entries: the way every frequent small write goes, so that writers never
+// queue on the database lock behind one another (on SQLite a deferred
+// write that races the log's writer fails at once with SQLITE_BUSY,
+// whatever the busy timeout). Like any WriteFunc, write may run twice
+// when a batch is retried: it must be idempotent.
+func (l *Log) Write(ctx context.Context, write func(ctx context.Context, tx *store.Tx) error) error {
+	_, err := l.Append(ctx, nil, func(ctx context.Context, tx *store.Tx, _ int64) error { return write(ctx, tx) })
+	return err
+}
+
 // transaction is durable.
 func (l *Log) Append(ctx context.Context, entries [][32]byte, write WriteFunc) (int64, error) {
 	r := &appendReq{ctx: ctx, entries: entries, write: write, err: make(chan error, 1)}
