@@ -334,7 +334,7 @@ func (c *Checkpointer) Make(ctx context.Context, size int64) (*Checkpoint, error
 		return err
 	}
 	if c.Log != nil {
-		err = c.Log.Write(ctx, insert)
+		err = c.Log.Write(ctx, func(ctx context.Context, tx *store.Tx) error { return insert(ctx, tx) })
 	} else {
 		err = insert(ctx, c.DB.Q())
 	}
