@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,24 +38,6 @@ func issue(t *testing.T, n *provider.Node) (*evidence.Record, error) {
 	return rec, n.Issuer.Issue(context.Background(), []*evidence.Record{rec}, nil)
 }
 
-// testClock is a settable clock.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func mustIssue(t *testing.T, n *provider.Node) *evidence.Record {
 	t.Helper()
 	rec, err := issue(t, n)
@@ -84,7 +65,7 @@ func TestTSAOutage(t *testing.T) {
 	for _, d := range storetest.Backends(t) {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
-			clock := &testClock{t: time.Now().UTC().Truncate(time.Millisecond)}
+			clock := providertest.NewClock(time.Now().UTC().Truncate(time.Millisecond))
 			var down atomic.Bool
 			var tsaSrv atomic.Pointer[tsa.Server]
 			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
