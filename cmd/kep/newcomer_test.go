@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/zip"
 	"bufio"
+	"bytes"
 	"context"
 	"net"
 	"os"
@@ -104,6 +106,15 @@ func TestUsageMistakes(t *testing.T) {
 	if err := os.WriteFile(notBundle, []byte("not a bundle\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	plainZip := filepath.Join(t.TempDir(), "photos.zip")
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	w, _ := zw.Create("photo.txt")
+	w.Write([]byte("not evidence\n"))
+	zw.Close()
+	if err := os.WriteFile(plainZip, zb.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -114,6 +125,7 @@ func TestUsageMistakes(t *testing.T) {
 		{"mistyped flag, two words", []string{"account", "list", "--dir", dir, "--statu", "x"}, 2, []string{"-statu", "`kep account list -h`"}},
 		{"bogus status", []string{"account", "list", "--dir", dir, "--status", "bogus"}, 2, []string{`"bogus"`, "applied, verified, active, suspended, closed"}},
 		{"not a bundle", []string{"verify", notBundle, "--anchors", filepath.Join(dir, "anchors")}, 2, []string{"not an evidence bundle"}},
+		{"a ZIP that is not a bundle", []string{"verify", plainZip, "--anchors", filepath.Join(dir, "anchors")}, 2, []string{"not an evidence bundle"}},
 		{"init twice", []string{"init", "--dir", dir, "--provider", "hs01"}, 1, []string{"kep init: ", "exists already"}},
 		{"bad domain", []string{"init", "--dir", filepath.Join(t.TempDir(), "x"), "--provider", "hs01", "--domain", "example.com"}, 1, []string{"kep init: "}},
 		{"missing argument", []string{"account", "show", "--dir", dir}, 2, []string{"want one ADDRESS", "`kep account show -h`"}},

@@ -86,10 +86,12 @@ func verifyBundle(args []string) error {
 	if err != nil {
 		return err
 	}
-	// A file that does not even start as a ZIP archive is not a bundle:
+	// A file that does not start as a bundle does — a ZIP archive whose
+	// first member, stored, is "mimetype" with the bundle's media type
+	// (evidence.BundleMediaType, in the ASiC manner) — is not a bundle:
 	// nothing could be checked (exit 2). A bundle damaged after its start
 	// (truncated, a byte changed) is checked and found not valid (exit 1).
-	if !bytes.HasPrefix(data, []byte("PK\x03\x04")) {
+	if !looksLikeBundle(data) {
 		return fmt.Errorf("%s is not an evidence bundle (a ZIP archive made by `kep evidence bundle`)", pos[0])
 	}
 	var orig []byte
@@ -129,4 +131,11 @@ func verifyBundle(args []string) error {
 		fmt.Println("VALID")
 	}
 	return nil
+}
+
+// looksLikeBundle reports whether data starts as every bundle does: a ZIP
+// local file header (30 bytes) naming "mimetype", then the media type.
+func looksLikeBundle(data []byte) bool {
+	return bytes.HasPrefix(data, []byte("PK\x03\x04")) && len(data) > 30 &&
+		bytes.HasPrefix(data[30:], []byte(evidence.MemberMimetype+evidence.BundleMediaType))
 }
