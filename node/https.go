@@ -12,6 +12,7 @@ import (
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/rehber"
+	"github.com/kephs/kep/report"
 	"github.com/kephs/kep/tlog"
 )
 
@@ -54,6 +55,16 @@ func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endp
 	})))
 	// KEP Rehberi for users (docs/relay.md, "KEP Rehberi query").
 	mux.Handle("/rehber/v1/", http.StripPrefix("/rehber/v1", rehberService(n, tlsConf).Handler(rehber.BasicAuth(n.Accounts), n.Logger)))
+	// Evidence reports (docs/report.md); the web's session lookup joins
+	// Basic auth at merge.
+	reports := report.Handler(n.Mailbox, report.BasicAuth(n.Accounts))
+	mux.Handle("/report/", reports)
+	mux.Handle("/static/report.css", reports)
+	// Public pages, no login: verification and the log's audit.
+	public := publicSite(n).Handler() // publicweb.go
+	for _, p := range []string{"/dogrula", "/denetim", "/static/public.css"} {
+		mux.Handle(p, public)
+	}
 	// The public liveness probe says nothing about the node; the operator's
 	// /healthz, on the metrics listener, says what is checked.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
