@@ -178,7 +178,7 @@ func TestDocsRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds kep and runs demo worlds")
 	}
-	for _, tool := range []string{"bash", "openssl", "xmlsec1", "python3", "unzip", "sha256sum"} {
+	for _, tool := range []string{"bash", "openssl", "xmlsec1", "python3", "unzip", "sha256sum", "curl", "pdftotext"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("KEP_REQUIRE_TOOLS") == "1" || os.Getenv("CI") == "true" {
 				t.Fatalf("%s is needed to run the docs (scripts/test installs it)", tool)
