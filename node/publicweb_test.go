@@ -11,8 +11,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kephs/kep/demo"
+	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/mailbox"
+	"github.com/kephs/kep/pki"
 	"github.com/kephs/kep/provider/providertest"
 	"github.com/kephs/kep/store"
 )
@@ -86,5 +90,89 @@ func TestPublicPagesMounted(t *testing.T) {
 				t.Fatalf("%d, want %d with %q:\n%.2000s", resp.StatusCode, tc.status, tc.want, b)
 			}
 		})
+	}
+}
+
+// TestReportAcrossProviders: in the demo world, ayşe at hs01 writes to
+// elif at hs02. Her report at hs01 lists hs01's 10 beside the 20 and 40
+// hs02 returned (issuer hs02, index in hs02's log, our receipt's index),
+// and hs01's public page verifies hs02's bundle through the directory.
+func TestReportAcrossProviders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the demo world")
+	}
+	ctx := context.Background()
+	w, err := demo.Start(ctx, t.TempDir(), demo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ayse, _ := w.Info.Account("ayse")
+	elif, _ := w.Info.Account("elif")
+	signer, err := pki.LoadIssued(ayse.Certificate, ayse.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs01 := w.Info.Providers[0]
+	msg := signed(t, ayse.Address, signer, elif.Address)
+	if err := submit(t, hs01.Endpoints.Submission, ayse.Username, ayse.Password, ayse.Address, elif.Address, msg); err != nil && !strings.Contains(err.Error(), "Accepted") {
+		t.Fatal(err)
+	}
+	id := string(regexp.MustCompile(`Message-ID: <([^>]+)>`).FindSubmatch(msg)[1])
+	p, err := w.Nodes[0].Accounts.Authenticate(ctx, ayse.Username, ayse.Password, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var es []*mailbox.EvidenceEntry
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		if es, err = w.Nodes[0].Mailbox.ListEvidence(ctx, p, mailbox.EvidenceQuery{HeaderID: id}); err != nil {
+			t.Fatal(err)
+		}
+		if len(es) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hs02's evidence did not come back: %d evidence", len(es))
+		}
+	}
+	if _, err := w.Nodes[0].Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest("GET", "https://"+hs01.Endpoints.HTTPS+"/report/"+url.PathEscape(id)+".html", nil)
+	req.SetBasicAuth(ayse.Username, ayse.Password)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{">10</span>", ">20</span>", ">40</span>", "(hs02.kep.tr)", "alıcı hizmet sağlayıcısınca kabul edildi", "bizim alındı kaydımız / our receipt"} {
+		if resp.StatusCode != 200 || !strings.Contains(string(page), want) {
+			t.Errorf("the report lacks %q (%d)", want, resp.StatusCode)
+		}
+	}
+	// hs02's 40, as hs01 keeps it, on hs01's public page.
+	var foreign []byte
+	for _, e := range es {
+		if e.Code == evidence.Delivered {
+			if foreign, err = w.Nodes[0].Mailbox.EvidenceBundle(ctx, p, e.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("bundle", "delil.zip")
+	fw.Write(foreign)
+	mw.Close()
+	resp, err = client.Post("https://"+hs01.Endpoints.HTTPS+"/dogrula", mw.FormDataContentType(), &form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "DELİL GEÇERLİ") || !strings.Contains(string(page), "provider directory (hs02)") {
+		t.Fatalf("hs02's bundle at hs01's /dogrula: %d\n%s", resp.StatusCode, page)
 	}
 }
