@@ -26,6 +26,7 @@ import (
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/provider/providertest"
 	"github.com/kephs/kep/report"
+	"github.com/kephs/kep/store"
 )
 
 const subject = "Ödeme emri — İhtarname"
@@ -39,8 +40,8 @@ type world struct {
 	msg                    *mailbox.KEPMessage
 }
 
-func newWorld(t *testing.T) *world {
-	w := &world{World: providertest.New(t, "sqlite")}
+func newWorld(t *testing.T, pw *providertest.World) *world {
+	w := &world{World: pw}
 	ctx := context.Background()
 	w.ayse = w.Person("Çiğdem Ayşe", "Öztürk")
 	w.ismail = w.Person("İsmail Çağlar", "Güneş")
@@ -107,7 +108,10 @@ func codes(r *report.Report) string {
 }
 
 func TestBuild(t *testing.T) {
-	w := newWorld(t)
+	providertest.Each(t, func(t *testing.T, pw *providertest.World) { testBuild(t, newWorld(t, pw)) })
+}
+
+func testBuild(t *testing.T, w *world) {
 	ctx := context.Background()
 	opts := report.Options{BaseURL: "https://kep.hs01.example", Now: w.Clock.Now}
 	for _, tc := range []struct {
@@ -196,7 +200,7 @@ func checkQRPayload(t *testing.T, qr string, who *providertest.Person, w *world)
 // has Ç ğ ş Ö ü, the subject İ Ö, 60's reason ı ç ğ).
 func TestPDF(t *testing.T) {
 	pdftotext := testtool.Require(t, testtool.PDFToText)
-	w := newWorld(t)
+	w := newWorld(t, providertest.New(t, store.SQLite))
 	r, err := report.Build(context.Background(), w.Node.Mailbox, w.principal(t, w.ayse), w.headerID, report.Options{BaseURL: "https://kep.hs01.example", Now: w.Clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +246,7 @@ func TestPDF(t *testing.T) {
 }
 
 func TestHandler(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, providertest.New(t, store.SQLite))
 	srv := httptest.NewServer(report.Handler(w.Node.Mailbox, report.BasicAuth(w.Node.Accounts)))
 	defer srv.Close()
 	esc := url.PathEscape(w.headerID)
