@@ -305,3 +305,38 @@ func TestHandler(t *testing.T) {
 		})
 	}
 }
+
+// TestRejected: a refused submission (11) has no message kept, and its
+// report is the rejection with its reason.
+func TestRejected(t *testing.T) {
+	w := newWorld(t, providertest.New(t, store.SQLite))
+	ctx := context.Background()
+	id := "reddedilen@client"
+	if _, err := w.Node.Mailbox.Reject(ctx, &mailbox.Rejection{Sender: w.ayse.Account, From: w.ayse.Account.Address, Recipients: []string{w.ismail.Account.Address},
+		Digest: make([]byte, 32), Size: 10, HeaderID: "<" + id + ">", IletiTip: "standart", Reason: evidence.ReasonNotSigned(),
+		AuthMethod: evidence.AuthSMTPCMS, AuthTime: w.Clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Node.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := report.Build(ctx, w.Node.Mailbox, w.principal(t, w.ayse), id, report.Options{BaseURL: "https://h", Now: w.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes(r) != "11" || r.Subject != "" || r.Evidence[0].Positive || r.Evidence[0].Reason != evidence.ReasonNotSigned().Text || r.QR == "" {
+		t.Fatalf("rejection report: %s %+v", codes(r), r.Evidence[0])
+	}
+	var page bytes.Buffer
+	if err := r.WriteHTML(&page, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"İleti nitelikli elektronik imza ile imzalanmamış.", "gönderici hizmet sağlayıcısınca reddedildi", `class="fail"`} {
+		if !strings.Contains(page.String(), want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if _, err := report.Build(ctx, w.Node.Mailbox, w.principal(t, w.ismail), id, report.Options{}); !errors.Is(err, report.ErrNotFound) {
+		t.Errorf("the addressee of a refused message sees its rejection: %v", err)
+	}
+}
