@@ -92,7 +92,7 @@ func Handler(mb *mailbox.Service, principal func(*http.Request) (*account.Princi
 			h.Set("Content-Security-Policy", CSP)
 			qr := ""
 			if rep.QR != "" {
-				qr = url.PathEscape(id) + ".png"
+				qr = "./" + url.PathEscape(id) + ".png" // "./": an id with a colon is no scheme
 			}
 			err = rep.WriteHTML(&b, qr)
 		case "pdf":

@@ -180,7 +180,7 @@ func timeText(t Time) string {
 }
 
 func evidenceBlock(f *fpdf.Fpdf, it *Item) {
-	need(f, 60) // keep a block's head with its first rows
+	need(f, 85) // a block (about 80 mm) on one page where it fits
 	if it.Positive {
 		f.SetDrawColor(42, 125, 42)
 	} else {

@@ -213,6 +213,9 @@ func TestPDF(t *testing.T) {
 		t.Errorf("the same report gave two different PDFs (%v)", err)
 	}
 	dir := t.TempDir()
+	if d := os.Getenv("KEP_REPORT_DUMP"); d != "" { // look at it: KEP_REPORT_DUMP=/tmp/x go test -run TestPDF ./report/
+		dir = d
+	}
 	pdf := filepath.Join(dir, "rapor.pdf")
 	if err := os.WriteFile(pdf, a.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
@@ -295,7 +298,7 @@ func TestHandler(t *testing.T) {
 				if !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe-inline") || strings.Contains(string(body), "<script") || strings.Contains(string(body), "style=") {
 					t.Errorf("CSP %q, or inline script or style in the page", csp)
 				}
-				if !strings.Contains(string(body), `src="`+esc+`.png"`) {
+				if !strings.Contains(string(body), `src="./`+esc+`.png"`) {
 					t.Error("the page does not load its QR code")
 				}
 			}
