@@ -20,6 +20,7 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/kephs/kep/directory"
@@ -45,7 +46,34 @@ type Site struct {
 	// receipts, as the tiles serve them.
 	Entries   tlog.EntryReader
 	MaxUpload int64 // bytes of one upload, bundle and original together; 0 means DefaultMaxUpload
-	Now       func() time.Time
+	// MaxVerifying bounds the uploads read and checked at once (memory:
+	// MaxVerifying × MaxUpload at most); more are refused with 503 until
+	// one ends. 0 means DefaultMaxVerifying.
+	MaxVerifying int
+	Now          func() time.Time
+
+	slotsOnce sync.Once
+	slots     chan struct{}
+}
+
+// DefaultMaxVerifying: four uploads at once.
+const DefaultMaxVerifying = 4
+
+// slot takes a verification slot without waiting; release gives it back.
+func (s *Site) slot() (release func(), ok bool) {
+	s.slotsOnce.Do(func() {
+		n := s.MaxVerifying
+		if n <= 0 {
+			n = DefaultMaxVerifying
+		}
+		s.slots = make(chan struct{}, n)
+	})
+	select {
+	case s.slots <- struct{}{}:
+		return func() { <-s.slots }, true
+	default:
+		return nil, false
+	}
 }
 
 // DefaultMaxUpload bounds an upload: a bundle is small (tens of kB), an

@@ -300,3 +300,44 @@ func TestAuditPage(t *testing.T) {
 		t.Errorf("stylesheet: %d", status)
 	}
 }
+
+// TestBusy: while MaxVerifying uploads are being read, one more is
+// refused with 503 and Retry-After, and accepted again once they end.
+func TestBusy(t *testing.T) {
+	f := newFixture(t)
+	f.site.MaxVerifying = 1
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	done := make(chan int)
+	go func() {
+		resp, err := http.Post(f.srv.URL+"/dogrula", mw.FormDataContentType(), pr)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	fw, _ := mw.CreateFormFile("bundle", "delil.zip")
+	fw.Write(f.bundle[:100]) // the first upload is under way, its slot taken
+	var status int
+	var body string
+	for i := 0; i < 50; i++ {
+		if status, body = upload(t, f.srv.URL, map[string][]byte{"bundle": f.bundle}); status == 503 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if status != 503 || !strings.Contains(body, "send again in a few seconds") {
+		t.Fatalf("while busy: %d", status)
+	}
+	fw.Write(f.bundle[100:])
+	mw.Close()
+	pw.Close()
+	if got := <-done; got != 200 {
+		t.Fatalf("the first upload: %d", got)
+	}
+	if status, _ := upload(t, f.srv.URL, map[string][]byte{"bundle": f.bundle}); status != 200 {
+		t.Fatalf("after: %d", status)
+	}
+}

@@ -134,6 +134,14 @@ func (s *Site) readUpload(w http.ResponseWriter, r *http.Request) (bundle, origi
 
 func (s *Site) verifyUpload(w http.ResponseWriter, r *http.Request) {
 	p := &page{Title: "Delil doğrulama / Evidence verification", Max: sizeText(s.maxUpload()), Invite: true}
+	release, ok := s.slot()
+	if !ok {
+		w.Header().Set("Retry-After", "10")
+		p.Error = &message{"Şu an çok sayıda doğrulama yapılıyor; birkaç saniye sonra yeniden gönderin.", "Many verifications are running right now; send again in a few seconds."}
+		s.render(w, http.StatusServiceUnavailable, "verify.html", p)
+		return
+	}
+	defer release()
 	bundle, original, err := s.readUpload(w, r)
 	switch {
 	case errors.Is(err, errTooLarge):
