@@ -215,6 +215,9 @@ func TestPDF(t *testing.T) {
 	dir := t.TempDir()
 	if d := os.Getenv("KEP_REPORT_DUMP"); d != "" { // look at it: KEP_REPORT_DUMP=/tmp/x go test -run TestPDF ./report/
 		dir = d
+		var page bytes.Buffer
+		r.WriteHTML(&page, "")
+		os.WriteFile(filepath.Join(dir, "rapor.html"), page.Bytes(), 0o644)
 	}
 	pdf := filepath.Join(dir, "rapor.pdf")
 	if err := os.WriteFile(pdf, a.Bytes(), 0o644); err != nil {
