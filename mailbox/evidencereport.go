@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/store"
 )
@@ -50,7 +51,7 @@ func (s *Service) EvidenceBundle(ctx context.Context, p *account.Principal, seq 
 // Message-ID headerID, as its signed original says, when p may read the
 // message: as its sender, or as one of its recipients here. Evidence
 // withholds the subject; a report about the message shows it to those who
-// hold the message anyway.
+// hold the message anyway. It is "" once the content was deleted.
 func (s *Service) MessageSubject(ctx context.Context, p *account.Principal, headerID string) (string, error) {
 	s.init()
 	if err := s.RefreshRoles(ctx, p); err != nil {
@@ -79,6 +80,9 @@ func (s *Service) MessageSubject(ctx context.Context, p *account.Principal, head
 			continue
 		}
 		f, err := s.Blobs.Open(m.Digest)
+		if errors.Is(err, blob.ErrNotFound) {
+			return "", nil // its holders deleted the content; the evidence stays
+		}
 		if err != nil {
 			return "", err
 		}
