@@ -346,3 +346,20 @@ func TestRejected(t *testing.T) {
 		t.Errorf("the addressee of a refused message sees its rejection: %v", err)
 	}
 }
+
+// TestContentDeleted: once the original's content is gone from the
+// content store, the report still stands, without the subject.
+func TestContentDeleted(t *testing.T) {
+	w := newWorld(t, providertest.New(t, store.SQLite))
+	h := w.msg.Digest.String()
+	if err := os.Remove(filepath.Join(w.Node.Config.Path(w.Node.Config.Store.ContentDir), h[:2], h)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := report.Build(context.Background(), w.Node.Mailbox, w.principal(t, w.ayse), w.headerID, report.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Subject != "" || codes(r) != "10 40 60" {
+		t.Fatalf("subject %q, codes %q", r.Subject, codes(r))
+	}
+}
