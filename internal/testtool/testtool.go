@@ -3,7 +3,8 @@
 // need): it names each capability a test relies on, probes for that
 // capability rather than for the command's presence (swaks without the perl
 // TLS modules is present but cannot STARTTLS), and says which Debian
-// packages provide it.
+// packages provide it. Browser (browser.go) drives headless Chromium for
+// the web's tests and runs axe-core, from npm, on its pages.
 //
 // Tests call Require (or Has, when the tool only adds cases). Outside CI a
 // missing capability skips the test with the packages to install; under CI
@@ -43,7 +44,8 @@ const (
 	SoftHSM2       = "softhsm2"        // SoftHSM v2 PKCS#11 module and softhsm2-util
 	PKCS11Tool     = "pkcs11-tool"     // OpenSC's pkcs11-tool, able to load the SoftHSM module
 	PDFToText      = "pdftotext"       // poppler's pdftotext
-	Chromium       = "chromium"        // headless chromium
+	Chromium       = "chromium"        // headless chromium (Browser drives it)
+	NPM            = "npm"             // npm, to install axe-core (AxeCorePackage) for the accessibility checks
 	ChromeDriver   = "chromedriver"    // chromium's WebDriver
 )
 
@@ -96,8 +98,10 @@ var Tools = []Tool{
 		probe: pkcs11ToolProbe},
 	{Name: PDFToText, Command: "pdftotext", Packages: []string{"poppler-utils"},
 		probe: outputHas([]string{"-v"}, "pdftotext")},
-	{Name: Chromium, Command: "chromium", Packages: []string{"chromium", "fonts-liberation"}, Pending: true,
+	{Name: Chromium, Command: "chromium", Packages: []string{"chromium", "fonts-liberation"},
 		probe: chromiumProbe},
+	{Name: NPM, Command: "npm", Packages: []string{"npm"},
+		probe: outputHas([]string{"--version"}, ".")},
 	{Name: ChromeDriver, Command: "chromedriver", Packages: []string{"chromium-driver"}, Pending: true,
 		probe: outputHas([]string{"--version"}, "ChromeDriver")},
 }
