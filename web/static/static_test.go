@@ -150,7 +150,7 @@ func TestSignInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var origin string // the page's, once the server runs
+	var origin string        // the page's, once the server runs
 	noAgent := closedPort(t) // a port where no kep signer listens
 	agent := agentPeer(t, &origin)
 	results := make(chan result, 1)
