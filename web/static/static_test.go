@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,7 +151,7 @@ func TestSignInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var origin string        // the page's, once the server runs
+	var origin atomic.Value  // the page's, once the server runs
 	noAgent := closedPort(t) // a port where no kep signer listens
 	agent := agentPeer(t, &origin)
 	results := make(chan result, 1)
@@ -178,7 +179,7 @@ func TestSignInBrowser(t *testing.T) {
 	srv := httptest.NewUnstartedServer(rec.wrap(mux))
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	origin = srv.URL
+	origin.Store(srv.URL)
 	b := testtool.NewBrowser(t, testtool.BrowserOptions{Trust: []*x509.Certificate{srv.Certificate()}, Lang: "en"})
 
 	sign := func(password string) result {
@@ -309,15 +310,16 @@ func toLF(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("
 // alone: CORS for the page's origin only, GET /v1/status, and POST /v1/sign
 // with the message JSON, answered {"signed"} or, for the subject "ret"
 // (the user declined), 403 {"error"}. It returns the port.
-func agentPeer(t *testing.T, origin *string) int {
+func agentPeer(t *testing.T, pageOrigin *atomic.Value) int {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Origin") != *origin {
+		origin, _ := pageOrigin.Load().(string)
+		if origin == "" || r.Header.Get("Origin") != origin {
 			w.WriteHeader(http.StatusForbidden)
-			json.NewEncoder(w).Encode(map[string]string{"error": "yalnızca " + *origin})
+			json.NewEncoder(w).Encode(map[string]string{"error": "yalnızca " + origin})
 			return
 		}
-		w.Header().Set("Access-Control-Allow-Origin", *origin)
+		w.Header().Set("Access-Control-Allow-Origin", origin)
 		w.Header().Set("Vary", "Origin")
 		switch {
 		case r.Method == http.MethodOptions:
