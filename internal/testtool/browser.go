@@ -35,9 +35,10 @@ type Browser struct {
 
 // BrowserOptions tune a Browser.
 type BrowserOptions struct {
-	// Trust lists server certificates (a test server's self-signed one, a
-	// demo provider's) that the browser accepts although it knows no CA that
-	// issued them: their public keys are pinned with
+	// Trust lists certificates the browser accepts in a server's chain
+	// although it knows no CA that issued them: a test server's
+	// self-signed one, or a CA such as the demo's provider CA when the
+	// servers send it in their chain. Their public keys are pinned with
 	// --ignore-certificate-errors-spki-list, so no other bad certificate
 	// passes.
 	Trust []*x509.Certificate
