@@ -13,6 +13,9 @@
 //       whether `kep signer` answers on 127.0.0.1:port (default 18443).
 //   KEPSign.withAgent(msg[, port]) → Promise<base64 signed message>
 //       signs through `kep signer` (a smartcard, PKCS#11).
+//   KEPSign.preload() → Promise<void>
+//       optional: starts loading the signer (7 MB) before the first
+//       withKeyFile, e.g. when the user picks a key file.
 //
 // A refusal rejects with an Error whose message is in the page's language
 // (<html lang>: Turkish unless it starts with "en"), with .code (stable,
@@ -170,6 +173,7 @@
   window.KEPSign = {
     withKeyFile: withKeyFile,
     agentAvailable: agentAvailable,
-    withAgent: withAgent
+    withAgent: withAgent,
+    preload: function () { return load().then(function () {}); }
   };
 })();

@@ -15,6 +15,10 @@
     });
   }
 
+  document.getElementById('key').addEventListener('change', function () {
+    window.KEPSign.preload();
+  });
+
   form.addEventListener('submit', function (ev) {
     ev.preventDefault();
     status.textContent = 'signing';
