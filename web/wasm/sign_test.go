@@ -27,7 +27,7 @@ type fixture struct {
 
 const p12Password = "doğru-parola"
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ca, err := pki.NewRootCA(pkix.Name{CommonName: "Test E-Signature CA"}, pki.ECDSAP256, 24*time.Hour)
 	if err != nil {
@@ -53,7 +53,7 @@ func newFixture(t *testing.T) *fixture {
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // opensslKey re-encrypts the user's key with openssl: args choose the form.
-func opensslKey(t *testing.T, f *fixture, args ...string) []byte {
+func opensslKey(t testing.TB, f *fixture, args ...string) []byte {
 	t.Helper()
 	openssl := testtool.Require(t, testtool.OpenSSL)
 	in := filepath.Join(t.TempDir(), "key.pem")
