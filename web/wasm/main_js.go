@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"syscall/js"
 	"time"
 )
@@ -21,11 +22,19 @@ func main() {
 // withKeyFile(msgJSON string, file Uint8Array, password string) returns
 // {signed: base64} or {error, code, en, tr}. It runs synchronously: signing
 // takes milliseconds, and nothing here waits on JavaScript.
-func withKeyFile(_ js.Value, args []js.Value) any {
-	if len(args) != 3 || args[0].Type() != js.TypeString || args[2].Type() != js.TypeString {
+func withKeyFile(_ js.Value, args []js.Value) (result any) {
+	// A panic would end the Go program and every later call with it.
+	defer func() {
+		if p := recover(); p != nil {
+			result = failure(refusal(codeSignFailed,
+				fmt.Sprintf("The signer failed (%v). Reload the page and try again; if it persists, report it to the provider.", p),
+				fmt.Sprintf("İmzalayıcı hata verdi (%v). Sayfayı yenileyip yeniden deneyin; sürerse sağlayıcınıza bildirin.", p)))
+		}
+	}()
+	if len(args) != 3 || args[0].Type() != js.TypeString || !args[1].InstanceOf(js.Global().Get("Uint8Array")) || args[2].Type() != js.TypeString {
 		return failure(refusal(codeBadMessage,
-			"kepsign.wasm: withKeyFile takes (message JSON, key file bytes, password).",
-			"kepsign.wasm: withKeyFile (ileti JSON, anahtar dosyası, parola) alır."))
+			"kepsign.wasm: withKeyFile takes (message JSON string, key file Uint8Array, password string).",
+			"kepsign.wasm: withKeyFile (ileti JSON metni, anahtar dosyası Uint8Array, parola metni) alır."))
 	}
 	file := make([]byte, args[1].Get("length").Int())
 	js.CopyBytesToGo(file, args[1])
