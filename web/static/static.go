@@ -1,7 +1,7 @@
-// Package static holds the files the web pages load from /static/: the
-// browser signer (kepsign.js, kepsign.wasm, and the Go runtime's
-// wasm_exec.js, see docs/signing-in-the-browser.md) and the pages' own
-// scripts. Package web serves FS at /static/.
+// Package static holds the browser signer that the web pages load from
+// /static/: kepsign.js (window.KEPSign), kepsign.wasm (web/wasm, compiled)
+// and the Go runtime's wasm_exec.js; see docs/signing-in-the-browser.md.
+// Package web serves FS at /static/.
 package static
 
 import "embed"
@@ -10,7 +10,7 @@ import "embed"
 // when they are stale.
 //go:generate go run ../wasm/gen
 
-// FS is every .js and .wasm file of this directory (not testdata/).
+// FS holds kepsign.js, kepsign.wasm and wasm_exec.js.
 //
-//go:embed *.js *.wasm
+//go:embed kepsign.js kepsign.wasm wasm_exec.js
 var FS embed.FS
