@@ -25,7 +25,7 @@ import (
 type Browser struct {
 	t   testing.TB
 	ctx context.Context // the tab; it has run once
-	// Timeout bounds each helper call (default 20 s).
+	// Timeout bounds each helper call (default 30 s: CI machines are shared).
 	Timeout time.Duration
 
 	mu      sync.Mutex
@@ -93,7 +93,7 @@ func NewBrowser(t testing.TB, o BrowserOptions) *Browser {
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
-	b := &Browser{t: t, ctx: ctx, Timeout: 20 * time.Second}
+	b := &Browser{t: t, ctx: ctx, Timeout: 30 * time.Second}
 	t.Cleanup(func() {
 		b.mu.Lock()
 		b.ended = true

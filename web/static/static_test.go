@@ -193,7 +193,7 @@ func TestSignInBrowser(t *testing.T) {
 		case res := <-results:
 			b.WaitFor(`document.getElementById('status').textContent.startsWith('signed') || document.getElementById('status').textContent.startsWith('refused')`)
 			return res
-		case <-time.After(25 * time.Second):
+		case <-time.After(45 * time.Second):
 			t.Fatalf("no result from the page; status %q; console:\n%s", b.Text("#status"), strings.Join(b.Console(), "\n"))
 		}
 		return result{}
