@@ -83,7 +83,9 @@ var Tools = []Tool{
 		probe: outputHas([]string{"--version"}, "isync")},
 	{Name: Python3, Command: "python3", Packages: []string{"python3"},
 		probe: outputHas([]string{"-c", "import imaplib, ssl, email, json, sys; print(sys.version.split()[0], ssl.OPENSSL_VERSION)"}, "OpenSSL")},
-	{Name: AIOSMTPD, Command: "python3", Packages: []string{"python3", "python3-aiosmtpd"},
+	// Debian's own python3, the one python3-aiosmtpd installs into (a
+	// python3 earlier on PATH, such as pyenv's, does not see it).
+	{Name: AIOSMTPD, Command: "/usr/bin/python3", Packages: []string{"python3", "python3-aiosmtpd"},
 		probe: outputHas([]string{"-c", "import aiosmtpd, aiosmtpd.controller, ssl; print('aiosmtpd', aiosmtpd.__version__)"}, "aiosmtpd")},
 	{Name: Curl, Command: "curl", Packages: []string{"curl"},
 		probe: outputHas([]string{"--version"}, "curl")},
