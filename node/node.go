@@ -136,6 +136,18 @@ func (r *Running) start(ctx context.Context) error {
 		}
 	}
 
+	// Notices by SMS and e-mail (docs/notices.md): queued in each
+	// delivery's transaction, sent in the background.
+	ns, err := noticeService(n)
+	if err != nil {
+		return err
+	}
+	if ns != nil {
+		n.Mailbox.Delivered = ns.Enqueue
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); ns.Run(ctx, 2*time.Second) }()
+	}
+
 	sub := submission.New(n.Mailbox, n.Accounts, n.ESign, tlsConf, submission.Options{
 		Hostname: cfg.SMTP.Hostname, Domain: cfg.Provider.Domain, MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		MaxRecipients: cfg.SMTP.MaxRecipients, MaxTotalBytes: cfg.SMTP.MaxTotalBytes, Logger: n.Logger,
