@@ -44,17 +44,20 @@ func (g *FileGateway) SendSMS(ctx context.Context, to, text string) error {
 	if g.Now != nil {
 		now = g.Now
 	}
-	line, err := json.Marshal(FileSMS{At: now().UTC(), To: to, Text: text})
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "<ayse@…>" stays readable
+	if err := enc.Encode(FileSMS{At: now().UTC(), To: to, Text: text}); err != nil {
 		return err
 	}
+	line := buf.Bytes() // one line, with its newline
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	f, err := os.OpenFile(g.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("the SMS file: %w", err)
 	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
+	if _, err := f.Write(line); err != nil {
 		f.Close()
 		return fmt.Errorf("the SMS file: %w", err)
 	}
