@@ -23,6 +23,7 @@ import (
 
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/imapd"
+	"github.com/kephs/kep/notice"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/rehber"
@@ -143,6 +144,7 @@ func (r *Running) start(ctx context.Context) error {
 		return err
 	}
 	if ns != nil {
+		ns.Metrics = notice.NewMetrics(n.Metrics)
 		n.Mailbox.Delivered = ns.Enqueue
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); ns.Run(ctx, 2*time.Second) }()

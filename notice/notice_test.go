@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/cms"
 	"github.com/kephs/kep/evidence"
@@ -148,6 +150,8 @@ func TestNotices(t *testing.T) {
 			From: "bildirim@hs01.example", HeloName: "hs01.kep.tr", TLSConfig: smtpd.TLSConfig, Now: w.Clock.Now, Timeout: 10 * time.Second}
 		svc := &notice.Service{DB: w.Node.DB, SMS: &notice.FileGateway{Path: smsFile, Now: w.Clock.Now}, Email: mailer,
 			Location: loc, Provider: "HS01 KEP", Now: w.Clock.Now, Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		reg := prometheus.NewRegistry()
+		svc.Metrics = notice.NewMetrics(reg)
 		w.Node.Mailbox.Delivered = svc.Enqueue
 
 		ayse := w.Person("Ayşe", "Yılmaz")
@@ -296,6 +300,31 @@ func TestNotices(t *testing.T) {
 			t.Fatalf("%d notice items left", left)
 		}
 
+		// Every attempt counted: SMS 2 arrivals, 2 reminders, 2 e-tebligat
+		// arrivals sent and 2 reminders dropped; e-mail 2 retries, 2
+		// arrivals, 1 reminder and 1 e-tebligat arrival sent, 1 reminder
+		// dropped (grant revoked) and 1 e-tebligat reminder dropped.
+		want := map[string]float64{"sms/sent": 6, "sms/dropped": 2, "email/retry": 2, "email/sent": 4, "email/dropped": 2, "sms/retry": 0, "email/failed": 0}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				var ch, o string
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "channel" {
+						ch = l.GetValue()
+					} else {
+						o = l.GetValue()
+					}
+				}
+				if v, ok := want[ch+"/"+o]; ok && m.GetCounter().GetValue() != v {
+					t.Errorf("kep_notices_total{%s/%s} = %v, want %v", ch, o, m.GetCounter().GetValue(), v)
+				}
+			}
+		}
+
 		// No phone number or e-mail address in the logs, only masked.
 		out := logs.String()
 		for _, pd := range []string{"5321112233", "5324445566", "muhasebe@", "zeynep@", "deniz.example"} {
@@ -385,6 +414,36 @@ func TestRender(t *testing.T) {
 			if !strings.Contains(text, want) {
 				t.Errorf("%s e-mail text lacks %q:\n%s", c.kind, want, text)
 			}
+		}
+	}
+}
+
+// TestReminderAt checks when reminders fall: Lead before the deadline, not
+// before halfway, none when off or too close to the arrival notice.
+func TestReminderAt(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name   string
+		lead   time.Duration
+		period time.Duration
+		want   time.Duration // after at; -1 for none
+	}{
+		{"standart 24 h: halfway", 0, 24 * time.Hour, 12 * time.Hour},
+		{"e-tebligat 5 days: a day before", 0, 5*24*time.Hour + 14*time.Hour, 4*24*time.Hour + 14*time.Hour},
+		{"lead 6 h", 6 * time.Hour, 24 * time.Hour, 18 * time.Hour},
+		{"off", -1, 5 * 24 * time.Hour, -1},
+		{"period too short", 0, 15 * time.Minute, -1},
+	} {
+		s := &notice.Service{Lead: c.lead}
+		got := s.ReminderAt(at, at.Add(c.period))
+		if c.want < 0 {
+			if !got.IsZero() {
+				t.Errorf("%s: reminder at %v, want none", c.name, got)
+			}
+			continue
+		}
+		if !got.Equal(at.Add(c.want)) {
+			t.Errorf("%s: reminder at %v, want %v", c.name, got, at.Add(c.want))
 		}
 	}
 }

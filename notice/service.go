@@ -31,6 +31,7 @@ type Service struct {
 	Owner    string         // this node in queue_items.lease_owner; default host/pid
 	Now      func() time.Time
 	Log      *slog.Logger
+	Metrics  *Metrics // nil counts nothing
 }
 
 // arrivalLife is how long an arrival notice is retried before it is given
@@ -258,6 +259,7 @@ func (s *Service) work(ctx context.Context, it item) (bool, error) {
 		return false, err
 	}
 	if q.kind == Deadline && q.state != "delivered" {
+		s.Metrics.inc(q.channel, "dropped")
 		// Opened (60) or deemed read (61) already: nothing to remind of.
 		return false, s.finish(ctx, it, "dropped", "the message was read before the reminder")
 	}
@@ -275,6 +277,7 @@ func (s *Service) work(ctx context.Context, it item) (bool, error) {
 	}
 	if to == "" {
 		s.log().Info("notice: dropped: the channel was turned off or its grant revoked", "notice", it.ref, "channel", q.channel, "kind", q.kind)
+		s.Metrics.inc(q.channel, "dropped")
 		return false, s.finish(ctx, it, "dropped", "the channel was turned off, or the operator lost its grant or role")
 	}
 	masked := account.MaskEmail(to)
@@ -297,6 +300,7 @@ func (s *Service) work(ctx context.Context, it item) (bool, error) {
 		err = fmt.Errorf("unknown channel %q", q.channel)
 	}
 	if err == nil {
+		s.Metrics.inc(q.channel, "sent")
 		s.log().Info("notice: sent", "notice", it.ref, "channel", q.channel, "kind", q.kind, "to", masked)
 		return true, s.finish(ctx, it, "sent", "")
 	}
@@ -308,6 +312,7 @@ func (s *Service) work(ctx context.Context, it item) (bool, error) {
 	}
 	now := s.now()
 	if !now.Before(it.giveUp) {
+		s.Metrics.inc(q.channel, "failed")
 		s.log().Error("notice: given up", "notice", it.ref, "channel", q.channel, "kind", q.kind, "to", masked, "attempts", it.attempts+1, "err", reason)
 		return false, s.finish(ctx, it, "failed", reason)
 	}
@@ -319,6 +324,7 @@ func (s *Service) work(ctx context.Context, it item) (bool, error) {
 	if next.After(it.giveUp) {
 		next = it.giveUp
 	}
+	s.Metrics.inc(q.channel, "retry")
 	s.log().Warn("notice: sending failed, will retry", "notice", it.ref, "channel", q.channel, "kind", q.kind, "to", masked, "attempts", it.attempts+1, "next", next, "err", reason)
 	_, err = s.DB.Q().Exec(ctx, `UPDATE queue_items SET attempts = attempts + 1, next_at = ?, lease_owner = NULL, reason = ? WHERE id = ?`,
 		store.Millis(next), reason, it.id)
