@@ -84,6 +84,9 @@ func (m *Mailer) Send(ctx context.Context, to, subject, text string) error {
 		return fmt.Errorf("notices.email_tls %q: want starttls, tls or none", m.TLS)
 	}
 	defer c.Close()
+	// go-smtp sets its own deadline before each command (5 and 12 minutes
+	// by default): ours, from here on.
+	c.CommandTimeout, c.SubmissionTimeout = timeout, timeout
 	helo := m.HeloName
 	if helo == "" {
 		helo = "localhost"

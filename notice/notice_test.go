@@ -135,7 +135,7 @@ func outcomes(t *testing.T, w *providertest.World) map[string]int {
 }
 
 func TestNotices(t *testing.T) {
-	smtpd := startSMTPD(t)
+	smtpd := startSMTPD(t, notice.TLSStartTLS)
 	providertest.Each(t, func(t *testing.T, w *providertest.World) {
 		ctx := context.Background()
 		loc, _ := time.LoadLocation("Europe/Istanbul")
@@ -445,5 +445,54 @@ func TestReminderAt(t *testing.T) {
 		if !got.Equal(at.Add(c.want)) {
 			t.Errorf("%s: reminder at %v, want %v", c.name, got, at.Add(c.want))
 		}
+	}
+}
+
+// TestMailer sends through the real SMTP server in both TLS modes, and
+// checks the refusals: a wrong password, a relay certificate not trusted,
+// a login without TLS.
+func TestMailer(t *testing.T) {
+	ctx := context.Background()
+	starttls, implicit := startSMTPD(t, notice.TLSStartTLS), startSMTPD(t, notice.TLSImplicit)
+	for _, c := range []struct {
+		name   string
+		srv    *smtpd
+		mailer func(m *notice.Mailer)
+		err    string
+	}{
+		{"starttls", starttls, func(m *notice.Mailer) {}, ""},
+		{"implicit tls", implicit, func(m *notice.Mailer) { m.TLS = notice.TLSImplicit }, ""},
+		// go-smtp answers the refusal with "*", which aiosmtpd leaves
+		// unanswered: the timeout ends it.
+		{"wrong password", starttls, func(m *notice.Mailer) { m.Password, m.Timeout = "yanlış", 2*time.Second }, "refused the login"},
+		{"untrusted certificate", starttls, func(m *notice.Mailer) { m.TLSConfig = nil }, "certificate"},
+		{"login in the clear", starttls, func(m *notice.Mailer) { m.TLS = notice.TLSNone }, "in the clear"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := &notice.Mailer{Addr: c.srv.Addr, TLS: notice.TLSStartTLS, Username: c.srv.User, Password: c.srv.Password,
+				From: "bildirim@hs01.example", TLSConfig: c.srv.TLSConfig, Timeout: 10 * time.Second}
+			c.mailer(m)
+			before := len(c.srv.Messages(t))
+			err := m.Send(ctx, "kisi@ornek.example", "KEP: yeni ileti", "Gönderen: Ayşe")
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err %v, want one saying %q", err, c.err)
+				}
+				if len(c.srv.Messages(t)) != before {
+					t.Fatal("a message went through")
+				}
+				if strings.Contains(err.Error(), m.Password) {
+					t.Fatalf("the error shows the password: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.srv.Messages(t)
+			if len(got) != before+1 || got[len(got)-1].RcptTos[0] != "kisi@ornek.example" {
+				t.Fatalf("received %+v", got)
+			}
+		})
 	}
 }

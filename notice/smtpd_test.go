@@ -33,7 +33,7 @@ import json, os, ssl, sys, time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-port, certfile, keyfile, outdir, user, password = sys.argv[1:7]
+port, certfile, keyfile, outdir, user, password, mode = sys.argv[1:8]
 
 class Handler:
     def __init__(self):
@@ -54,8 +54,13 @@ def auth(server, session, envelope, mechanism, data):
 
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 ctx.load_cert_chain(certfile, keyfile)
-c = Controller(Handler(), hostname="127.0.0.1", port=int(port), tls_context=ctx, require_starttls=True,
-               auth_required=True, authenticator=auth, decode_data=False)
+if mode == "tls":  # implicit TLS (port 465 style)
+    # aiosmtpd does not count implicit TLS as encryption for AUTH.
+    c = Controller(Handler(), hostname="127.0.0.1", port=int(port), ssl_context=ctx,
+                   auth_required=True, auth_require_tls=False, authenticator=auth, decode_data=False)
+else:  # STARTTLS required before anything else
+    c = Controller(Handler(), hostname="127.0.0.1", port=int(port), tls_context=ctx, require_starttls=True,
+                   auth_required=True, authenticator=auth, decode_data=False)
 c.start()
 print("ready", flush=True)
 sys.stdin.read()
@@ -71,9 +76,10 @@ type smtpd struct {
 	TLSConfig *tls.Config // trusts the server's certificate
 }
 
-// startSMTPD starts the real SMTP server on a loopback port; it stops
-// with the test.
-func startSMTPD(t *testing.T) *smtpd {
+// startSMTPD starts the real SMTP server on a loopback port, requiring
+// STARTTLS, or TLS from the first byte when mode is notice.TLSImplicit; it
+// stops with the test.
+func startSMTPD(t *testing.T, mode string) *smtpd {
 	t.Helper()
 	python := testtool.Require(t, testtool.AIOSMTPD)
 	dir := t.TempDir()
@@ -91,7 +97,7 @@ func startSMTPD(t *testing.T) *smtpd {
 	l.Close()
 	s := &smtpd{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: out, User: "bildirim", Password: "röle parolası",
 		TLSConfig: &tls.Config{RootCAs: pool}}
-	cmd := exec.Command(python, "-c", smtpdScript, fmt.Sprint(port), certFile, keyFile, out, s.User, s.Password)
+	cmd := exec.Command(python, "-c", smtpdScript, fmt.Sprint(port), certFile, keyFile, out, s.User, s.Password, mode)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer // shown when the test fails
