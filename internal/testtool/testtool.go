@@ -1,5 +1,5 @@
 // Package testtool is in charge of the external programs the tests drive
-// (openssl, swaks, xmlsec1, mbsync, python3, and the ones later tests will
+// (openssl, swaks, xmlsec1, mbsync, python3, aiosmtpd, and the ones later tests will
 // need): it names each capability a test relies on, probes for that
 // capability rather than for the command's presence (swaks without the perl
 // TLS modules is present but cannot STARTTLS), and says which Debian
@@ -37,6 +37,7 @@ const (
 	XMLLint        = "xmllint"         // xmllint with XML Schema support
 	Mbsync         = "mbsync"          // isync's mbsync, built with TLS
 	Python3        = "python3"         // python3 with imaplib, ssl and email
+	AIOSMTPD       = "aiosmtpd"        // python3 with aiosmtpd: a real SMTP server (STARTTLS, AUTH) for tests
 	Curl           = "curl"            // curl, an HTTP client for the TSA test
 	PostgresInitdb = "postgres-initdb" // PostgreSQL server binaries (initdb, pg_ctl); used by scripts/test
 	NeoMutt        = "neomutt"         // neomutt built with TLS
@@ -84,6 +85,10 @@ var Tools = []Tool{
 		probe: outputHas([]string{"--version"}, "isync")},
 	{Name: Python3, Command: "python3", Packages: []string{"python3"},
 		probe: outputHas([]string{"-c", "import imaplib, ssl, email, json, sys; print(sys.version.split()[0], ssl.OPENSSL_VERSION)"}, "OpenSSL")},
+	// Debian's own python3, the one python3-aiosmtpd installs into (a
+	// python3 earlier on PATH, such as pyenv's, does not see it).
+	{Name: AIOSMTPD, Command: "/usr/bin/python3", Packages: []string{"python3", "python3-aiosmtpd"},
+		probe: outputHas([]string{"-c", "import aiosmtpd, aiosmtpd.controller, ssl; print('aiosmtpd', aiosmtpd.__version__)"}, "aiosmtpd")},
 	{Name: Curl, Command: "curl", Packages: []string{"curl"},
 		probe: outputHas([]string{"--version"}, "curl")},
 	{Name: PostgresInitdb, Command: "initdb", Packages: []string{"postgresql"},
