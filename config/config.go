@@ -47,6 +47,7 @@ type Config struct {
 	Federation Federation `toml:"federation"`
 	Accounts   Accounts   `toml:"accounts"`
 	Timing     Timing     `toml:"timing"`
+	Notices    Notices    `toml:"notices"`
 
 	// Dir is the directory of the file the configuration came from.
 	Dir string `toml:"-"`
@@ -169,6 +170,21 @@ type Timing struct {
 	TimeZone            string   `toml:"time_zone"`
 }
 
+// Notices configures notices by SMS and e-mail (docs/notices.md).
+type Notices struct {
+	DeadlineLead  Duration `toml:"deadline_lead"`
+	SMSFile       string   `toml:"sms_file"`
+	SMSURL        string   `toml:"sms_url"`
+	SMSToken      string   `toml:"sms_token"`
+	SMSUsername   string   `toml:"sms_username"`
+	SMSPassword   string   `toml:"sms_password"`
+	EmailRelay    string   `toml:"email_relay"`
+	EmailTLS      string   `toml:"email_tls"`
+	EmailUsername string   `toml:"email_username"`
+	EmailPassword string   `toml:"email_password"`
+	EmailFrom     string   `toml:"email_from"`
+}
+
 // Default returns the configuration of a provider rooted at dir.
 func Default(dir, provider, domain string) *Config {
 	return &Config{
@@ -186,6 +202,7 @@ func Default(dir, provider, domain string) *Config {
 		Federation: Federation{AuthorityKeys: []string{}, Refresh: Duration{10 * time.Minute}},
 		Accounts:   Accounts{DefaultQuota: 100 << 20},
 		Timing:     Timing{DeemedReadStandart: Duration{24 * time.Hour}, DeemedReadETebligat: 5, DeemedReadEYazisma: Duration{24 * time.Hour}, TimeZone: "Europe/Istanbul"},
+		Notices:    Notices{DeadlineLead: Duration{24 * time.Hour}, EmailTLS: "starttls"},
 		Dir:        dir,
 	}
 }

@@ -73,6 +73,9 @@ type ProviderInfo struct {
 	CA          string         `json:"ca"`          // the CA that issued it: trust anchor for evidence and TLS
 	LogKey      string         `json:"log_key"`     // verifier key of the evidence log (C2SP signed note)
 	LogURL      string         `json:"log_url"`     // C2SP tlog-tiles base URL (checkpoint, tile/…)
+	// SMSFile is the development SMS gateway's file (notices.sms_file):
+	// each SMS notice is one JSON line {"at", "to", "text"} (docs/notices.md).
+	SMSFile string `json:"sms_file,omitempty"`
 }
 
 // DirectoryInfo describes the authority and its signed provider
@@ -124,6 +127,7 @@ type AccountInfo struct {
 	PrivateKey     string `json:"private_key,omitempty"`
 	PKCS12         string `json:"pkcs12,omitempty"`
 	PKCS12Password string `json:"pkcs12_password,omitempty"`
+	NoticeSMS      string `json:"notice_sms,omitempty"` // the (fictitious) mobile number its SMS notices go to
 }
 
 // OperatorInfo describes one operator of a company account.
@@ -494,6 +498,7 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 				c.Federation.RelayListen, c.Federation.RehberListen = addrs[6], addrs[7]
 				c.Log.CheckpointInterval = config.Duration{Duration: time.Second}
 				c.SMTP.Hostname = "localhost"
+				c.Notices.SMSFile = "sms.jsonl" // in the provider's directory
 				if o.Quota > 0 {
 					c.Accounts.DefaultQuota = o.Quota
 				}
@@ -525,7 +530,7 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 		}
 		info.Anchors.ProviderCAs = append(info.Anchors.ProviderCAs, provCA)
 		info.Providers = append(info.Providers, ProviderInfo{ID: dp.id, Domain: cfg.Provider.Domain, Config: cfg.Path("kep.toml"),
-			Certificate: cfg.Path(cfg.Keys.Cert), CA: provCA, LogKey: vkey})
+			Certificate: cfg.Path(cfg.Keys.Cert), CA: provCA, LogKey: vkey, SMSFile: cfg.Path(cfg.Notices.SMSFile)})
 	}
 	if _, err := auth.Sign(time.Now()); err != nil {
 		return nil, err
@@ -610,6 +615,9 @@ func seedHS02(ctx context.Context, cfg *config.Config, esign *pki.CA, info *Info
 	return nil
 }
 
+// demoNoticeSMS is the fictitious mobile number of the demo's SMS notices.
+const demoNoticeSMS = "+905000000002"
+
 // seed opens the sample accounts and writes their credentials.
 func seed(ctx context.Context, cfg *config.Config, esign *pki.CA, info *Info) error {
 	n, err := provider.OpenAdmin(ctx, cfg)
@@ -644,6 +652,12 @@ func seed(ctx context.Context, cfg *config.Config, esign *pki.CA, info *Info) er
 		// A receive-only holder may still have an e-signature certificate:
 		// sending with it shows the receive-only refusal.
 		ai.Certificate, ai.PrivateKey, ai.PKCS12, ai.PKCS12Password = files[0], files[1], files[2], p12pw
+		if s.key == "mehmet" { // the tour's recipient is told of new messages by SMS (docs/notices.md)
+			ai.NoticeSMS = demoNoticeSMS
+			if _, err := n.Accounts.SetNoticePrefs(ctx, actor, a.Address, "", account.NoticeChange{SMS: &ai.NoticeSMS}); err != nil {
+				return err
+			}
+		}
 		info.Accounts = append(info.Accounts, ai)
 	}
 	vkn, err := identity.CompleteVKN("123456789")

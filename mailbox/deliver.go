@@ -202,6 +202,11 @@ func (s *Service) deliverMessage(ctx context.Context, job *queue.Job, rs []queue
 			if err := s.quotaNotices(ctx, tx, &a, used-envSize, used, inbox, now); err != nil {
 				return err
 			}
+			if s.Delivered != nil {
+				if err := s.Delivered(ctx, tx, o.d.DeliveryID, o.acct.ID, now, deadline); err != nil {
+					return err
+				}
+			}
 			notify = append(notify, [2]int64{o.acct.ID, inbox.ID})
 		}
 		if err := queue.Done(ctx, tx, job); err != nil {

@@ -76,6 +76,11 @@ type Service struct {
 	// Metrics counts deliveries (nil counts nothing).
 	Metrics *Metrics
 	Queue   *queue.Queue // carries accepted messages to their transports
+	// Delivered, when set, runs in the transaction that places each copy
+	// in a mailbox (package notice queues its notices there, so that none
+	// is lost nor made twice): the delivery, the recipient's account, the
+	// time of delivery and the deemed-read deadline.
+	Delivered func(ctx context.Context, tx *store.Tx, deliveryID, accountID int64, at, deemedAt time.Time) error
 
 	wake     chan struct{}
 	initOnce sync.Once

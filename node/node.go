@@ -23,6 +23,7 @@ import (
 
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/imapd"
+	"github.com/kephs/kep/notice"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/rehber"
@@ -134,6 +135,19 @@ func (r *Running) start(ctx context.Context) error {
 				return err
 			}
 		}
+	}
+
+	// Notices by SMS and e-mail (docs/notices.md): queued in each
+	// delivery's transaction, sent in the background.
+	ns, err := noticeService(n)
+	if err != nil {
+		return err
+	}
+	if ns != nil {
+		ns.Metrics = notice.NewMetrics(n.Metrics)
+		n.Mailbox.Delivered = ns.Enqueue
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); ns.Run(ctx, 2*time.Second) }()
 	}
 
 	sub := submission.New(n.Mailbox, n.Accounts, n.ESign, tlsConf, submission.Options{

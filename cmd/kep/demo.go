@@ -125,6 +125,10 @@ func tour(out io.Writer, info *demo.Info) {
 	fmt.Fprintf(out, "       %s send --demo %s --as %s --to %s --subject 'Ödeme emri' --body 'Merhaba'\n", self, info.Dir, a.Key, m.Address)
 	fmt.Fprintf(out, "     It prints the acceptance evidence id. A receive-only or unsigned send is refused with rejection evidence:\n")
 	fmt.Fprintf(out, "       %s send --demo %s --as ece --to %s --body x\n", self, info.Dir, a.Address)
+	if sms := info.Providers[0].SMSFile; sms != "" && m.NoticeSMS != "" {
+		fmt.Fprintf(out, "     %s is told by SMS (sender, time and deadline; never the content); the demo's SMS gateway writes to a file:\n", m.Key)
+		fmt.Fprintf(out, "       tail %s\n", sms)
+	}
 	fmt.Fprintf(out, "  2. Read it as %s with any IMAP client: TLS on %s, user %s, password accounts[1].password\n", m.Key, e.IMAPS, m.Username)
 	fmt.Fprintf(out, "     in demo.json, trusting %s;\n", filepath.Join(anchors, "provider-ca.pem"))
 	fmt.Fprintf(out, "     the first opening gives the sender read evidence (60).\n")

@@ -42,6 +42,7 @@ func commands() []command {
 		{"account close", "close an account (its address stays reserved)", cmdAccountLifecycle("close")},
 		{"account create", "open an account for a verified identity", cmdAccountCreate},
 		{"account list", "list accounts", cmdAccountList},
+		{"account notices", "set or show where the owner and operators get notices of new messages and deadlines (SMS, e-mail)", cmdAccountNotices},
 		{"account recover", "reset a lost password after identity re-verification", cmdAccountRecover},
 		{"account reopen", "reopen a closed account for its owner, after re-verification", cmdAccountReopen},
 		{"account resume", "resume a suspended account", cmdAccountLifecycle("resume")},

@@ -1,9 +1,10 @@
 // Package testtool is in charge of the external programs the tests drive
-// (openssl, swaks, xmlsec1, mbsync, python3, and the ones later tests will
+// (openssl, swaks, xmlsec1, mbsync, python3, aiosmtpd, and the ones later tests will
 // need): it names each capability a test relies on, probes for that
 // capability rather than for the command's presence (swaks without the perl
 // TLS modules is present but cannot STARTTLS), and says which Debian
-// packages provide it.
+// packages provide it. Browser (browser.go) drives headless Chromium for
+// the web's tests and runs axe-core, from npm, on its pages.
 //
 // Tests call Require (or Has, when the tool only adds cases). Outside CI a
 // missing capability skips the test with the packages to install; under CI
@@ -36,6 +37,7 @@ const (
 	XMLLint        = "xmllint"         // xmllint with XML Schema support
 	Mbsync         = "mbsync"          // isync's mbsync, built with TLS
 	Python3        = "python3"         // python3 with imaplib, ssl and email
+	AIOSMTPD       = "aiosmtpd"        // python3 with aiosmtpd: a real SMTP server (STARTTLS, AUTH) for tests
 	Curl           = "curl"            // curl, an HTTP client for the TSA test
 	PostgresInitdb = "postgres-initdb" // PostgreSQL server binaries (initdb, pg_ctl); used by scripts/test
 	NeoMutt        = "neomutt"         // neomutt built with TLS
@@ -43,7 +45,8 @@ const (
 	SoftHSM2       = "softhsm2"        // SoftHSM v2 PKCS#11 module and softhsm2-util
 	PKCS11Tool     = "pkcs11-tool"     // OpenSC's pkcs11-tool, able to load the SoftHSM module
 	PDFToText      = "pdftotext"       // poppler's pdftotext
-	Chromium       = "chromium"        // headless chromium
+	Chromium       = "chromium"        // headless chromium (Browser drives it)
+	NPM            = "npm"             // npm, to install axe-core (AxeCorePackage) for the accessibility checks
 	ChromeDriver   = "chromedriver"    // chromium's WebDriver
 )
 
@@ -82,6 +85,10 @@ var Tools = []Tool{
 		probe: outputHas([]string{"--version"}, "isync")},
 	{Name: Python3, Command: "python3", Packages: []string{"python3"},
 		probe: outputHas([]string{"-c", "import imaplib, ssl, email, json, sys; print(sys.version.split()[0], ssl.OPENSSL_VERSION)"}, "OpenSSL")},
+	// Debian's own python3, the one python3-aiosmtpd installs into (a
+	// python3 earlier on PATH, such as pyenv's, does not see it).
+	{Name: AIOSMTPD, Command: "/usr/bin/python3", Packages: []string{"python3", "python3-aiosmtpd"},
+		probe: outputHas([]string{"-c", "import aiosmtpd, aiosmtpd.controller, ssl; print('aiosmtpd', aiosmtpd.__version__)"}, "aiosmtpd")},
 	{Name: Curl, Command: "curl", Packages: []string{"curl"},
 		probe: outputHas([]string{"--version"}, "curl")},
 	{Name: PostgresInitdb, Command: "initdb", Packages: []string{"postgresql"},
@@ -96,8 +103,10 @@ var Tools = []Tool{
 		probe: pkcs11ToolProbe},
 	{Name: PDFToText, Command: "pdftotext", Packages: []string{"poppler-utils"},
 		probe: outputHas([]string{"-v"}, "pdftotext")},
-	{Name: Chromium, Command: "chromium", Packages: []string{"chromium", "fonts-liberation"}, Pending: true,
+	{Name: Chromium, Command: "chromium", Packages: []string{"chromium", "fonts-liberation"},
 		probe: chromiumProbe},
+	{Name: NPM, Command: "npm", Packages: []string{"npm"},
+		probe: outputHas([]string{"--version"}, ".")},
 	{Name: ChromeDriver, Command: "chromedriver", Packages: []string{"chromium-driver"}, Pending: true,
 		probe: outputHas([]string{"--version"}, "ChromeDriver")},
 }

@@ -40,7 +40,7 @@ func TestTable(t *testing.T) {
 		}
 		seen[tl.Name] = true
 	}
-	for _, must := range []string{OpenSSL, SwaksSTARTTLS, XMLSec1OpenSSL, XMLLint, Mbsync, Python3, PostgresInitdb} {
+	for _, must := range []string{OpenSSL, SwaksSTARTTLS, XMLSec1OpenSSL, XMLLint, Mbsync, Python3, PostgresInitdb, Chromium, NPM} {
 		if tl, ok := Lookup(must); !ok || tl.Pending {
 			t.Errorf("%s must be a required tool", must)
 		}

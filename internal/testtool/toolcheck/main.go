@@ -5,6 +5,7 @@
 //	toolcheck            # one line per tool; exit 1 when a required one is missing
 //	toolcheck -packages  # the Debian packages to install, one line, space separated
 //	toolcheck -path NAME # the path of the command behind one capability
+//	toolcheck -axe       # the npm prefix and the package of axe-core: DIR axe-core@VERSION
 package main
 
 import (
@@ -19,8 +20,11 @@ import (
 func main() {
 	packages := flag.Bool("packages", false, "print the Debian packages that provide the missing capabilities")
 	path := flag.String("path", "", "print the path of the command behind this capability")
+	axe := flag.Bool("axe", false, "print the npm prefix that holds axe-core and the package to install there")
 	flag.Parse()
 	switch {
+	case *axe:
+		fmt.Println(testtool.AxeCoreDir(), testtool.AxeCorePackage)
 	case *packages:
 		fmt.Println(strings.Join(testtool.Missing(), " "))
 	case *path != "":
