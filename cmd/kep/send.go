@@ -46,6 +46,7 @@ func cmdSend(ctx context.Context, args []string) error {
 	p12File := f.String("p12", "", "your certificate and key as PKCS#12, instead of --cert and --key")
 	p12Pass := f.String("p12-password", "", "the PKCS#12 file's password")
 	tok := tokenFlags(f)
+	eseal := f.Bool("eseal", false, "with --demo and an operator's --as: seal with the company's e-seal (mali mühür) instead of the operator's own e-signature")
 	from := f.String("from", "", "From address (default: your account)")
 	var to, cc, attach listFlag
 	f.Var(&to, "to", "recipient KEP address (repeatable, or comma-separated)")
@@ -99,6 +100,11 @@ func cmdSend(ctx context.Context, args []string) error {
 			}
 		default:
 			return fmt.Errorf("no account or operator %q in %s/demo.json", *as, dir)
+		}
+		if *eseal {
+			if crt, key, err = demoESeal(info, o, tok); err != nil {
+				return err
+			}
 		}
 		if crt != "" && *certFile == "" && *p12File == "" && tok.module == "" {
 			*certFile, *keyFile = crt, key
@@ -266,4 +272,24 @@ func companyThroughOperators(info *demo.Info, a *demo.AccountInfo) error {
 		msg += "; also an operator: " + strings.Join(others, ", ")
 	}
 	return &exitError{code: 2, msg: msg}
+}
+
+// demoESeal points `kep send --demo DIR --as OPERATOR --eseal` at the
+// company's e-seal: a key on the world's SoftHSM token, or PEM files.
+func demoESeal(info *demo.Info, o *demo.OperatorInfo, tok *tokenOptions) (crt, key string, err error) {
+	if o == nil {
+		return "", "", errors.New("--eseal is for an operator who sends for a company (--as zeynep): the company's e-seal seals, the operator logs in")
+	}
+	co, _ := info.Account(o.Account)
+	if co == nil || co.ESeal == nil {
+		return "", "", fmt.Errorf("%s has no e-seal in demo.json; a world made before e-seals existed has none: make a new one with kep demo --dir NEWDIR", o.Account)
+	}
+	if p := co.ESeal.PKCS11; p != nil {
+		if os.Getenv("SOFTHSM2_CONF") == "" {
+			os.Setenv("SOFTHSM2_CONF", p.Conf)
+		}
+		tok.module, tok.token, tok.key, tok.pin = p.Module, p.Token, p.Key, p.PIN
+		return "", "", nil
+	}
+	return co.ESeal.Certificate, co.ESeal.PrivateKey, nil
 }

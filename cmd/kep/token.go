@@ -20,6 +20,7 @@ const pinEnv = "KEP_PKCS11_PIN"
 // kep signer).
 type tokenOptions struct {
 	module, token, key string
+	pin                string // a demo world's PIN, from demo.json; else asked
 }
 
 func tokenFlags(f *flags) *tokenOptions {
@@ -36,7 +37,10 @@ func (o *tokenOptions) config() (pkcs11.Config, error) {
 	if o.token == "" || o.key == "" {
 		return pkcs11.Config{}, errors.New("--pkcs11-module needs --pkcs11-token LABEL and --pkcs11-key LABEL|ID")
 	}
-	cfg := pkcs11.Config{Module: o.module, Token: o.token, Key: o.key}
+	cfg := pkcs11.Config{Module: o.module, Token: o.token, Key: o.key, PIN: o.pin}
+	if o.pin != "" {
+		return cfg, nil
+	}
 	if pin, ok := os.LookupEnv(pinEnv); ok {
 		cfg.PIN = pin
 		return cfg, nil
