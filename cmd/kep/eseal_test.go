@@ -1,0 +1,111 @@
+package main
+
+import (
+	"archive/zip"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kephs/kep/demo"
+	"github.com/kephs/kep/internal/testtool"
+)
+
+// TestESealOnSoftHSM is issue 13's test: a message sealed with the
+// company's P-384 e-seal, whose key is on a SoftHSM2 token, is accepted and
+// delivered, and its acceptance and delivery evidence verify with kep verify
+// and with xmlsec1; the acceptance evidence says an e-seal sealed it.
+func TestESealOnSoftHSM(t *testing.T) {
+	testtool.Require(t, testtool.SoftHSM2)
+	testtool.Require(t, testtool.PKCS11Tool)
+	xmlsec := testtool.Require(t, testtool.XMLSec1OpenSSL)
+	cli := newLogCLI(t)
+	dir := filepath.Join(t.TempDir(), "world")
+	ctx := context.Background()
+	w, err := demo.Start(ctx, dir, demo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	info, err := demo.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deniz, _ := info.Account("deniz")
+	if deniz.ESeal == nil || deniz.ESeal.Storage != "softhsm" || deniz.ESeal.PKCS11 == nil {
+		t.Fatalf("the company's e-seal is not on SoftHSM: %+v", deniz.ESeal)
+	}
+	mehmet, _ := info.Account("mehmet")
+	orig := filepath.Join(t.TempDir(), "sealed.eml")
+	code, out, errs := cli.run("send", "--demo", dir, "--as", "zeynep", "--eseal", "--to", mehmet.Address,
+		"--subject", "Fatura", "--body", "Mali mühürlü ileti", "--save", orig)
+	if code != 0 {
+		t.Fatalf("kep send --eseal: exit %d: %s%s", code, out, errs)
+	}
+	m := regexp.MustCompile(`accepted: evidence (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("kep send: %q", out)
+	}
+	ids := map[int]string{10: m[1]}
+	// Delivered: evidence 40 for the same message.
+	deadline := time.Now().Add(20 * time.Second)
+	for ids[40] == "" {
+		rows, err := w.Nodes[0].DB.Q().Query(ctx, `SELECT e2.id FROM evidence e1 JOIN evidence e2 ON e2.message_id = e1.message_id WHERE e1.id = ? AND e2.code = 40`, ids[10])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id string
+			rows.Scan(&id)
+			ids[40] = id
+		}
+		rows.Close()
+		if ids[40] == "" && time.Now().After(deadline) {
+			t.Fatal("the sealed message was not delivered (no evidence 40)")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w.Nodes[0].Checkpoint(ctx)
+	for _, c := range []int{10, 40} {
+		bundle := filepath.Join(t.TempDir(), "delil.zip")
+		if code, out, errs := cli.run("evidence", "bundle", "--demo", dir, "--id", ids[c], "--out", bundle); code != 0 {
+			t.Fatalf("kep evidence bundle %d: exit %d: %s%s", c, code, out, errs)
+		}
+		args := []string{"verify", bundle, "--anchors", info.Anchors.Dir}
+		if c == 10 {
+			args = append(args, "--original", orig)
+		}
+		if code, out, errs := cli.run(args...); code != 0 {
+			t.Fatalf("kep verify of evidence %d: exit %d: %s%s", c, code, out, errs)
+		}
+		xml := zipMember(t, bundle, "evidence.xml")
+		if c == 10 && !strings.Contains(xml, `Name="eSeal">VKN:`+strings.TrimPrefix(deniz.Identity, "VKN:")+"<") {
+			t.Errorf("the acceptance evidence does not record the e-seal:\n%s", xml)
+		}
+		doc := filepath.Join(t.TempDir(), "delil.xml")
+		os.WriteFile(doc, []byte(xml), 0o644)
+		if out, err := exec.Command(xmlsec, "--verify", "--trusted-pem", info.Anchors.ProviderCAs[0], doc).CombinedOutput(); err != nil {
+			t.Fatalf("xmlsec1 on evidence %d: %v\n%s", c, err, out)
+		}
+	}
+}
+
+func zipMember(t *testing.T, path, name string) string {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	f, err := zr.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
+}
