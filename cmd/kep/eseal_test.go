@@ -2,18 +2,30 @@ package main
 
 import (
 	"archive/zip"
+	"bufio"
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kephs/kep/client"
 	"github.com/kephs/kep/demo"
 	"github.com/kephs/kep/internal/testtool"
+	"github.com/kephs/kep/pki"
 )
 
 // TestESealOnSoftHSM is issue 13's test: a message sealed with the
@@ -92,6 +104,86 @@ func TestESealOnSoftHSM(t *testing.T) {
 		if out, err := exec.Command(xmlsec, "--verify", "--trusted-pem", info.Anchors.ProviderCAs[0], doc).CombinedOutput(); err != nil {
 			t.Fatalf("xmlsec1 on evidence %d: %v\n%s", c, err, out)
 		}
+	}
+	t.Run("kep signer", func(t *testing.T) { testSignerAgent(t, cli, dir, info) })
+}
+
+// signerSession runs `kep signer --demo DIR` on a free port, its terminal a
+// pipe, and returns its address and the pipe.
+func signerSession(t *testing.T, cli *logCLI, dir string) (string, io.Writer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(cli.bin, "signer", "--demo", dir, "--port", strconv.Itoa(port))
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	r := bufio.NewReader(stdout)
+	line, err := r.ReadString('\n')
+	if err != nil || !strings.Contains(line, "kep signer: http://127.0.0.1:") {
+		t.Fatalf("kep signer: %q %v", line, err)
+	}
+	go io.Copy(io.Discard, r) // the prompts
+	return fmt.Sprintf("http://127.0.0.1:%d", port), stdin
+}
+
+// testSignerAgent: the web mail's origin reaches `kep signer`, another
+// origin does not; the user's "n" refuses, "y" signs with the company's
+// e-seal on SoftHSM, and the provider accepts what was signed.
+func testSignerAgent(t *testing.T, cli *logCLI, dir string, info *demo.Info) {
+	addr, term := signerSession(t, cli, dir)
+	web := "https://" + info.Providers[0].Endpoints.HTTPS
+	deniz, _ := info.Account("deniz")
+	mehmet, _ := info.Account("mehmet")
+	msg, _ := json.Marshal(client.Message{From: deniz.Address, To: []string{mehmet.Address}, Subject: "Ekstre", Body: "Kasım ekstresi", Date: time.Now()})
+	post := func(org, answer string) (int, map[string]string) {
+		req, _ := http.NewRequest("POST", addr+"/v1/sign", bytes.NewReader(msg))
+		req.Header.Set("Origin", org)
+		req.Header.Set("Content-Type", "application/json")
+		if answer != "" {
+			go io.WriteString(term, answer+"\n")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r map[string]string
+		json.NewDecoder(resp.Body).Decode(&r)
+		return resp.StatusCode, r
+	}
+	if code, r := post("https://evil.example", ""); code != 403 || r["error"] == "" {
+		t.Fatalf("another origin: %d %v", code, r)
+	}
+	if code, r := post(web, "n"); code != 403 || r["signed"] != "" {
+		t.Fatalf("after n: %d %v", code, r)
+	}
+	code, r := post(web, "y")
+	if code != 200 || r["signed"] == "" {
+		t.Fatalf("after y: %d %v", code, r)
+	}
+	signed, _ := base64.StdEncoding.DecodeString(r["signed"])
+	_, op := info.Account("zeynep")
+	roots := x509.NewCertPool()
+	cas, _ := pki.LoadCertsPEM(info.Providers[0].CA)
+	roots.AddCert(cas[0])
+	c, err := client.Dial(client.Submission{Addr: info.Providers[0].Endpoints.Submission, Username: op.Username, Password: op.Password,
+		TLS: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Send(deniz.Address, []string{mehmet.Address}, signed)
+	if err != nil || !res.Accepted {
+		t.Fatalf("the provider refused what kep signer signed: %+v %v", res, err)
 	}
 }
 
