@@ -105,6 +105,15 @@ func TestESealOnSoftHSM(t *testing.T) {
 			t.Fatalf("xmlsec1 on evidence %d: %v\n%s", c, err, out)
 		}
 	}
+	// Another company's e-seal, from the same CA: refused with the reason.
+	other := filepath.Join(t.TempDir(), "other")
+	if code, out, errs := cli.run("cert", "issue", "--demo", dir, "--eseal", "--vkn", "4540536920", "--org", "Başka A.Ş.", "--out", other); code != 0 {
+		t.Fatalf("kep cert issue --eseal: exit %d: %s%s", code, out, errs)
+	}
+	code, out, errs = cli.run("send", "--demo", dir, "--as", "zeynep", "--cert", other+".crt", "--key", other+".key", "--to", mehmet.Address, "--body", "x")
+	if code != 1 || !strings.Contains(errs, "e-seal certificate is bound to VKN") {
+		t.Fatalf("another company's e-seal: exit %d: %s%s", code, out, errs)
+	}
 	t.Run("kep signer", func(t *testing.T) { testSignerAgent(t, cli, dir, info) })
 }
 
