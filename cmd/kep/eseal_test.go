@@ -105,6 +105,33 @@ func TestESealOnSoftHSM(t *testing.T) {
 			t.Fatalf("xmlsec1 on evidence %d: %v\n%s", c, err, out)
 		}
 	}
+	// To another provider: hs02's reception point binds the seal to the
+	// company's VKN as well, accepts (20) and delivers (40).
+	elif, _ := info.Account("elif")
+	if code, out, errs := cli.run("send", "--demo", dir, "--as", "zeynep", "--eseal", "--to", elif.Address, "--body", "hs02'ye mühürlü"); code != 0 {
+		t.Fatalf("kep send --eseal to hs02: exit %d: %s%s", code, out, errs)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var got []string
+		rows, err := w.Nodes[0].DB.Q().Query(ctx, `SELECT code FROM foreign_evidence ORDER BY seq`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var c string
+			rows.Scan(&c)
+			got = append(got, c)
+		}
+		rows.Close()
+		if g := strings.Join(got, " "); strings.Contains(g, "20") && strings.Contains(g, "40") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hs02 did not accept and deliver the sealed message: evidence back %v", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	// Another company's e-seal, from the same CA: refused with the reason.
 	other := filepath.Join(t.TempDir(), "other")
 	if code, out, errs := cli.run("cert", "issue", "--demo", dir, "--eseal", "--vkn", "4540536920", "--org", "Başka A.Ş.", "--out", other); code != 0 {
