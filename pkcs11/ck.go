@@ -12,6 +12,10 @@ const (
 	ckfSerialSession              = 0x4
 	ckfOSLockingOK                = 0x2
 	ckuUser                       = 1
+	ckuContextSpecific            = 2
+	ckrAttributeSensitive         = 0x011
+	ckrAttributeTypeInvalid       = 0x012
+	ckaAlwaysAuthenticate         = 0x202
 	ckoCertificate                = 1
 	ckoPublicKey                  = 2
 	ckoPrivateKey                 = 3

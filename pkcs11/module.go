@@ -268,7 +268,7 @@ func (m *module) attributes(session, obj uint, types ...uint) ([][]byte, error) 
 	for i, t := range types {
 		tmpl[i].typ = t
 	}
-	if err := m.call("C_GetAttributeValue", m.getAttribute(session, obj, &tmpl[0], uint(len(tmpl)))); err != nil {
+	if err := m.attributeCall(m.getAttribute(session, obj, &tmpl[0], uint(len(tmpl)))); err != nil {
 		return nil, err
 	}
 	var pin runtime.Pinner
@@ -283,7 +283,7 @@ func (m *module) attributes(session, obj uint, types ...uint) ([][]byte, error) 
 		pin.Pin(&out[i][0])
 		tmpl[i].val = unsafe.Pointer(&out[i][0])
 	}
-	if err := m.call("C_GetAttributeValue", m.getAttribute(session, obj, &tmpl[0], uint(len(tmpl)))); err != nil {
+	if err := m.attributeCall(m.getAttribute(session, obj, &tmpl[0], uint(len(tmpl)))); err != nil {
 		return nil, err
 	}
 	for i := range tmpl {
@@ -294,7 +294,21 @@ func (m *module) attributes(session, obj uint, types ...uint) ([][]byte, error) 
 	return out, nil
 }
 
-func (m *module) sign(session, key, mech uint, param, data []byte) ([]byte, error) {
+// attributeCall accepts C_GetAttributeValue's answer that some of the
+// attributes are sensitive or do not exist for the object (§5.7): their
+// lengths say so, and the others are filled in.
+func (m *module) attributeCall(rv uint) error {
+	if rv == ckrAttributeSensitive || rv == ckrAttributeTypeInvalid {
+		return nil
+	}
+	return m.call("C_GetAttributeValue", rv)
+}
+
+// sign runs C_SignInit and C_Sign. A key with CKA_ALWAYS_AUTHENTICATE (the
+// signature key of most qualified signature cards) needs the PIN again
+// between the two, as a context-specific login (PKCS#11 v2.40 §4.9, §5.6):
+// contextPIN is then given.
+func (m *module) sign(session, key, mech uint, param, data []byte, contextPIN string) ([]byte, error) {
 	var pin runtime.Pinner
 	defer pin.Unpin()
 	mc := mechanism{mech: mech}
@@ -304,6 +318,11 @@ func (m *module) sign(session, key, mech uint, param, data []byte) ([]byte, erro
 	}
 	if err := m.call("C_SignInit", m.signInit(session, &mc, key)); err != nil {
 		return nil, err
+	}
+	if contextPIN != "" {
+		if rv := m.login(session, ckuContextSpecific, contextPIN); rv != ckrOK {
+			return nil, fmt.Errorf("%w: the key asks for the PIN for each signature, and the token refused it: %s", ErrLogin, rvName(rv))
+		}
 	}
 	sig := make([]byte, 1024) // RSA-8192 or ECDSA P-521 fit
 	n := uint(len(sig))

@@ -59,11 +59,14 @@ func Open(cfg Config) (*Key, error) {
 		return fail(fmt.Errorf("%w: %s private keys labelled %q or with that id on token %q (keys: %s)", ErrNoKey, what, cfg.Key, cfg.Token, strings.Join(names, ", ")))
 	}
 	k.handle = keys[0]
-	attrs, err := m.attributes(session, k.handle, ckaLabel, ckaID)
+	attrs, err := m.attributes(session, k.handle, ckaLabel, ckaID, ckaAlwaysAuthenticate)
 	if err != nil {
 		return fail(err)
 	}
 	k.Label, k.ID = string(attrs[0]), attrs[1]
+	if len(attrs[2]) == 1 && attrs[2][0] != 0 {
+		k.contextPIN = cfg.PIN
+	}
 
 	// The certificate with the key's id, and any others (the chain).
 	certs, err := m.findAll(session, ckoCertificate)

@@ -19,7 +19,7 @@ type module struct{}
 func (m *module) call(string, uint) error { return nil }
 func (m *module) closeSession(uint) uint  { return 0 }
 func (m *module) logout(uint) uint        { return 0 }
-func (m *module) sign(_, _, _ uint, _, _ []byte) ([]byte, error) {
+func (m *module) sign(_, _, _ uint, _, _ []byte, _ string) ([]byte, error) {
 	return nil, ErrModule
 }
 

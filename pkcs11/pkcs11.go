@@ -75,6 +75,9 @@ type Key struct {
 	handle  uint
 	pub     crypto.PublicKey
 	closed  bool
+	// contextPIN is kept only for a key with CKA_ALWAYS_AUTHENTICATE, which
+	// needs the PIN before each signature.
+	contextPIN string
 }
 
 // Public returns the key's public half.
@@ -140,7 +143,7 @@ func (k *Key) sign(mech uint, param []byte, data []byte) ([]byte, error) {
 	if k.closed {
 		return nil, errors.New("pkcs11: the key's session is closed")
 	}
-	return k.mod.sign(k.session, k.handle, mech, param, data)
+	return k.mod.sign(k.session, k.handle, mech, param, data, k.contextPIN)
 }
 
 // digestInfoPrefix is the DER of DigestInfo up to the digest (RFC 8017 §9.2

@@ -69,7 +69,12 @@ func token(t *testing.T) *softhsm.Dir {
 		if hsmErr = hsm.GenerateKey("kep-test", pin, "EC:secp384r1", "p384", []byte{2}); hsmErr != nil {
 			return
 		}
-		hsmErr = hsm.GenerateKey("kep-test", pin, "EC:prime256v1", "p256", []byte{3})
+		if hsmErr = hsm.GenerateKey("kep-test", pin, "EC:prime256v1", "p256", []byte{3}); hsmErr != nil {
+			return
+		}
+		// A qualified signature card's key: the PIN again for each
+		// signature (CKA_ALWAYS_AUTHENTICATE).
+		hsmErr = hsm.GenerateKey("kep-test", pin, "EC:secp384r1", "qes", []byte{4}, "--always-auth", "--usage-sign")
 	})
 	if hsmErr != nil {
 		t.Fatal(hsmErr)
@@ -107,6 +112,8 @@ func TestSign(t *testing.T) {
 		{"ecdsa-p384-sha384", "p384", crypto.SHA384, d384[:]},
 		{"ecdsa-p384-sha256", "id:02", crypto.SHA256, d256[:]},
 		{"ecdsa-p256-sha256", "p256", crypto.SHA256, d256[:]},
+		{"always-authenticate", "qes", crypto.SHA384, d384[:]},
+		{"always-authenticate twice", "qes", crypto.SHA256, d256[:]},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -126,7 +133,7 @@ func TestSign(t *testing.T) {
 					err = rsa.VerifyPKCS1v15(pub, c.opts.HashFunc(), c.dig, sig)
 				}
 			case *ecdsa.PublicKey:
-				want := map[string]elliptic.Curve{"p384": elliptic.P384(), "id:02": elliptic.P384(), "p256": elliptic.P256()}[c.key]
+				want := map[string]elliptic.Curve{"p384": elliptic.P384(), "id:02": elliptic.P384(), "p256": elliptic.P256(), "qes": elliptic.P384()}[c.key]
 				if pub.Curve != want {
 					t.Errorf("curve %s, want %s", pub.Curve.Params().Name, want.Params().Name)
 				}

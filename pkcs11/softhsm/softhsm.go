@@ -103,13 +103,15 @@ func (d *Dir) ImportKey(token, pin string, key crypto.Signer, cert *x509.Certifi
 }
 
 // GenerateKey makes a key pair on the token: keyType as pkcs11-tool names
-// it, e.g. "EC:secp384r1", "EC:prime256v1" or "rsa:2048".
-func (d *Dir) GenerateKey(token, pin, keyType, label string, id []byte) error {
+// it, e.g. "EC:secp384r1", "EC:prime256v1" or "rsa:2048"; extra are more
+// pkcs11-tool flags (e.g. --always-auth).
+func (d *Dir) GenerateKey(token, pin, keyType, label string, id []byte, extra ...string) error {
 	if len(id) == 0 {
 		return errors.New("softhsm: a key needs an id")
 	}
-	return d.run("pkcs11-tool", "--module", Module, "--token-label", token, "--login", "--pin", pin,
-		"--keypairgen", "--key-type", keyType, "--label", label, "--id", hex.EncodeToString(id))
+	args := append([]string{"--module", Module, "--token-label", token, "--login", "--pin", pin,
+		"--keypairgen", "--key-type", keyType, "--label", label, "--id", hex.EncodeToString(id)}, extra...)
+	return d.run("pkcs11-tool", args...)
 }
 
 // WriteCert stores cert on the token beside the key with id.
