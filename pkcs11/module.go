@@ -51,7 +51,6 @@ type module struct {
 	openSession     func(slot uint, flags uint, app unsafe.Pointer, notify unsafe.Pointer, h *uint) uint
 	closeSessionFn  func(h uint) uint
 	loginFn         func(h uint, user uint, pin *byte, n uint) uint
-	logoutFn        func(h uint) uint
 	getAttribute    func(h uint, obj uint, tmpl *attribute, n uint) uint
 	findObjectsInit func(h uint, tmpl *attribute, n uint) uint
 	findObjects     func(h uint, objs *uint, max uint, n *uint) uint
@@ -76,7 +75,6 @@ const (
 	fnOpenSession       = 12
 	fnCloseSession      = 13
 	fnLogin             = 18
-	fnLogout            = 19
 	fnGetAttributeValue = 24
 	fnFindObjectsInit   = 26
 	fnFindObjects       = 27
@@ -121,7 +119,6 @@ func load(path string) (*module, error) {
 	purego.RegisterFunc(&m.openSession, fn(fnOpenSession))
 	purego.RegisterFunc(&m.closeSessionFn, fn(fnCloseSession))
 	purego.RegisterFunc(&m.loginFn, fn(fnLogin))
-	purego.RegisterFunc(&m.logoutFn, fn(fnLogout))
 	purego.RegisterFunc(&m.getAttribute, fn(fnGetAttributeValue))
 	purego.RegisterFunc(&m.findObjectsInit, fn(fnFindObjectsInit))
 	purego.RegisterFunc(&m.findObjects, fn(fnFindObjects))
@@ -144,7 +141,6 @@ func (m *module) call(name string, rv uint) error {
 }
 
 func (m *module) closeSession(h uint) uint { return m.closeSessionFn(h) }
-func (m *module) logout(h uint) uint       { return m.logoutFn(h) }
 
 func (m *module) openSessionOn(slot uint, h *uint) uint {
 	return m.openSession(slot, ckfSerialSession, nil, nil, h)

@@ -18,7 +18,6 @@ type module struct{}
 
 func (m *module) call(string, uint) error { return nil }
 func (m *module) closeSession(uint) uint  { return 0 }
-func (m *module) logout(uint) uint        { return 0 }
 func (m *module) sign(_, _, _ uint, _, _ []byte, _ string) ([]byte, error) {
 	return nil, ErrModule
 }

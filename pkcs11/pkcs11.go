@@ -91,7 +91,9 @@ func (k *Key) Close() error {
 		return nil
 	}
 	k.closed = true
-	k.mod.call("C_Logout", k.mod.logout(k.session))
+	// No C_Logout: the login belongs to the token, shared by every session
+	// of this process on it (PKCS#11 v2.40 §5.6), and ends when the last
+	// session closes.
 	return k.mod.call("C_CloseSession", k.mod.closeSession(k.session))
 }
 

@@ -216,3 +216,22 @@ func TestRefusals(t *testing.T) {
 func pemCert(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
+
+// TestSharedLogin: closing one key leaves another on the same token usable
+// (the login is the token's, not the session's).
+func TestSharedLogin(t *testing.T) {
+	token(t)
+	a, err := pkcs11.Open(pkcs11.Config{Module: softhsm.Module, Token: "kep-test", Key: "p256", PIN: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, "p384")
+	a.Close()
+	d := sha256.Sum256([]byte("x"))
+	if _, err := b.Sign(rand.Reader, d[:], crypto.SHA256); err != nil {
+		t.Fatalf("after closing another key: %v", err)
+	}
+	if _, err := a.Sign(rand.Reader, d[:], crypto.SHA256); err == nil {
+		t.Error("a closed key signed")
+	}
+}
