@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -149,10 +150,42 @@ func (m *Message) Entity() []byte {
 // Sign returns the message signed with s: multipart/signed with a detached
 // CMS signature (RFC 8551), as Thunderbird and Outlook send it.
 func (m *Message) Sign(s *Signer) ([]byte, error) {
+	p, err := m.Prepare()
+	if err != nil {
+		return nil, err
+	}
+	return p.Sign(s)
+}
+
+// Prepared is a message whose header and signed entity are fixed (the
+// Date, Message-ID and MIME boundary chosen), so that what a user is shown
+// before signing (Digest) is exactly what is signed.
+type Prepared struct {
+	Header, Entity []byte
+}
+
+// Prepare fixes the message's header and entity.
+func (m *Message) Prepare() (*Prepared, error) {
 	if m.From == "" || len(m.To) == 0 {
 		return nil, errors.New("a message needs From and at least one To")
 	}
-	return cms.BuildSigned(m.Header(), m.Entity(), s.Key, s.Cert, s.Chain)
+	return &Prepared{Header: m.Header(), Entity: m.Entity()}, nil
+}
+
+// Digest is the SHA-256 of the signed content: the entity in canonical
+// CRLF form, whose digest the signature's messageDigest attribute carries
+// (RFC 5652 §11.2).
+func (p *Prepared) Digest() ([32]byte, error) {
+	c, err := cms.Canonical(p.Entity)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(c), nil
+}
+
+// Sign signs the prepared message with s, as Message.Sign does.
+func (p *Prepared) Sign(s *Signer) ([]byte, error) {
+	return cms.BuildSigned(p.Header, p.Entity, s.Key, s.Cert, s.Chain)
 }
 
 // Recipients are the SMTP recipients of m: To and Cc (KEP has no Bcc).

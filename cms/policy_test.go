@@ -81,6 +81,11 @@ func TestVerifyAlgorithms(t *testing.T) {
 			if s.DigestAlgorithm != c.hash {
 				t.Errorf("DigestAlgorithm = %v, want %v", s.DigestAlgorithm, c.hash)
 			}
+			// openssl agrees that the signature verifies (the chain is
+			// package identity's to check, hence -noverify).
+			if out, stderr, err := tryRun(t, "cms", "-verify", "-noverify", "-in", writeTemp(t, "signed.eml", msg), "-out", os.DevNull); err != nil {
+				t.Fatalf("openssl cms -verify: %v: %s%s", err, out, stderr)
+			}
 		})
 	}
 

@@ -88,6 +88,9 @@ type ESign struct {
 	// AllowNoSource accepts certificates that name no OCSP responder or
 	// CRL: development CAs only.
 	AllowNoSource bool `toml:"allow_no_source"`
+	// ESealVKNFields are where an e-seal certificate carries the company's
+	// VKN (identity.ParseESealFields); empty: identity.DefaultESealFields.
+	ESealVKNFields []string `toml:"eseal_vkn_fields"`
 }
 
 // TSA configures the RFC 3161 time-stamp authority.
@@ -191,7 +194,7 @@ func Default(dir, provider, domain string) *Config {
 		Provider: Provider{ID: provider, Domain: domain, Name: strings.ToUpper(provider) + " KEP", Policy: "urn:kep:tr:policy:" + domain + ":evidence:1"},
 		Store:    Store{DSN: "sqlite:data/kep.db", ContentDir: "data/content"},
 		Keys:     Keys{Cert: "keys/provider.crt", Key: "keys/provider.key", LogKey: "keys/log.key"},
-		ESign:    ESign{TrustAnchors: []string{"keys/esign-ca.crt"}, Revocation: "check"},
+		ESign:    ESign{TrustAnchors: []string{"keys/esign-ca.crt"}, Revocation: "check", ESealVKNFields: []string{}},
 		TSA:      TSA{TrustAnchors: []string{"keys/tsa-ca.crt"}, DevCert: "keys/tsa.crt", DevKey: "keys/tsa.key", OutageTolerance: Duration{time.Hour}},
 		Log:      Log{Origin: domain + "/log", CheckpointInterval: Duration{2 * time.Second}, BatchSize: 512},
 		SMTP: SMTP{Submission: "127.0.0.1:587", Submissions: "127.0.0.1:465", Hostname: "mail." + domain,

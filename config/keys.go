@@ -94,6 +94,10 @@ var KeyTable = []Key{
 		Comment: "Accept certificates that name no OCSP responder or CRL (development CAs\nonly: a qualified certificate always names one).",
 		Doc:     "accept, and record in the evidence, certificates that name neither an OCSP responder nor a CRL distribution point. Qualified certificates always name one (ETSI EN 319 412-2 §4.3.11); `kep init` sets it for its development CA, whose `kep cert issue` certificates name none."},
 
+	{Section: "esign", Name: "eseal_vkn_fields", Type: "list of strings",
+		Comment: "Where a company's e-seal (mali mühür) certificate carries its VKN:\nATTRIBUTE=PREFIX, tried in order. Empty: the defaults of docs/signing.md.",
+		Doc:     "where the subject of a company's e-seal (mali mühür) certificate carries the company's VKN, each `ATTRIBUTE=PREFIX` (attribute: `serialNumber`, `organizationIdentifier`, `organizationalUnitName`, `organizationName`, `commonName` or a dotted OID; the prefix stands before the ten digits, matched without regard to case). A message sealed with such a certificate is bound to the account held under that VKN. Empty: `organizationIdentifier=VATTR-`, `serialNumber=VKN`, `serialNumber=VKN-`, `serialNumber=VKN:`, `organizationalUnitName=VKN:`, `organizationalUnitName=VKN-` — uncertain: Kamu SM's exact form could not be checked (docs/signing.md).", Default: "(the forms of docs/signing.md)"},
+
 	{Section: "tsa", Name: "url", Type: "URL",
 		Comment: "URL of the RFC 3161 time-stamp authority (Kamu SM in Turkey). Empty runs\nthe development TSA below inside the process: for development only.",
 		Doc:     "the RFC 3161 time-stamp authority (HTTP POST, `application/timestamp-query`). Empty runs the development TSA inside the process — for development only."},

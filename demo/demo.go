@@ -128,6 +128,9 @@ type AccountInfo struct {
 	PKCS12         string `json:"pkcs12,omitempty"`
 	PKCS12Password string `json:"pkcs12_password,omitempty"`
 	NoticeSMS      string `json:"notice_sms,omitempty"` // the (fictitious) mobile number its SMS notices go to
+	// ESeal is a company's e-seal (mali mühür), which its operators with
+	// the send grant may seal messages with (demo/eseal.go).
+	ESeal *ESealInfo `json:"eseal,omitempty"`
 }
 
 // OperatorInfo describes one operator of a company account.
@@ -669,7 +672,11 @@ func seed(ctx context.Context, cfg *config.Config, esign *pki.CA, info *Info) er
 	if err != nil {
 		return err
 	}
-	info.Accounts = append(info.Accounts, AccountInfo{Key: "deniz", Provider: "hs01", Address: co.Address, Kind: co.Kind, Capability: co.Capability, Name: co.OwnerName, Identity: co.OwnerID})
+	seal, err := issueESeal(esign, users, vkn, co.OwnerName, co.Address)
+	if err != nil {
+		return err
+	}
+	info.Accounts = append(info.Accounts, AccountInfo{Key: "deniz", Provider: "hs01", Address: co.Address, Kind: co.Kind, Capability: co.Capability, Name: co.OwnerName, Identity: co.OwnerID, ESeal: seal})
 	for i, role := range map[int]account.Role{3: account.MainOperator, 4: account.SubOperator} {
 		s := samples[i]
 		tckn, is, files, pw, p12pw, err := person(i)

@@ -191,6 +191,12 @@ type Property struct {
 	Name, Value string
 }
 
+// PropertyESeal, in an acceptance (10) or rejection (11) evidence, records
+// that the message was sealed with a company's e-seal (mali mühür)
+// certificate rather than signed by a person; its value is "VKN:" and the
+// VKN the certificate names (docs/signing.md).
+const PropertyESeal = "eSeal"
+
 // Evidence is one piece of evidence (delil): ETSI TS 102 640-2 REMEvidenceType
 // plus the KEP extension. Times are UTC and written with millisecond
 // precision (truncated).

@@ -31,6 +31,8 @@ type TrustStore struct {
 	// so the costly path building runs once per signer, not per message.
 	verified  sync.Map // [32]byte → *verifiedChain
 	nverified atomic.Int64
+
+	eseal atomic.Pointer[ESealFields] // nil: defaultESealFields (eseal.go)
 }
 
 type verifiedChain struct {
@@ -380,7 +382,7 @@ const signerKeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommi
 // with every certificate valid at at (the signing time), its extended key
 // usage allows emailProtection or is absent, its keyUsage allows
 // digitalSignature or contentCommitment, and it is bound to want (see
-// BindCertificate). A caller needing other extended key usages can call
+// BindCertificate; for a VKN, an e-seal certificate: ESealFields.Bind). A caller needing other extended key usages can call
 // VerifyCertificate and BindCertificate itself.
 func (ts *TrustStore) CheckSigner(cert *x509.Certificate, intermediates []*x509.Certificate, at time.Time, want ID) error {
 	if err := want.Validate(); err != nil {
@@ -393,7 +395,7 @@ func (ts *TrustStore) CheckSigner(cert *x509.Certificate, intermediates []*x509.
 		return &CertError{Err: ErrKeyUsage, Cert: cert,
 			Reason: fmt.Sprintf("%s allows neither digitalSignature nor contentCommitment (nonRepudiation) in its key usage, so it cannot sign messages", describe(cert))}
 	}
-	return BindCertificate(cert, want)
+	return ts.bind(cert, want)
 }
 
 // CheckSignerAt is CheckSigner at two instants, as the access point needs

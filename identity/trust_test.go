@@ -297,7 +297,12 @@ func TestCheckSigner(t *testing.T) {
 		{"TLS client certificate", issue(t, root, pki.Template{KeyUsage: signerUsage, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}), now, me, ErrKeyUsage},
 		{"encryption key", issue(t, root, pki.Template{KeyUsage: x509.KeyUsageKeyAgreement, ExtKeyUsage: emailEKU}), now, me, ErrKeyUsage},
 		{"no serialNumber", issue(t, root, pki.Template{Subject: pkix.Name{CommonName: "Anonymous"}, KeyUsage: signerUsage}), now, me, ErrNoSerialNumber},
-		{"company identity", signer(t, root, testTCKN, ""), now, ID{VKN, "4540536920"}, ErrNotBindable},
+		{"company identity, a person's certificate", signer(t, root, testTCKN, ""), now, ID{VKN, "4540536920"}, ErrNoVKN},
+		{"e-seal, organizationIdentifier", eseal(t, root, "4540536920", pki.ESealOrgID), now, ID{VKN, "4540536920"}, nil},
+		{"e-seal, serialNumber", eseal(t, root, "4540536920", pki.ESealSerial), now, ID{VKN, "4540536920"}, nil},
+		{"e-seal of another company", eseal(t, root, "1234567890", pki.ESealOrgID), now, ID{VKN, "4540536920"}, ErrIdentityMismatch},
+		{"e-seal for a person", eseal(t, root, "4540536920", pki.ESealOrgID), now, me, ErrNoSerialNumber},
+		{"e-seal for a MERSİS account", eseal(t, root, "4540536920", pki.ESealOrgID), now, ID{MERSIS, "0123456789000015"}, ErrNotBindable},
 		{"invalid identity", signer(t, root, testTCKN, ""), now, ID{TCKN, "1"}, ErrLength},
 	}
 	for _, tt := range tests {

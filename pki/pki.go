@@ -37,6 +37,8 @@ const (
 	ECDSAP256 KeyType = "ecdsa-p256"
 	RSA2048   KeyType = "rsa-2048"
 	RSA3072   KeyType = "rsa-3072"
+	// ECDSAP384 is what Kamu SM issues e-seal (mali mühür) keys on since 2025.
+	ECDSAP384 KeyType = "ecdsa-p384"
 )
 
 // GenerateKey makes a fresh private key of type t.
@@ -48,8 +50,10 @@ func GenerateKey(t KeyType) (crypto.Signer, error) {
 		return rsa.GenerateKey(rand.Reader, 2048)
 	case RSA3072:
 		return rsa.GenerateKey(rand.Reader, 3072)
+	case ECDSAP384:
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	}
-	return nil, fmt.Errorf("pki: unknown key type %q (want %s, %s or %s)", t, ECDSAP256, RSA2048, RSA3072)
+	return nil, fmt.Errorf("pki: unknown key type %q (want %s, %s, %s or %s)", t, ECDSAP256, ECDSAP384, RSA2048, RSA3072)
 }
 
 // Issued is a certificate with its private key and the chain above it
@@ -141,8 +145,11 @@ type Template struct {
 	DNSNames             []string
 	IPAddresses          []net.IP
 	EmailAddresses       []string
-	// Key, when set, is used instead of generating one.
+	// Key, when set, is used instead of generating one. Only its public half
+	// is used: it may be a key on a token (package pkcs11).
 	Key crypto.Signer
+	// ExtraExtensions are added as they are (e.g. qcStatements).
+	ExtraExtensions []pkix.Extension
 }
 
 // Issue signs a certificate described by t.
@@ -176,6 +183,7 @@ func (ca *CA) Issue(t Template) (*Issued, error) {
 		EmailAddresses:        t.EmailAddresses,
 		SubjectKeyId:          subjectKeyID(key.Public()),
 		AuthorityKeyId:        ca.Cert.SubjectKeyId,
+		ExtraExtensions:       t.ExtraExtensions,
 	}
 	if ca.CRLURL != "" {
 		tmpl.CRLDistributionPoints = []string{ca.CRLURL}

@@ -89,6 +89,14 @@ func OpenAdmin(ctx context.Context, cfg *config.Config) (*Admin, error) {
 		db.Close()
 		return nil, fmt.Errorf("esign.trust_anchors: %w", err)
 	}
+	if len(cfg.ESign.ESealVKNFields) > 0 {
+		f, err := identity.ParseESealFields(cfg.ESign.ESealVKNFields)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("esign.eseal_vkn_fields: %w", err)
+		}
+		trust.SetESealFields(f)
+	}
 	a := &Admin{Config: cfg, DB: db, ESign: trust}
 	a.Accounts = &account.Service{DB: db, Trust: trust, Provider: cfg.Provider.ID, Domain: cfg.Provider.Domain,
 		Quota: cfg.Accounts.DefaultQuota, Limiter: account.NewLimiter(db, nil)}

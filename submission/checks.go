@@ -184,6 +184,14 @@ func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
 	if ref != nil {
 		return in, ref
 	}
+	// A company's e-seal (mali mühür) stands for the company: it is bound to
+	// the account owner's VKN, whichever operator submits (docs/signing.md).
+	if vkn := ss.s.trust.ESealVKN(signed.Signer); vkn != "" {
+		if owner, err := identity.ParseID(sender.OwnerID); err == nil {
+			want = owner
+		}
+		in.properties = append(in.properties, evidence.Property{Name: evidence.PropertyESeal, Value: "VKN:" + vkn})
+	}
 	// The certificate must be valid when the message was signed and when the
 	// provider accepts it (docs/kep-rules.md, access-point checks). The signing
 	// time is the signer's claim: it is believed only within maxSigningAge,

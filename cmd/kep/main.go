@@ -79,6 +79,7 @@ func commands() []command {
 		{"rehber", "look up KEP addresses in the KEP Rehberi (organisations by name or number, persons by TCKN)", cmdRehber},
 		{"send", "sign a message with your e-signature and submit it", cmdSend},
 		{"serve", "run one provider node (SMTP submission, IMAP, HTTPS, evidence log)", cmdServe},
+		{"signer", "local agent through which the web mail signs with a smartcard or HSM (PKCS#11)", cmdSigner},
 		{"verify", "verify an evidence bundle offline; exit 0 only when every check holds", cmdVerify},
 		{"version", "print the version and build information", cmdVersion},
 	}

@@ -30,7 +30,7 @@ func (l *listFlag) Set(v string) error {
 }
 
 func cmdSend(ctx context.Context, args []string) error {
-	f := newFlags("send", "--to ADDRESS [--subject S] [--body TEXT] [--attach FILE] (--demo DIR --as NAME | --dir DIR|--server HOST:PORT --user U --password P --cert C --key K)")
+	f := newFlags("send", "--to ADDRESS [--subject S] [--body TEXT] [--attach FILE] (--demo DIR --as NAME | --dir DIR|--server HOST:PORT --user U --password P --cert C --key K | --pkcs11-module M --pkcs11-token T --pkcs11-key K)")
 	demoDir := f.String("demo", "", "a kep demo directory: server, credentials and keys come from its demo.json")
 	as := f.String("as", "", "with --demo: the sample account or operator to send as (ayse, mehmet, zeynep, …)")
 	prov := f.String("provider", "", "with --demo: the world's provider to submit to, e.g. hs01 (default: the first)")
@@ -45,6 +45,8 @@ func cmdSend(ctx context.Context, args []string) error {
 	keyFile := f.String("key", "", "your private key (PEM)")
 	p12File := f.String("p12", "", "your certificate and key as PKCS#12, instead of --cert and --key")
 	p12Pass := f.String("p12-password", "", "the PKCS#12 file's password")
+	tok := tokenFlags(f)
+	eseal := f.Bool("eseal", false, "with --demo and an operator's --as: seal with the company's e-seal (mali mühür) instead of the operator's own e-signature")
 	from := f.String("from", "", "From address (default: your account)")
 	var to, cc, attach listFlag
 	f.Var(&to, "to", "recipient KEP address (repeatable, or comma-separated)")
@@ -99,7 +101,12 @@ func cmdSend(ctx context.Context, args []string) error {
 		default:
 			return fmt.Errorf("no account or operator %q in %s/demo.json", *as, dir)
 		}
-		if crt != "" && *certFile == "" && *p12File == "" {
+		if *eseal {
+			if crt, key, err = demoESeal(info, o, tok); err != nil {
+				return err
+			}
+		}
+		if crt != "" && *certFile == "" && *p12File == "" && tok.module == "" {
 			*certFile, *keyFile = crt, key
 		}
 		if sub.Addr == "" {
@@ -138,6 +145,22 @@ func cmdSend(ctx context.Context, args []string) error {
 		sub.Password = pw
 	}
 	switch {
+	case tok.module != "":
+		var cert *x509.Certificate
+		var chain []*x509.Certificate
+		if *certFile != "" && *keyFile == "" {
+			certs, err := pki.LoadCertsPEM(*certFile)
+			if err != nil {
+				return err
+			}
+			cert, chain = certs[0], certs[1:]
+		}
+		s, key, err := tok.signer(cert, chain)
+		if err != nil {
+			return err
+		}
+		defer key.Close()
+		signer = s
 	case *p12File != "":
 		is, err := pki.LoadPKCS12(*p12File, *p12Pass)
 		if err != nil {
@@ -155,7 +178,7 @@ func cmdSend(ctx context.Context, args []string) error {
 		return errors.New("say where and as whom to send: --server and --user (or --demo DIR --as NAME)")
 	}
 	if signer == nil {
-		return errors.New("a KEP message must be signed: give --cert and --key, or --p12")
+		return errors.New("a KEP message must be signed: give --cert and --key, --p12, or --pkcs11-module with --pkcs11-token and --pkcs11-key")
 	}
 	if *from == "" {
 		if !strings.Contains(sub.Username, "@") {
@@ -249,4 +272,24 @@ func companyThroughOperators(info *demo.Info, a *demo.AccountInfo) error {
 		msg += "; also an operator: " + strings.Join(others, ", ")
 	}
 	return &exitError{code: 2, msg: msg}
+}
+
+// demoESeal points `kep send --demo DIR --as OPERATOR --eseal` at the
+// company's e-seal: a key on the world's SoftHSM token, or PEM files.
+func demoESeal(info *demo.Info, o *demo.OperatorInfo, tok *tokenOptions) (crt, key string, err error) {
+	if o == nil {
+		return "", "", errors.New("--eseal is for an operator who sends for a company (--as zeynep): the company's e-seal seals, the operator logs in")
+	}
+	co, _ := info.Account(o.Account)
+	if co == nil || co.ESeal == nil {
+		return "", "", fmt.Errorf("%s has no e-seal in demo.json; a world made before e-seals existed has none: make a new one with kep demo --dir NEWDIR", o.Account)
+	}
+	if p := co.ESeal.PKCS11; p != nil {
+		if os.Getenv("SOFTHSM2_CONF") == "" {
+			os.Setenv("SOFTHSM2_CONF", p.Conf)
+		}
+		tok.module, tok.token, tok.key, tok.pin = p.Module, p.Token, p.Key, p.PIN
+		return "", "", nil
+	}
+	return co.ESeal.Certificate, co.ESeal.PrivateKey, nil
 }
