@@ -107,6 +107,7 @@ var words = map[string][2]string{
 	"err.internal":      {"Sunucuda bir hata oldu; yeniden deneyin. Sürerse sağlayıcınıza şu kodu bildirin: %s", "The server failed; try again. If it persists, tell your provider this code: %s"},
 	"err.login":         {"Kullanıcı adı, parola ya da kod yanlış.", "Wrong user name, password or code."},
 	"err.throttled":     {"Çok fazla hatalı giriş: %s sonra yeniden deneyin.", "Too many failed logins: try again in %s."},
+	"err.notcovered":    {"Bu delil henüz bir kontrol noktasına (log checkpoint) girmedi; birkaç saniye sonra yeniden deneyin.", "No log checkpoint covers this evidence yet; try again in a few seconds."},
 	"err.back":          {"Geri dön", "Go back"},
 	"operator":          {"İşlem yetkilisi", "Operator"},
 	"grants":            {"Yetkiler", "Grants"},

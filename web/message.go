@@ -241,6 +241,11 @@ func (s *Server) bundle(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 		return
 	}
 	b, err := s.Mailbox.EvidenceBundle(ctx, c.p, seq)
+	if errors.Is(err, evidence.ErrNotYetCheckpointed) {
+		w.Header().Set("Retry-After", "5")
+		s.fail(w, r, c, http.StatusServiceUnavailable, c.t("err.notcovered"))
+		return
+	}
 	if err != nil {
 		s.refused(w, r, c, err)
 		return
