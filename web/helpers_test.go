@@ -183,3 +183,5 @@ func signedEntity(t *testing.T, p *providertest.Person, header, entity string) [
 	}
 	return b
 }
+
+var account0 = account.Actor{Name: "cli:test", Remote: "cli"}
