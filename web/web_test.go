@@ -258,3 +258,34 @@ func TestSendRefused(t *testing.T) {
 }
 
 var _ = store.SQLite
+
+// TestEnglishAndDelil: ?lang=en switches the pages to English and stays
+// (cookie); the Delil folder lists the evidence items and opens one, with
+// its XML and bundle to download.
+func TestEnglishAndDelil(t *testing.T) {
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
+		e := newEnv(t, w)
+		ayse, mehmet := w.Person("Ayşe", "Yılmaz"), w.Person("Mehmet", "Öztürk")
+		e.send(ayse, client.Message{To: []string{mehmet.Account.Address}, Subject: "Delil deneme", Body: "x"})
+		if _, err := w.Node.Checkpointer.Catchup(context.Background(), w.Node.Log.Size()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Node.Mailbox.Courier(context.Background(), w.Node.Log.Size()); err != nil {
+			t.Fatal(err)
+		}
+		b := e.browser()
+		b.login(ayse.Account.Address, ayse.Password)
+		delil := "/posta/" + url.PathEscape(ayse.Account.Address) + "/delil"
+		r := b.get(delil + "?lang=en")
+		if r.status != 200 || !strings.Contains(r.body, `lang="en"`) || !strings.Contains(r.body, "Evidence") || !strings.Contains(r.body, "Log out") {
+			t.Fatalf("English Delil: %d %s", r.status, text(r.body))
+		}
+		r = b.get(firstLink(t, r.body, delil+"/"))
+		if r.status != 200 || !strings.Contains(r.body, "Attachments") || !strings.Contains(r.body, ".xml") || !strings.Contains(r.body, ".zip") {
+			t.Fatalf("evidence item: %d %s", r.status, text(r.body))
+		}
+		if r := b.get(delil + "?lang=tr"); !strings.Contains(r.body, `lang="tr"`) || !strings.Contains(r.body, "Çıkış") {
+			t.Errorf("back to Turkish: %s", text(r.body))
+		}
+	})
+}
