@@ -26,7 +26,8 @@ type messageData struct {
 	BaseURL      string
 	Timeline     []step
 	Recipients   []recipientState
-	Served       *served
+	Served       []served
+	ETebligat    bool
 	ReportPDF    string
 	ReportHTML   string
 	IletiTip     string
@@ -51,6 +52,8 @@ type step struct {
 type recipientState struct {
 	Address string
 	State   string
+	Since   time.Time
+	Reason  string
 }
 
 // served is, for eTebligat, when the notice is legally served: the end of
@@ -136,7 +139,7 @@ func (s *Server) messagePage(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 		if d.From == "" {
 			d.From = msg.From
 		}
-		if err := s.timeline(ctx, c, a, d, msg); err != nil {
+		if err := s.timeline(ctx, c, d, msg); err != nil {
 			s.internal(w, r, c, err)
 			return
 		}
@@ -162,18 +165,28 @@ func (s *Server) refreshed(ctx context.Context, a *store.Account) *store.Account
 	return a
 }
 
-// timeline fills the evidence the principal may read about the message,
-// oldest first, each linked to its bundle; for the sender, each
+// timeline fills the evidence the principal may read about the message
+// (mailbox.MessageStatus: the sender's side sees every recipient, a
+// recipient only its own), oldest first, each linked to its bundle; each
 // recipient's state; for eTebligat, the legal service date.
-func (s *Server) timeline(ctx context.Context, c *reqCtx, a *store.Account, d *messageData, msg *mailbox.KEPMessage) error {
+func (s *Server) timeline(ctx context.Context, c *reqCtx, d *messageData, msg *mailbox.KEPMessage) error {
 	d.ShowTimeline = true
-	es, err := s.Mailbox.ListEvidence(ctx, c.p, mailbox.EvidenceQuery{HeaderID: msg.HeaderID, Limit: 200})
+	st, err := s.Mailbox.MessageStatus(ctx, c.p, strconv.FormatInt(msg.ID, 10))
 	var rf *mailbox.Refusal
 	if errors.As(err, &rf) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	es := append([]*mailbox.EvidenceEntry{}, st.Evidence...)
+	for _, rs := range st.Recipients {
+		es = append(es, rs.Evidence...)
+		line := recipientState{Address: rs.Address, State: c.t("state." + string(rs.State)), Reason: rs.Reason}
+		if !rs.Since.IsZero() {
+			line.Since = rs.Since
+		}
+		d.Recipients = append(d.Recipients, line)
 	}
 	slices.SortStableFunc(es, func(x, y *mailbox.EvidenceEntry) int { return x.EventTime.Compare(y.EventTime) })
 	for _, e := range es {
@@ -185,26 +198,30 @@ func (s *Server) timeline(ctx context.Context, c *reqCtx, a *store.Account, d *m
 			BundleURL: d.BaseURL + "/delil/" + strconv.FormatInt(e.Seq, 10)})
 		if e.Code == evidence.Delivered && msg.IletiTip == evidence.IletiTipETebligat {
 			end, _ := s.Mailbox.Policy.Deadline(msg.IletiTip, e.EventTime)
-			d.Served = &served{Recipient: e.Concerns, Delivered: e.EventTime, Day: end.Add(-time.Nanosecond).In(s.loc()).Format("02.01.2006") + " 24:00"}
+			d.Served = append(d.Served, served{Recipient: e.Concerns, Delivered: e.EventTime, Day: end.Add(-time.Nanosecond).In(s.loc()).Format("02.01.2006") + " 24:00"})
 		}
 	}
-	if msg.SenderAccount == a.ID && c.p.Can(a.ID, account.GrantRead) {
-		ds, err := mailbox.Deliveries(ctx, s.Mailbox.DB.Q(), msg.ID)
-		if err != nil {
-			return err
-		}
-		for _, dl := range ds {
-			st := string(dl.State)
-			if dl.State == mailbox.Queued && dl.Transport != "" {
-				st = string(dl.Transport)
-			}
-			d.Recipients = append(d.Recipients, recipientState{Address: dl.Recipient, State: c.t("state." + st)})
-		}
-	}
-	if msg.IletiTip == evidence.IletiTipETebligat && d.Served == nil {
-		d.Served = &served{}
-	}
+	d.ETebligat = msg.IletiTip == evidence.IletiTipETebligat
 	return nil
+}
+
+// timelineEntry finds evidence seq in the message's timeline as the
+// principal sees it.
+func (s *Server) timelineEntry(ctx context.Context, p *account.Principal, messageID, seq int64) (*mailbox.EvidenceEntry, error) {
+	st, err := s.Mailbox.MessageStatus(ctx, p, strconv.FormatInt(messageID, 10))
+	if err != nil {
+		return nil, err
+	}
+	es := st.Evidence
+	for _, rs := range st.Recipients {
+		es = append(es, rs.Evidence...)
+	}
+	for _, e := range es {
+		if e.Seq == seq {
+			return e, nil
+		}
+	}
+	return nil, nil
 }
 
 // bundle downloads the bundle of one evidence of the message's timeline.
@@ -220,21 +237,10 @@ func (s *Server) bundle(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 		return
 	}
 	// Only evidence of this message's timeline, as the page lists it.
-	msg, err := mailbox.GetKEPMessage(ctx, s.Mailbox.DB.Q(), m.MessageID)
-	if err != nil {
-		s.internal(w, r, c, err)
-		return
-	}
-	es, err := s.Mailbox.ListEvidence(ctx, c.p, mailbox.EvidenceQuery{HeaderID: msg.HeaderID, Limit: 200})
+	ent, err := s.timelineEntry(ctx, c.p, m.MessageID, seq)
 	if err != nil {
 		s.refused(w, r, c, err)
 		return
-	}
-	var ent *mailbox.EvidenceEntry
-	for _, e := range es {
-		if e.Seq == seq {
-			ent = e
-		}
 	}
 	if ent == nil {
 		s.fail(w, r, c, http.StatusNotFound, c.t("err.notfound"))
