@@ -47,7 +47,11 @@ func (s *Server) composePage(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	}
 	status := http.StatusOK
 	pg := &page{Title: c.t("compose"), Nav: n, Data: d}
-	if !d.CanSend {
+	switch {
+	case account.Capability(a.Capability) == account.ReceiveOnly:
+		// The access point refuses it too; the page says so at once.
+		d.CanSend, status, pg.Error = false, http.StatusForbidden, c.t("compose.receiveonly")
+	case !d.CanSend:
 		status, pg.Error = http.StatusForbidden, c.t("compose.nosend")
 	}
 	s.render(w, r, c, status, "compose", pg)

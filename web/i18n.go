@@ -83,6 +83,7 @@ var words = map[string][2]string{
 	"compose.agent.no":           {"Bu bilgisayarda kep signer çalışmıyor.", "kep signer is not running on this computer."},
 	"compose.send":               {"İmzala ve gönder", "Sign and send"},
 	"compose.nosend":             {"Bu hesaptan gönderme yetkiniz yok.", "You may not send from this account."},
+	"compose.receiveonly":        {"Bu hesap yalnızca alıcı (sadece alıcı) hesabıdır: ileti gönderemez. Göndermek için hesabınıza nitelikli elektronik sertifika kaydettirin.", "This is a receive-only account: it cannot send. Register a qualified e-signature certificate to send."},
 	"compose.sent":               {"İleti kabul edildi; kabul delili: %s", "Message accepted; acceptance evidence: %s"},
 	"compose.refused":            {"İleti kabul edilmedi", "The message was not accepted"},
 	"compose.noscript":           {"İletiyi tarayıcıda imzalamak için JavaScript gerekir.", "Signing in the browser needs JavaScript."},

@@ -67,6 +67,11 @@
     });
   }
 
+  // Load the signer while the user types the password.
+  form.elements.keyfile.addEventListener("change", function () {
+    if (window.KEPSign && window.KEPSign.preload) { window.KEPSign.preload().catch(function () {}); }
+  });
+
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var button = form.querySelector("button[type=submit]");
