@@ -27,39 +27,39 @@ import (
 type accessIdentity struct {
 	name  string
 	setup func(t *testing.T, w *providertest.World) (user, pass string, target *store.Account)
-	// read and send: what the identity may do on the target.
-	read, send bool
+	// read, send, archive: what the identity may do on the target.
+	read, send, archive bool
 }
 
 var accessIdentities = []accessIdentity{
 	{"holder", func(t *testing.T, w *providertest.World) (string, string, *store.Account) {
 		p := w.Person("Hale", "Sahip")
 		return p.Account.Address, p.Password, p.Account
-	}, true, true},
+	}, true, true, true},
 	{"main-operator", func(t *testing.T, w *providertest.World) (string, string, *store.Account) {
 		co, main := w.Company("Ana Lojistik", 0)
 		return main.TCKN, main.Password, co
-	}, true, true},
+	}, true, true, true},
 	{"read-only-operator", func(t *testing.T, w *providertest.World) (string, string, *store.Account) {
 		co, _ := w.Company("Okur Lojistik", 0)
 		emre := w.Operator(co, "Emre", "Okur", account.SubOperator, account.GrantRead)
 		return emre.TCKN, emre.Password, co
-	}, true, false},
+	}, true, false, false},
 	{"send-only-operator", func(t *testing.T, w *providertest.World) (string, string, *store.Account) {
 		co, _ := w.Company("Yazar Lojistik", 0)
 		op := w.Operator(co, "Sena", "Yazar", account.SubOperator, account.GrantSend)
 		return op.TCKN, op.Password, co
-	}, false, false},
+	}, false, false, false},
 	{"another-account", func(t *testing.T, w *providertest.World) (string, string, *store.Account) {
 		victim := w.Person("Veli", "Hedef")
 		other := w.Person("Zehra", "Baska")
 		return other.Account.Address, other.Password, victim.Account
-	}, false, false},
+	}, false, false, false},
 	{"operator-of-another-company", func(t *testing.T, w *providertest.World) (string, string, *store.Account) {
 		victim, _ := w.Company("Hedef Lojistik", 0)
 		_, main := w.Company("Baska Lojistik", 0)
 		return main.TCKN, main.Password, victim
-	}, false, false},
+	}, false, false, false},
 	{"receive-only", func(t *testing.T, w *providertest.World) (string, string, *store.Account) {
 		tckn := w.TCKN()
 		pass := "password of Ruya"
@@ -70,7 +70,7 @@ var accessIdentities = []accessIdentity{
 			t.Fatal(err)
 		}
 		return a.Address, pass, a
-	}, true, false},
+	}, true, false, true},
 }
 
 // accessRoute is one route of the web mail on the target; base is
@@ -105,6 +105,10 @@ var accessRoutes = []accessRoute{
 		r, _ := b.sendJSON(addr, []byte("From: "+addr+"\r\nTo: "+addr+"\r\nSubject: x\r\n\r\nnot signed\r\n"))
 		return r
 	}, http.StatusUnprocessableEntity}, // allowed through to the access point, which refuses the unsigned message
+	// Last: it moves the message away.
+	{"move to Archive", "archive", func(b *browser, _, base string, _ int64) resp {
+		return b.post(base+"/inbox/1/tasi", url.Values{"hedef": {"archive"}})
+	}, http.StatusSeeOther},
 }
 
 func TestAccessTable(t *testing.T) {
@@ -134,7 +138,7 @@ func TestAccessTable(t *testing.T) {
 				b.login(user, pass)
 				base := "/posta/" + url.PathEscape(target.Address)
 				for _, rt := range accessRoutes {
-					allowed := (rt.need == "read" && id.read) || (rt.need == "send" && id.send)
+					allowed := (rt.need == "read" && id.read) || (rt.need == "send" && id.send) || (rt.need == "archive" && id.archive)
 					r := rt.do(b, target.Address, base, seq)
 					switch {
 					case allowed && r.status != rt.okish:

@@ -37,7 +37,11 @@ type messageData struct {
 	Date         string
 	IsEvidence   bool
 	ShowTimeline bool
+	Moves        []moveOption
+	InTrash      bool
 }
+
+type moveOption struct{ Role, Label string }
 
 // step is one evidence of the timeline.
 type step struct {
@@ -149,6 +153,12 @@ func (s *Server) messagePage(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	if d.Subject == "" {
 		d.Subject = "—"
 	}
+	for _, role := range moveTargets {
+		if role != f.Role() {
+			d.Moves = append(d.Moves, moveOption{Role: string(role), Label: c.t("folder." + string(role))})
+		}
+	}
+	d.InTrash = f.Role() == mailbox.RoleTrash
 	n, err := s.nav(ctx, c, s.refreshed(ctx, a), f.Role())
 	if err != nil {
 		s.internal(w, r, c, err)

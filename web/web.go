@@ -114,6 +114,8 @@ func (s *Server) Handler() http.Handler {
 		{"GET /posta/{addr}/{folder}/{uid}", s.messagePage},
 		{"GET /posta/{addr}/{folder}/{uid}/ek/{n}", s.attachment},
 		{"GET /posta/{addr}/{folder}/{uid}/delil/{seq}", s.bundle},
+		{"POST /posta/{addr}/{folder}/{uid}/tasi", s.move},
+		{"POST /posta/{addr}/{folder}/{uid}/sil", s.remove},
 		{"GET /yaz/{addr}", s.composePage},
 		{"POST /yaz/{addr}", s.send},
 		{"GET /guvenlik", s.securityPage},

@@ -289,3 +289,41 @@ func TestEnglishAndDelil(t *testing.T) {
 		}
 	})
 }
+
+// TestMoveAndDelete: a message moves to Trash and is deleted for good
+// there; its evidence remains. Deleting outside Trash and moving into an
+// unknown folder are refused with a reason.
+func TestMoveAndDelete(t *testing.T) {
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
+		e := newEnv(t, w)
+		ayse, mehmet := w.Person("Ayşe", "Yılmaz"), w.Person("Mehmet", "Öztürk")
+		m := client.Message{To: []string{mehmet.Account.Address}, Subject: "Silinecek", Body: "x", MessageID: "<sil-1@hs01.kep.tr>"}
+		e.send(ayse, m)
+		b := e.browser()
+		b.login(mehmet.Account.Address, mehmet.Password)
+		base := "/posta/" + url.PathEscape(mehmet.Account.Address)
+		tests := []struct {
+			name   string
+			path   string
+			form   url.Values
+			status int
+		}{
+			{"delete outside Trash", "/inbox/1/sil", nil, http.StatusConflict},
+			{"move nowhere", "/inbox/1/tasi", url.Values{"hedef": {"delil"}}, http.StatusBadRequest},
+			{"move to Trash", "/inbox/1/tasi", url.Values{"hedef": {"trash"}}, http.StatusSeeOther},
+			{"gone from INBOX", "/inbox/1/tasi", url.Values{"hedef": {"archive"}}, http.StatusNotFound},
+			{"delete in Trash", "/trash/1/sil", nil, http.StatusSeeOther},
+		}
+		for _, tc := range tests {
+			if r := b.post(base+tc.path, tc.form); r.status != tc.status {
+				t.Errorf("%s: %d, want %d: %s", tc.name, r.status, tc.status, text(r.body))
+			}
+		}
+		if r := b.get(base + "/trash/1"); r.status != http.StatusNotFound {
+			t.Errorf("deleted message: %d", r.status)
+		}
+		if c := codesOf(t, w, m.MessageID); c[10] != 1 || c[40] != 1 {
+			t.Errorf("evidence after deletion: %v", c)
+		}
+	})
+}
