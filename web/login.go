@@ -66,15 +66,9 @@ func (s *Server) loginPost(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 			status, msg = http.StatusTooManyRequests, c.t("err.throttled", te.RetryAfter().Round(time.Second))
 			w.Header().Set("Retry-After", retryAfter(te.RetryAfter()))
 		case errors.Is(err, account.ErrSecondFactorNeeded):
-			d.NeedCode, msg = true, err.Error()
-			if c.lang == "tr" {
-				msg = "İki adımlı doğrulama açık: doğrulayıcı uygulamanızdaki 6 haneli kodu girin."
-			}
+			d.NeedCode, msg = true, c.t("login.needcode")
 		case errors.Is(err, account.ErrWebNeedsPassword):
-			msg = account.ErrWebNeedsPassword.Error()
-			if c.lang == "tr" {
-				msg = "Uygulama parolaları posta programları içindir: web'e hesap parolanızla girin."
-			}
+			msg = c.t("login.apppassword")
 		case errors.Is(err, account.ErrBadSecondFactor):
 			d.NeedCode = true
 		case errors.Is(err, account.ErrBadCredentials), errors.Is(err, account.ErrAccountNotActive):

@@ -68,7 +68,7 @@ func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, c *reqCt
 func (s *Server) totpBegin(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 	en, err := s.Accounts.BeginTOTP(r.Context(), s.actor(r, c), c.p.StorePrincipal(), label(c.p))
 	if errors.Is(err, account.ErrTOTPOn) {
-		s.renderSecurity(w, r, c, http.StatusConflict, nil, "", err.Error())
+		s.renderSecurity(w, r, c, http.StatusConflict, nil, "", totpReason(c, err))
 		return
 	}
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *Server) totpResult(w http.ResponseWriter, r *http.Request, c *reqCtx, e
 		s.renderSecurity(w, r, c, http.StatusOK, nil, c.t(done), "")
 	case errors.Is(err, account.ErrBadSecondFactor), errors.Is(err, account.ErrSecondFactorNeeded),
 		errors.Is(err, account.ErrNoEnrolment), errors.Is(err, account.ErrTOTPOn), errors.Is(err, account.ErrTOTPOff):
-		s.renderSecurity(w, r, c, http.StatusUnprocessableEntity, nil, "", err.Error())
+		s.renderSecurity(w, r, c, http.StatusUnprocessableEntity, nil, "", totpReason(c, err))
 	default:
 		s.internal(w, r, c, err)
 	}
@@ -108,4 +108,19 @@ func (s *Server) endSessions(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	}
 	setCookie(w, cookieSession, "", time.Time{}, true)
 	http.Redirect(w, r, pathLogin, http.StatusSeeOther)
+}
+
+// totpReason says what went wrong with the second factor in the page's
+// language.
+func totpReason(c *reqCtx, err error) string {
+	for _, k := range []struct {
+		err error
+		key string
+	}{{account.ErrBadSecondFactor, "totp.err.bad"}, {account.ErrSecondFactorNeeded, "totp.err.needed"},
+		{account.ErrNoEnrolment, "totp.err.noenrol"}, {account.ErrTOTPOn, "totp.err.on"}, {account.ErrTOTPOff, "totp.err.off"}} {
+		if errors.Is(err, k.err) {
+			return c.t(k.key)
+		}
+	}
+	return err.Error()
 }
