@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"strings"
 
 	"github.com/kephs/kep/account"
@@ -40,7 +41,7 @@ func (s *Server) composePage(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 		s.internal(w, r, c, err)
 		return
 	}
-	d := &composeData{From: a.Address, CanSend: c.p.Can(a.ID, account.GrantSend) && s.Access != nil, SendURL: pathCompose + r.PathValue("addr"),
+	d := &composeData{From: a.Address, CanSend: c.p.Can(a.ID, account.GrantSend) && s.Access != nil, SendURL: pathCompose + url.PathEscape(a.Address),
 		Types: []string{evidence.IletiTipStandart, evidence.IletiTipEYazisma, evidence.IletiTipETebligat}}
 	if s.Access != nil {
 		d.MaxBytes = s.Access.MaxMessageBytes()
