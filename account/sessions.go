@@ -115,3 +115,30 @@ func (s *Service) EndSessions(ctx context.Context, actor Actor, p store.Principa
 	})
 	return n, err
 }
+
+// AppPasswords lists a principal's live app passwords (names and dates;
+// the passwords themselves are kept only as hashes).
+func (s *Service) AppPasswords(ctx context.Context, p store.Principal) ([]*store.AppPassword, error) {
+	return store.ListAppPasswords(ctx, s.DB.Q(), p)
+}
+
+// ErrNoAppPassword is returned for an app password that is not the
+// principal's or was revoked already.
+var ErrNoAppPassword = errors.New("no such app password: it was revoked already")
+
+// RevokeAppPassword revokes one of the principal's app passwords: the mail
+// client using it can no longer log in.
+func (s *Service) RevokeAppPassword(ctx context.Context, actor Actor, p store.Principal, id int64) error {
+	col, pid := principalCol(p)
+	now := s.now()
+	return s.DB.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE app_passwords SET revoked_at = ? WHERE id = ? AND `+col+` = ? AND revoked_at IS NULL`, store.Millis(now), id, pid)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNoAppPassword
+		}
+		return audit(ctx, tx, actor, now, "app-password.revoke", principalName(ctx, tx, p), fmt.Sprint(id))
+	})
+}

@@ -121,7 +121,8 @@ func TestTOTP(t *testing.T) {
 }
 
 // TestSessions checks that a session ends when logged out, when it
-// expires, and with "log out everywhere".
+// expires, and with "log out everywhere"; and app passwords' listing and
+// revocation.
 func TestSessions(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
@@ -151,6 +152,25 @@ func TestSessions(t *testing.T) {
 		}
 		if _, err := w.svc.Session(ctx, "forged"); !errors.Is(err, account.ErrNoSession) {
 			t.Errorf("forged token: %v", err)
+		}
+
+		// App passwords: listed by name, revoked only by their principal.
+		other, _ := w.person(t, "Zehra", "Başka")
+		if _, err := w.svc.AddAppPassword(ctx, actor, store.Principal{AccountID: a.ID}, "telefon"); err != nil {
+			t.Fatal(err)
+		}
+		aps, err := w.svc.AppPasswords(ctx, store.Principal{AccountID: a.ID})
+		if err != nil || len(aps) != 1 || aps[0].Name != "telefon" {
+			t.Fatalf("app passwords: %v %v", aps, err)
+		}
+		if err := w.svc.RevokeAppPassword(ctx, actor, store.Principal{AccountID: other.ID}, aps[0].ID); !errors.Is(err, account.ErrNoAppPassword) {
+			t.Errorf("another principal revoked it: %v", err)
+		}
+		if err := w.svc.RevokeAppPassword(ctx, actor, store.Principal{AccountID: a.ID}, aps[0].ID); err != nil {
+			t.Errorf("revoke: %v", err)
+		}
+		if aps, _ := w.svc.AppPasswords(ctx, store.Principal{AccountID: a.ID}); len(aps) != 0 {
+			t.Errorf("after revocation: %v", aps)
 		}
 	})
 }

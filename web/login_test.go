@@ -224,3 +224,44 @@ func TestTOTPEnrolment(t *testing.T) {
 		}
 	})
 }
+
+// TestAppPasswords: the security page makes an app password, shows it
+// once, and revokes it; a mail client logs in with it until then.
+func TestAppPasswords(t *testing.T) {
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
+		e := newEnv(t, w)
+		p := w.Person("Ayşe", "Yılmaz")
+		b := e.browser()
+		b.login(p.Account.Address, p.Password)
+		if r := b.post("/guvenlik/uygulama", url.Values{"ad": {""}}); r.status != http.StatusUnprocessableEntity {
+			t.Errorf("no name: %d", r.status)
+		}
+		r := b.post("/guvenlik/uygulama", url.Values{"ad": {"Thunderbird"}})
+		m := regexp.MustCompile(`<code class="secret">([^<]+)</code>`).FindStringSubmatch(r.body)
+		if r.status != 200 || m == nil {
+			t.Fatalf("create: %d %s", r.status, text(r.body))
+		}
+		pw := html.UnescapeString(m[1])
+		ctx := context.Background()
+		if _, err := w.Node.Accounts.Authenticate(ctx, p.Account.Address, pw, "127.0.0.1:1"); err != nil {
+			t.Fatalf("IMAP with the app password: %v", err)
+		}
+		r = b.get("/guvenlik")
+		if strings.Contains(r.body, pw) || !strings.Contains(r.body, "Thunderbird") {
+			t.Fatalf("the list shows the password again, or not the name: %s", text(r.body))
+		}
+		id := regexp.MustCompile(`name="id" value="(\d+)"`).FindStringSubmatch(r.body)
+		if id == nil {
+			t.Fatal("no revoke form")
+		}
+		if r := b.post("/guvenlik/uygulama/iptal", url.Values{"id": {id[1]}}); r.status != 200 {
+			t.Fatalf("revoke: %d", r.status)
+		}
+		if r := b.post("/guvenlik/uygulama/iptal", url.Values{"id": {id[1]}}); r.status != http.StatusNotFound {
+			t.Errorf("revoke twice: %d", r.status)
+		}
+		if _, err := w.Node.Accounts.Authenticate(ctx, p.Account.Address, pw, "127.0.0.1:1"); err == nil {
+			t.Errorf("IMAP accepted a revoked app password")
+		}
+	})
+}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/store"
 )
 
 // The security page: the second factor (TOTP) and the sessions. Enrolment
@@ -18,9 +21,12 @@ import (
 // it, so that a scan that failed cannot lock anyone out.
 
 type securityData struct {
-	TOTPOn bool
-	QR     template.URL // data:image/png;base64,…
-	Secret string
+	TOTPOn       bool
+	QR           template.URL // data:image/png;base64,…
+	Secret       string
+	AppPasswords []*store.AppPassword
+	NewPassword  string // an app password just made, shown once
+	NewName      string
 }
 
 func (s *Server) actor(r *http.Request, c *reqCtx) account.Actor {
@@ -41,12 +47,20 @@ func (s *Server) securityPage(w http.ResponseWriter, r *http.Request, c *reqCtx)
 }
 
 func (s *Server) renderSecurity(w http.ResponseWriter, r *http.Request, c *reqCtx, status int, en *account.TOTPEnrolment, flash, errText string) {
+	s.renderSecurityData(w, r, c, status, &securityData{}, en, flash, errText)
+}
+
+func (s *Server) renderSecurityData(w http.ResponseWriter, r *http.Request, c *reqCtx, status int, d *securityData, en *account.TOTPEnrolment, flash, errText string) {
 	on, err := s.Accounts.TOTPEnabled(r.Context(), c.p.StorePrincipal())
 	if err != nil {
 		s.internal(w, r, c, err)
 		return
 	}
-	d := &securityData{TOTPOn: on}
+	d.TOTPOn = on
+	if d.AppPasswords, err = s.Accounts.AppPasswords(r.Context(), c.p.StorePrincipal()); err != nil {
+		s.internal(w, r, c, err)
+		return
+	}
 	if en != nil {
 		png, err := qrcode.Encode(en.URL, qrcode.Medium, 256)
 		if err != nil {
@@ -95,6 +109,35 @@ func (s *Server) totpResult(w http.ResponseWriter, r *http.Request, c *reqCtx, e
 	case errors.Is(err, account.ErrBadSecondFactor), errors.Is(err, account.ErrSecondFactorNeeded),
 		errors.Is(err, account.ErrNoEnrolment), errors.Is(err, account.ErrTOTPOn), errors.Is(err, account.ErrTOTPOff):
 		s.renderSecurity(w, r, c, http.StatusUnprocessableEntity, nil, "", totpReason(c, err))
+	default:
+		s.internal(w, r, c, err)
+	}
+}
+
+// appPasswordAdd makes an app password for a mail client and shows it
+// once; only its hash is kept.
+func (s *Server) appPasswordAdd(w http.ResponseWriter, r *http.Request, c *reqCtx) {
+	name := strings.TrimSpace(r.PostFormValue("ad"))
+	if name == "" || len(name) > 100 {
+		s.renderSecurity(w, r, c, http.StatusUnprocessableEntity, nil, "", c.t("app.err.name"))
+		return
+	}
+	pw, err := s.Accounts.AddAppPassword(r.Context(), s.actor(r, c), c.p.StorePrincipal(), name)
+	if err != nil {
+		s.internal(w, r, c, err)
+		return
+	}
+	s.renderSecurityData(w, r, c, http.StatusOK, &securityData{NewPassword: pw, NewName: name}, nil, "", "")
+}
+
+func (s *Server) appPasswordRevoke(w http.ResponseWriter, r *http.Request, c *reqCtx) {
+	id, _ := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
+	err := s.Accounts.RevokeAppPassword(r.Context(), s.actor(r, c), c.p.StorePrincipal(), id)
+	switch {
+	case err == nil:
+		s.renderSecurity(w, r, c, http.StatusOK, nil, c.t("app.revoked"), "")
+	case errors.Is(err, account.ErrNoAppPassword):
+		s.renderSecurity(w, r, c, http.StatusNotFound, nil, "", c.t("app.err.none"))
 	default:
 		s.internal(w, r, c, err)
 	}

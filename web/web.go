@@ -123,6 +123,8 @@ func (s *Server) Handler() http.Handler {
 		{"POST /guvenlik/totp/onay", s.totpConfirm},
 		{"POST /guvenlik/totp/kapat", s.totpDisable},
 		{"POST /guvenlik/oturumlar", s.endSessions},
+		{"POST /guvenlik/uygulama", s.appPasswordAdd},
+		{"POST /guvenlik/uygulama/iptal", s.appPasswordRevoke},
 		{"GET /static/kep.css", s.static("kep.css", "text/css; charset=utf-8")},
 		{"GET /static/compose.js", s.static("compose.js", "text/javascript; charset=utf-8")},
 	}
