@@ -49,10 +49,10 @@ type browser struct {
 
 func (e *env) browser() *browser {
 	jar, _ := cookiejar.New(nil)
-	c := e.srv.Client()
+	c := *e.srv.Client() // a copy: each browser its own cookies
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	b := &browser{e: e, c: c}
+	b := &browser{e: e, c: &c}
 	b.get("/giris") // the CSRF cookie
 	for _, ck := range jar.Cookies(mustURL(e.srv.URL)) {
 		if ck.Name == "__Host-kep_csrf" {

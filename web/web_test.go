@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -324,6 +325,64 @@ func TestMoveAndDelete(t *testing.T) {
 		}
 		if c := codesOf(t, w, m.MessageID); c[10] != 1 || c[40] != 1 {
 			t.Errorf("evidence after deletion: %v", c)
+		}
+	})
+}
+
+// TestErrorPaths: each page's errors, with the status a person or a
+// script can act on.
+func TestErrorPaths(t *testing.T) {
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
+		e := newEnv(t, w)
+		ayse, mehmet := w.Person("Ayşe", "Yılmaz"), w.Person("Mehmet", "Öztürk")
+		e.send(ayse, client.Message{To: []string{mehmet.Account.Address}, Subject: "Bir", Body: "x"})
+		e.send(ayse, client.Message{To: []string{ayse.Account.Address}, Subject: "İki", Body: "y"})
+		if _, err := w.Node.Checkpointer.Catchup(context.Background(), w.Node.Log.Size()); err != nil {
+			t.Fatal(err)
+		}
+		// A leaf of the second message, asked for through the first.
+		es, _ := w.Node.Mailbox.ListEvidence(context.Background(), staff, mailbox.EvidenceQuery{Account: ayse.Account})
+		var otherSeq int64 = -1
+		for _, ev := range es {
+			if ev.Concerns == ayse.Account.Address {
+				otherSeq = ev.Seq
+			}
+		}
+		anon := e.browser()
+		b := e.browser()
+		b.login(ayse.Account.Address, ayse.Password)
+		base := "/posta/" + url.PathEscape(ayse.Account.Address)
+		tests := []struct {
+			name   string
+			b      *browser
+			method string
+			path   string
+			body   string
+			status int
+		}{
+			{"no session: home", anon, "GET", "/", "", http.StatusSeeOther},
+			{"no session: folder", anon, "GET", base + "/inbox", "", http.StatusSeeOther},
+			{"no session: security", anon, "GET", "/guvenlik", "", http.StatusSeeOther},
+			{"no session: logout", anon, "POST", "/cikis", "", http.StatusUnauthorized},
+			{"unknown path", b, "GET", "/yok", "", http.StatusNotFound},
+			{"unknown account", b, "GET", "/posta/kimse@hs01.kep.tr/inbox", "", http.StatusNotFound},
+			{"unknown folder", b, "GET", base + "/spam", "", http.StatusNotFound},
+			{"bad uid", b, "GET", base + "/sent/abc", "", http.StatusNotFound},
+			{"no such uid", b, "GET", base + "/sent/999", "", http.StatusNotFound},
+			{"no such attachment", b, "GET", base + "/sent/1/ek/9", "", http.StatusNotFound},
+			{"bad attachment index", b, "GET", base + "/sent/1/ek/x", "", http.StatusNotFound},
+			{"no such evidence", b, "GET", base + "/sent/1/delil/99999", "", http.StatusNotFound},
+			{"evidence of another message", b, "GET", base + "/sent/1/delil/" + strconv.FormatInt(otherSeq, 10), "", http.StatusNotFound},
+			{"send: not JSON", b, "POST", "/yaz/" + url.PathEscape(ayse.Account.Address), "signed=x", http.StatusBadRequest},
+			{"send: not base64", b, "POST", "/yaz/" + url.PathEscape(ayse.Account.Address), `{"signed":"***"}`, http.StatusBadRequest},
+			{"compose: unknown account", b, "GET", "/yaz/kimse@hs01.kep.tr", "", http.StatusNotFound},
+		}
+		for _, tc := range tests {
+			req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("X-CSRF-Token", tc.b.csrf)
+			if r := tc.b.do(req); r.status != tc.status {
+				t.Errorf("%s: %d, want %d: %s", tc.name, r.status, tc.status, text(r.body))
+			}
 		}
 	})
 }
