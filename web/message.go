@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -300,6 +301,10 @@ func (s *Server) attachment(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 	}
 	at := v.Attachments[n]
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", "attachment; filename*=UTF-8''"+url.PathEscape(at.Name))
+	disp := mime.FormatMediaType("attachment", map[string]string{"filename": at.Name})
+	if disp == "" {
+		disp = "attachment"
+	}
+	w.Header().Set("Content-Disposition", disp)
 	w.Write(at.data)
 }

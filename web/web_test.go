@@ -79,7 +79,8 @@ func TestReadAndTimeline(t *testing.T) {
 			}
 		}
 		att := b.get(firstLink(t, r.body, msgURL+"/ek/"))
-		if att.status != 200 || att.body != "madde 1" || att.header.Get("Content-Type") != "application/octet-stream" {
+		if att.status != 200 || att.body != "madde 1" || att.header.Get("Content-Type") != "application/octet-stream" ||
+			!strings.Contains(att.header.Get("Content-Disposition"), "attachment; filename*=utf-8''s%C3%B6zle%C5%9Fme.txt") {
 			t.Errorf("attachment: %d %q %v", att.status, att.body, att.header)
 		}
 
