@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/mail"
 	"net/url"
 	"slices"
 	"strconv"
@@ -138,6 +139,9 @@ func (s *Server) messagePage(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 	h := d.View.Header
 	if h != nil {
 		d.Subject, d.From, d.To, d.Cc, d.Date = decodeWords(h.Get("Subject")), decodeWords(h.Get("From")), decodeWords(h.Get("To")), decodeWords(h.Get("Cc")), h.Get("Date")
+		if t, err := mail.ParseDate(d.Date); err == nil {
+			d.Date = t.In(s.loc()).Format("02.01.2006 15:04:05") // as the sender's client wrote it, in Turkish time
+		}
 	}
 	if msg != nil {
 		d.IletiTip = msg.IletiTip
