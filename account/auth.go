@@ -179,36 +179,43 @@ func (p *Principal) RoleOn(accountID int64) *store.OperatorRole {
 // error never says which part was wrong.
 func (s *Service) Authenticate(ctx context.Context, username, password, remote string) (*Principal, error) {
 	username = strings.ToLower(strings.TrimSpace(username))
-	var keys limitKeys
-	var g gate
-	if s.Limiter != nil {
-		keys = makeKeys(username, Source(remote))
-		var err error
-		if g, err = s.Limiter.check(ctx, keys); err != nil {
-			return nil, err
-		}
-		if g.wait > 0 {
-			return nil, &ThrottledError{Wait: g.wait}
-		}
+	return s.limited(ctx, username, remote, func() (*Principal, error) { return s.authenticate(ctx, username, password, false) })
+}
+
+// limited runs one login attempt under the Limiter: a throttled attempt
+// does not run; a failure (ErrBadCredentials, ErrBadSecondFactor) counts.
+func (s *Service) limited(ctx context.Context, username, remote string, attempt func() (*Principal, error)) (*Principal, error) {
+	if s.Limiter == nil {
+		return attempt()
 	}
-	p, err := s.authenticate(ctx, username, password)
+	keys := makeKeys(username, Source(remote))
+	g, err := s.Limiter.check(ctx, keys)
 	if err != nil {
-		if s.Limiter != nil && errors.Is(err, ErrBadCredentials) {
+		return nil, err
+	}
+	if g.wait > 0 {
+		return nil, &ThrottledError{Wait: g.wait}
+	}
+	p, err := attempt()
+	if err != nil {
+		if errors.Is(err, ErrBadCredentials) || errors.Is(err, ErrBadSecondFactor) {
 			if ferr := s.Limiter.fail(ctx, keys, g); ferr != nil {
 				return nil, ferr
 			}
 		}
 		return nil, err
 	}
-	if s.Limiter != nil {
-		if err := s.Limiter.succeed(ctx, keys, g); err != nil {
-			return nil, err
-		}
+	if err := s.Limiter.succeed(ctx, keys, g); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
-func (s *Service) authenticate(ctx context.Context, username, password string) (*Principal, error) {
+// authenticate checks the password. For the web (web true) that is the
+// main password, or an app password the caller then refuses; for mail
+// clients, when the principal's second factor is on (totp.go), only an app
+// password: the main password alone would bypass the second factor.
+func (s *Service) authenticate(ctx context.Context, username, password string, web bool) (*Principal, error) {
 	q := s.DB.Q()
 	var p Principal
 	var mainHash string
@@ -241,6 +248,14 @@ func (s *Service) authenticate(ctx context.Context, username, password string) (
 		}
 		ok = m
 	}
+	secondFactor := false
+	if ok && !web {
+		on, err := totpEnabled(ctx, q, p.StorePrincipal())
+		if err != nil {
+			return nil, err
+		}
+		ok, secondFactor = !on, on
+	}
 	if !ok {
 		aps, err := store.ListAppPasswords(ctx, q, p.StorePrincipal())
 		if err != nil {
@@ -252,6 +267,9 @@ func (s *Service) authenticate(ctx context.Context, username, password string) (
 				break
 			}
 		}
+	}
+	if !ok && secondFactor {
+		return nil, fmt.Errorf("%w: two-step verification is on for this user, so mail clients log in with an app password (made on the web mail's security page)", ErrBadCredentials)
 	}
 	if !ok {
 		return nil, ErrBadCredentials

@@ -446,6 +446,9 @@ func (s *Service) Recover(ctx context.Context, actor Actor, addr string, present
 		if revoked, err = store.RevokeCredentials(ctx, tx, p, now); err != nil {
 			return err
 		}
+		if err := removeTOTP(ctx, tx, p); err != nil { // a lost phone is a reason to recover
+			return err
+		}
 		return audit(ctx, tx, actor, now, "account.recover", target, fmt.Sprintf("verified_by=%s revoked=%d", by, revoked))
 	})
 	return revoked, err

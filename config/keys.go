@@ -159,6 +159,9 @@ var KeyTable = []Key{
 	{Section: "http", Name: "listen", Type: "host:port",
 		Comment: "HTTPS: the public log endpoints (checkpoint, tiles); later the web and API.",
 		Doc:     "HTTPS (TLS 1.2+, the provider certificate): the public log endpoints `/log/checkpoint`, `/log/tile/…` and `/healthz` (evidence.md, section 6). There is no web mail and no REST API yet."},
+	{Section: "http", Name: "signer_origin", Type: "URL",
+		Comment: "The origin of the local signer (`kep signer`) that the web mail's compose page\nmay connect to (Content-Security-Policy connect-src).",
+		Doc:     "the local signer's origin (`kep signer`, smartcards): the only origin besides the provider's own that the web mail's pages may connect to (CSP `connect-src`; web.md, \"Security\")."},
 
 	{Section: "metrics", Name: "listen", Type: "host:port", Note: " (`kep demo`: `127.0.0.1:19464`)",
 		Comment: "Prometheus metrics (/metrics) and the health check (/healthz), over plain\nHTTP: keep it on loopback or a private network. Empty turns it off.",

@@ -42,6 +42,9 @@ type EvidenceEntry struct {
 	// (61), the reasons the evidence gives, as a person reads them; for
 	// read (60), how the retrieval was seen.
 	Reason string
+	// Foreign is set for evidence another provider issued and returned
+	// (foreign_evidence); Seq is then its receipt's leaf in our log.
+	Foreign bool
 }
 
 // maxRejectionScan bounds how many rejections (which have no message row)
@@ -135,17 +138,8 @@ func (s *Service) ListEvidence(ctx context.Context, p *account.Principal, eq Evi
 		if eq.HeaderID != "" && strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(e.Message.MessageID), "<"), ">") != bare {
 			continue // a rejection of another message
 		}
-		ent := &EvidenceEntry{Seq: st.Seq, ID: st.ID, Code: st.Code, Concerns: st.Subject, EventTime: st.EventTime, MessageID: st.MessageID, HeaderID: e.Message.MessageID}
-		var reasons []string
-		for _, r := range e.Reasons {
-			text := r.Text
-			if text == "" {
-				text = strings.TrimPrefix(r.Code, evidence.ReasonKEPBase)
-			}
-			reasons = append(reasons, text)
-		}
-		ent.Reason = strings.Join(reasons, "; ")
-		out = append(out, ent)
+		out = append(out, &EvidenceEntry{Seq: st.Seq, ID: st.ID, Code: st.Code, Concerns: st.Subject, EventTime: st.EventTime,
+			MessageID: st.MessageID, HeaderID: e.Message.MessageID, Reason: reasonText(e)})
 	}
 	return s.withForeign(ctx, p, eq, bare, limit, out) // relaylist.go
 }

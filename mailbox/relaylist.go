@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/kephs/kep/account"
-	"github.com/kephs/kep/evidence"
 )
 
 // foreignEntries lists returned evidence matching eq that p may read (the
@@ -42,27 +41,10 @@ func (s *Service) foreignEntries(ctx context.Context, p *account.Principal, eq E
 		if p.Kind() != account.Staff && !p.Can(acct, account.GrantRead) {
 			continue
 		}
-		b, err := evidence.ParseBundle(bundle)
+		ent, err := foreignEntry(seq, bundle)
 		if err != nil {
 			return nil, err
 		}
-		e, err := evidence.Parse(b.Evidence)
-		if err != nil {
-			return nil, err
-		}
-		ent := &EvidenceEntry{Seq: seq, ID: e.ID, Code: e.Code, EventTime: e.EventTime, HeaderID: e.Message.MessageID}
-		if len(e.Recipients) == 1 {
-			ent.Concerns = e.Recipients[0].Address
-		}
-		var reasons []string
-		for _, r := range e.Reasons {
-			text := r.Text
-			if text == "" {
-				text = strings.TrimPrefix(r.Code, evidence.ReasonKEPBase)
-			}
-			reasons = append(reasons, text)
-		}
-		ent.Reason = strings.Join(reasons, "; ")
 		out = append(out, ent)
 	}
 	return out, rows.Err()

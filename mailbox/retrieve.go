@@ -25,15 +25,21 @@ const (
 	// body had been served to before, by any fetch, PEEK included: what
 	// Thunderbird, Apple Mail, Outlook and neomutt do.
 	SeenAfterDownload Retrieval = "seen-after-download"
+	// WebOpen: the message was opened in the web mail (Open).
+	WebOpen Retrieval = "web"
 )
 
 // Reason codes of evidence 60 and 61.
 const (
 	ReasonRetrievalBodyFetch = evidence.ReasonKEPBase + "retrieval-body-fetch"
 	ReasonRetrievalSeenFlag  = evidence.ReasonKEPBase + "retrieval-seen-after-download"
+	ReasonRetrievalWeb       = evidence.ReasonKEPBase + "retrieval-web"
 )
 
 func (r Retrieval) reason() evidence.Reason {
+	if r == WebOpen {
+		return evidence.Reason{Code: ReasonRetrievalWeb, Text: "Alıcı iletiyi web postada açtı / the recipient opened the message in the web mail"}
+	}
 	if r == SeenAfterDownload {
 		return evidence.Reason{Code: ReasonRetrievalSeenFlag,
 			Text: "Alıcı iletiyi indirdikten sonra okundu olarak işaretledi / the recipient marked the message read after downloading it"}
@@ -66,6 +72,16 @@ func servedKey(p *account.Principal) string {
 // 60 is issued (once per recipient) before the body leaves; an error means
 // the body must not be sent.
 func (s *Service) Serve(ctx context.Context, p *account.Principal, m *Message, peek bool) error {
+	return s.serve(ctx, p, m, peek, BodyFetch)
+}
+
+// Open is Serve without PEEK for a front-end that names how the message
+// was opened (WebOpen): the opening is the retrieval.
+func (s *Service) Open(ctx context.Context, p *account.Principal, m *Message, how Retrieval) error {
+	return s.serve(ctx, p, m, false, how)
+}
+
+func (s *Service) serve(ctx context.Context, p *account.Principal, m *Message, peek bool, how Retrieval) error {
 	s.init()
 	if m.Kind != KindKEP || m.DeliveryID == 0 {
 		return nil
@@ -86,7 +102,7 @@ func (s *Service) Serve(ctx context.Context, p *account.Principal, m *Message, p
 	if peek {
 		return nil
 	}
-	return s.markRead(ctx, p, m.DeliveryID, BodyFetch)
+	return s.markRead(ctx, p, m.DeliveryID, how)
 }
 
 // recordServed notes that the body of a delivery was served to p, once.

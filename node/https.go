@@ -13,7 +13,9 @@ import (
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/rehber"
 	"github.com/kephs/kep/report"
+	"github.com/kephs/kep/submission"
 	"github.com/kephs/kep/tlog"
+	"github.com/kephs/kep/web"
 )
 
 // httpsLimits bound what one client can hold of the HTTPS server (issue 9,
@@ -47,8 +49,11 @@ func rehberService(n *provider.Node, tlsConf *tls.Config) *rehber.Service {
 	return rb
 }
 
-func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endpoints) *http.Server {
+func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endpoints, ap *submission.AccessPoint) *http.Server {
 	mux := http.NewServeMux()
+	// The web mail (docs/web.md) at /: every path no other handler claims.
+	mux.Handle("/", (&web.Server{Mailbox: n.Mailbox, Accounts: n.Accounts, Access: ap, SignerOrigin: n.Config.HTTP.SignerOrigin,
+		Now: n.Now, Log: n.Logger}).Handler())
 	newClientSetup(n, ep).handle(mux)
 	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(n.DB, func(ctx context.Context, start, end int64) ([][]byte, error) {
 		return mailbox.LogEntries(ctx, n.DB.Q(), start, end) // evidence and receipts of other providers' evidence

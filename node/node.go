@@ -176,7 +176,7 @@ func (r *Running) start(ctx context.Context) error {
 		return err
 	}
 
-	hs := httpsServer(n, tlsConf, defaultHTTPSLimits, r.Endpoints) // after the mail listeners: autoconfig names their ports
+	hs := httpsServer(n, tlsConf, defaultHTTPSLimits, r.Endpoints, sub.AccessPoint) // after the mail listeners: autoconfig names their ports
 	r.closers = append(r.closers, hs.Close)
 	if err := r.listen("http.listen", cfg.HTTP.Listen, &r.Endpoints.HTTPS, func(l net.Listener) error { return serveHTTPS(hs, l, defaultHTTPSLimits) }); err != nil {
 		return err

@@ -79,7 +79,7 @@ const (
 )
 
 // inspect runs the access-point checks on a message.
-func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
+func (ss *txn) inspect(data []byte) (*inspected, *Refusal) {
 	d := blob.Digest(sha256.Sum256(data))
 	in := &inspected{size: int64(len(data)), digest: &d, recipients: append([]string(nil), ss.rcpt...), from: ss.from}
 	ctx := context.Background()
@@ -226,7 +226,7 @@ func (ss *session) inspect(data []byte) (*inspected, *Refusal) {
 }
 
 // now is the provider's clock, the one its evidence uses.
-func (ss *session) now() time.Time {
+func (ss *txn) now() time.Time {
 	if ss.s.mb != nil && ss.s.mb.Now != nil {
 		return ss.s.mb.Now().UTC()
 	}
@@ -236,7 +236,7 @@ func (ss *session) now() time.Time {
 // checkRevocation checks that the signer's certificate was not revoked at
 // asOf, and stores the deciding OCSP response or CRL once (by its digest)
 // for the acceptance evidence to cite.
-func (ss *session) checkRevocation(ctx context.Context, in *inspected, cert *x509.Certificate, inter []*x509.Certificate, asOf time.Time) *Refusal {
+func (ss *txn) checkRevocation(ctx context.Context, in *inspected, cert *x509.Certificate, inter []*x509.Certificate, asOf time.Time) *Refusal {
 	pol := ss.s.opts.Revocation
 	if pol.Checker == nil {
 		return nil
@@ -321,7 +321,7 @@ func mimeDepth(h mail.Header, body io.Reader, depth int) int {
 
 // senderAccount resolves the From address to an account the principal may
 // send for: their own, or one the operator holds the send grant on.
-func (ss *session) senderAccount(ctx context.Context, from string) (*store.Account, *Refusal) {
+func (ss *txn) senderAccount(ctx context.Context, from string) (*store.Account, *Refusal) {
 	q := ss.s.accounts.DB.Q()
 	if ss.p.Account != nil {
 		if from != ss.p.Account.Address {
@@ -346,7 +346,7 @@ func (ss *session) senderAccount(ctx context.Context, from string) (*store.Accou
 
 // signerIdentity is whose certificate must sign: the account holder's, or
 // the sending operator's.
-func (ss *session) signerIdentity(sender *store.Account) (identity.ID, *Refusal) {
+func (ss *txn) signerIdentity(sender *store.Account) (identity.ID, *Refusal) {
 	if ss.p.Operator != nil {
 		return identity.ID{Scheme: identity.TCKN, Value: ss.p.Operator.TCKN}, nil
 	}

@@ -2,6 +2,7 @@ package submission
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/emersion/go-smtp"
 
@@ -25,6 +26,17 @@ func (r *Refusal) SMTP() *smtp.SMTPError {
 	return &smtp.SMTPError{Code: r.Code, EnhancedCode: r.Enhanced, Message: r.Reason.Text}
 }
 
+// Temporary says whether nothing was decided: the sender may send the same
+// message again (a 4xx reply; no rejection evidence was issued).
+func (r *Refusal) Temporary() bool { return r.Code < 500 }
+
+// MachineCode is the refusal's stable machine code for APIs: its reason
+// code without the KEP prefix ("bcc-not-empty", "bad-signature", …).
+// Package evidence and this file name every one.
+func (r *Refusal) MachineCode() string {
+	return strings.TrimPrefix(r.Reason.Code, evidence.ReasonKEPBase)
+}
+
 func refuse(code int, enh smtp.EnhancedCode, reasonCode, format string, args ...any) *Refusal {
 	return &Refusal{Code: code, Enhanced: enh, Reason: evidence.Reason{Code: reasonCode, Text: fmt.Sprintf(format, args...)}}
 }
@@ -39,6 +51,12 @@ const (
 	reasonBadIletiTip      = evidence.ReasonKEPBase + "bad-ileti-tip"
 	reasonEncrypted        = evidence.ReasonKEPBase + "encrypted"
 	reasonSenderNotActive  = evidence.ReasonKEPBase + "sender-not-active"
+
+	// Temporary refusals (4xx): no evidence carries them.
+	reasonTooManyRecipients   = evidence.ReasonKEPBase + "too-many-recipients"
+	reasonShuttingDown        = evidence.ReasonKEPBase + "shutting-down"
+	reasonEvidenceUnavailable = evidence.ReasonKEPBase + "evidence-unavailable"
+	reasonNotStored           = evidence.ReasonKEPBase + "not-stored"
 )
 
 var (

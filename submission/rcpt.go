@@ -28,7 +28,7 @@ import (
 // knownDomain says whether a KEP provider domain (hsNN.kep.tr) belongs to a
 // provider messages can go to: this provider's own, or one the node's
 // provider directory knows (Options.KnownDomain).
-func (s *Server) knownDomain(domain string) bool {
+func (s *AccessPoint) knownDomain(domain string) bool {
 	domain = strings.ToLower(domain)
 	switch {
 	case strings.EqualFold(domain, s.opts.Domain):
@@ -42,7 +42,7 @@ func (s *Server) knownDomain(domain string) bool {
 // recipientRefusal checks that r (lower case) can ever be accepted: a KEP
 // address at a known provider. A company's subdomain (acme.hs01.kep.tr) is
 // its provider's (address.Parse). Nil when it can.
-func (s *Server) recipientRefusal(r string) *Refusal {
+func (s *AccessPoint) recipientRefusal(r string) *Refusal {
 	a, err := address.Parse(r)
 	if errors.Is(err, address.ErrNotKEPDomain) {
 		return refuse(550, codeBadDest, evidence.ReasonCodeRecipientNotKEP, "%s is not a KEP address: KEP messages go only to KEP addresses (…@hsNN.kep.tr).", r)
@@ -86,7 +86,7 @@ func (ss *session) addRcpt(to string) error {
 // message's To or Cc (visible, lower case) still names (the first such
 // address in order), and adds such recipients to the rejection's; nil when
 // there is none.
-func (ss *session) poisoned(in *inspected, visible map[string]bool) *Refusal {
+func (ss *txn) poisoned(in *inspected, visible map[string]bool) *Refusal {
 	var names []string
 	for r := range ss.refused {
 		if visible[r] {

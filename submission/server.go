@@ -37,7 +37,6 @@ import (
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/identity"
 	"github.com/kephs/kep/mailbox"
-	"github.com/kephs/kep/store"
 )
 
 // Options configure the submission service.
@@ -59,13 +58,10 @@ type Options struct {
 	Revocation  RevocationPolicy // checks.go
 }
 
-// Server is the submission service.
+// Server is the submission service: the SMTP front-end of the access point.
 type Server struct {
-	mb       *mailbox.Service
-	accounts *account.Service
-	trust    *identity.TrustStore
-	opts     Options
-	tls      *tls.Config
+	*AccessPoint
+	tls *tls.Config
 
 	pool *connlimit.Pool // connections held, over both ports
 	// ctx ends when the service closes: AUTH and DATA work under it.
@@ -79,21 +75,9 @@ type Server struct {
 // New makes a submission service over the mailboxes and accounts, checking
 // signatures against the e-signature trust store.
 func New(mb *mailbox.Service, accounts *account.Service, trust *identity.TrustStore, tlsConfig *tls.Config, o Options) *Server {
-	if o.MaxMessageBytes == 0 {
-		o.MaxMessageBytes = 100 << 20
-	}
-	if o.MaxRecipients == 0 {
-		o.MaxRecipients = 100
-	}
-	if o.MaxTotalBytes == 0 {
-		o.MaxTotalBytes = 1 << 30
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	o.Limits.fill()
+	ap := NewAccessPoint(mb, accounts, trust, o)
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{mb: mb, accounts: accounts, trust: trust, opts: o, tls: tlsConfig, pool: connlimit.NewPool(), ctx: ctx, cancel: cancel}
+	return &Server{AccessPoint: ap, tls: tlsConfig, pool: connlimit.NewPool(), ctx: ctx, cancel: cancel}
 }
 
 func (s *Server) newSMTP() *smtp.Server {
@@ -161,6 +145,7 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		remote = addr.IP.String()
 	}
 	ss := &session{s: b.s, conn: c, remote: remote, lc: connlimit.Of(c.Conn())}
+	ss.txn.s, ss.txn.authMethod = b.s.AccessPoint, evidence.AuthSMTPCMS
 	if ss.lc != nil && ss.lc.TimedOut() {
 		return nil, cutErr()
 	}
@@ -168,6 +153,7 @@ func (b backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if ss.lc != nil {
 		ss.lc.Phase("command", 0)
 		id = ss.lc.ID
+		ss.connTag = id
 	}
 	ss.ctx, ss.cancel = context.WithCancel(b.s.ctx)
 	// Every line of the session names its connection; no user name, no
@@ -182,15 +168,11 @@ type session struct {
 	conn   *smtp.Conn
 	lc     *connlimit.Conn // the connection under its limits (nil only in odd wiring)
 	remote string
-	log    *slog.Logger
 	ctx    context.Context // ends at Logout and when the service closes
 	cancel context.CancelFunc
-	p      *account.Principal
-	authAt time.Time
-
-	from    string
-	rcpt    []string            // accepted recipients, lower case, each once
-	refused map[string]*Refusal // recipients refused at RCPT (rcpt.go)
+	// txn holds the principal, the envelope and the log of the session:
+	// the access point's checks (access.go) work on it.
+	txn
 }
 
 func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
@@ -303,7 +285,7 @@ func (ss *session) Data(r io.Reader) error {
 		data, err = buf.Bytes(), nil
 	case err == nil:
 		if w, err = ss.s.mb.Blobs.Create(); err != nil {
-			return ss.tempFail(err)
+			return ss.tempFail(ctx, err).SMTP()
 		}
 		w.Write(buf.Bytes())
 		buf = bytes.Buffer{}
@@ -315,73 +297,23 @@ func (ss *session) Data(r io.Reader) error {
 		if w != nil { // issue 9.3: no evidence, not even a rejection: 451
 			w.Abort()
 		}
-		return ss.tempFail(nr)
+		return ss.tempFail(ctx, nr).SMTP()
 	}
 	if err != nil {
 		if w != nil {
 			w.Abort()
 		}
 		if errors.Is(err, smtp.ErrDataTooLarge) {
-			ref := refuse(552, codeTooBig, evidence.ReasonCodeSizeLimit, "The message is larger than the %d MB this provider accepts.", ss.s.opts.MaxMessageBytes>>20)
-			ss.reject(ctx, &inspected{}, ref)
-			return ref.SMTP()
+			return ss.tooBig(ctx).SMTP()
 		}
 		return ss.readFailed(err)
 	}
-	in, ref := ss.inspect(data)
+	acc, ref := ss.submit(ctx, data, w)
 	if ref != nil {
-		if w != nil {
-			w.Abort()
-		}
-		if ref.Code >= 500 { // a temporary failure is no rejection: the sender retries
-			ss.reject(ctx, in, ref)
-		}
 		return ref.SMTP()
 	}
-	var digest blob.Digest
-	var gen int64
-	var small []byte // the message, when it was read into memory whole
-	if w == nil {
-		small = data
-	}
-	if w != nil {
-		digest, gen, err = w.CommitDeferred()
-	} else {
-		digest, gen, err = ss.s.mb.Blobs.PutDeferred(data)
-	}
-	if err != nil {
-		return ss.tempFail(err)
-	}
-	msg, rec, err := ss.s.mb.Accept(ctx, &mailbox.Submission{
-		Sender: in.sender, Operator: ss.p.Operator, Original: digest, Size: in.size, BlobGen: gen, From: in.from,
-		Recipients: in.recipients, HeaderID: in.headerID, IletiID: in.iletiID, IletiTip: in.iletiTip, Data: small,
-		AuthMethod: evidence.AuthSMTPCMS, AuthTime: ss.authAt, Properties: in.properties,
-	})
-	if err != nil {
-		return ss.tempFail(err)
-	}
-	ss.s.opts.Metrics.accept()
-	ss.log.Info("accepted", "evidence", rec.Evidence.ID, "ileti", msg.IletiID, "recipients", len(in.recipients), "size", in.size)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
-		Message: "Accepted: KEP evidence " + rec.Evidence.ID + " (iletiID " + msg.IletiID + ")"}
-}
-
-// tempFail answers a failure of the provider's own (the store, the log):
-// nothing was accepted or refused, the client tries again. The reply
-// carries no internal error text; the log line, under the connection's
-// id, does.
-func (ss *session) tempFail(err error) error {
-	ss.s.opts.Metrics.refuse("temporary")
-	if ss.ctx.Err() != nil {
-		ss.log.Warn("message not stored: the service is shutting down", "err", err)
-		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "The service is shutting down; nothing was accepted, try again shortly"}
-	}
-	if nr := (*evidence.NotReadyError)(nil); errors.As(err, &nr) { // the provider's keys (issue 9.3)
-		ss.log.Warn("message not accepted: no evidence can be issued now", "key", nr.Key, "cause", nr.Reason)
-		return &smtp.SMTPError{Code: 451, EnhancedCode: codeTempFail, Message: "The provider cannot issue evidence now: " + nr.Reason + "; nothing was accepted, try again later"}
-	}
-	ss.log.Error("message not stored", "err", err)
-	return &smtp.SMTPError{Code: 451, EnhancedCode: codeTempFail, Message: "The message could not be stored; nothing was accepted, try again (connection " + ss.connID() + ")"}
+		Message: "Accepted: KEP evidence " + acc.EvidenceID + " (iletiID " + acc.IletiID + ")"}
 }
 
 // readFailed answers a message whose bytes stopped arriving: after a
@@ -410,50 +342,6 @@ func cutErr() error {
 func (ss *session) cut() error {
 	if ss.lc != nil && ss.lc.TimedOut() {
 		return cutErr()
-	}
-	return nil
-}
-
-func (ss *session) connID() string {
-	if ss.lc != nil {
-		return ss.lc.ID
-	}
-	return "-"
-}
-
-// reject issues the rejection evidence (11) for a refused message.
-func (ss *session) reject(ctx context.Context, in *inspected, ref *Refusal) {
-	rj := &mailbox.Rejection{Sender: in.sender, Operator: ss.p.Operator, From: in.from, Recipients: in.recipients, Size: in.size,
-		HeaderID: in.headerID, IletiID: in.iletiID, IletiTip: in.iletiTip, Reason: ref.Reason, AuthMethod: evidence.AuthSMTPCMS, AuthTime: ss.authAt}
-	if in.digest != nil {
-		rj.Digest = in.digest[:]
-	}
-	if rj.Sender == nil {
-		rj.Sender = ss.defaultSender(ctx)
-	}
-	if rj.From == "" {
-		rj.From = ss.from
-	}
-	if len(rj.Recipients) == 0 {
-		rj.Recipients = ss.rcpt
-	}
-	if _, err := ss.s.mb.Reject(ctx, rj); err != nil {
-		ss.log.Error("rejection evidence", "err", err)
-	}
-	ss.s.opts.Metrics.refuse(ref.Reason.Code)
-	ss.log.Info("rejected", "reason", ref.Reason.Code)
-}
-
-// defaultSender is the account whose evidence folder receives a rejection
-// when the message named no account the principal may act for.
-func (ss *session) defaultSender(ctx context.Context) *store.Account {
-	if ss.p.Account != nil {
-		return ss.p.Account
-	}
-	for _, r := range ss.p.Roles {
-		if a, err := store.GetAccount(ctx, ss.s.accounts.DB.Q(), r.AccountID); err == nil {
-			return a
-		}
 	}
 	return nil
 }
