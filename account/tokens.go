@@ -78,9 +78,10 @@ func tokenHash(token string) []byte {
 	return h[:]
 }
 
-// MayManageTokens reports whether p may make, list and revoke tokens of
-// account a: its holder, its main operator, or the provider's staff.
-func MayManageTokens(p *Principal, a *store.Account) bool {
+// MayManage reports whether p may manage account a's API tokens and its
+// operators' grants through the API: its holder, its main operator, or
+// the provider's staff.
+func MayManage(p *Principal, a *store.Account) bool {
 	switch p.Kind() {
 	case Staff:
 		return true
@@ -94,7 +95,7 @@ func MayManageTokens(p *Principal, a *store.Account) bool {
 }
 
 // CreateToken makes a token on account addr for by (who must be allowed to,
-// MayManageTokens) and returns it with the secret, which is never shown
+// MayManage) and returns it with the secret, which is never shown
 // again.
 func (s *Service) CreateToken(ctx context.Context, actor Actor, by *Principal, addr string, req TokenRequest) (*TokenRecord, string, error) {
 	req.Name = strings.TrimSpace(req.Name)
@@ -113,7 +114,7 @@ func (s *Service) CreateToken(ctx context.Context, actor Actor, by *Principal, a
 		if err != nil {
 			return fmt.Errorf("%w: %s", ErrNoSuchAccount, addr)
 		}
-		if !MayManageTokens(by, a) {
+		if !MayManage(by, a) {
 			return fmt.Errorf("%w (%s)", ErrTokenNotMaking, a.Address)
 		}
 		if Status(a.Status) != Active {
@@ -178,7 +179,7 @@ func (s *Service) Tokens(ctx context.Context, by *Principal, addr string) ([]*To
 		return nil, fmt.Errorf("%w: %s", ErrNoSuchAccount, addr)
 	}
 	where, args := `WHERE t.account_id = ?`, []any{a.ID}
-	if !MayManageTokens(by, a) {
+	if !MayManage(by, a) {
 		if by.Kind() != Operator || by.RoleOn(a.ID) == nil {
 			return nil, fmt.Errorf("%w: %s", ErrNoSuchAccount, addr)
 		}
@@ -215,7 +216,7 @@ func (s *Service) RevokeToken(ctx context.Context, actor Actor, by *Principal, a
 			return fmt.Errorf("%w: %d on %s", ErrNoSuchToken, id, a.Address)
 		}
 		own := by.Kind() == Operator && t.OperatorID == by.Operator.ID
-		if !MayManageTokens(by, a) && !own {
+		if !MayManage(by, a) && !own {
 			return fmt.Errorf("%w: %d on %s", ErrNoSuchToken, id, a.Address)
 		}
 		if !t.RevokedAt.IsZero() {

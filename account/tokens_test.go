@@ -99,7 +99,7 @@ func TestTokens(t *testing.T) {
 		}
 		// The sub-operator is main operator of another company; the token
 		// made for co carries nothing there.
-		if p.Can(other.ID, account.GrantRead) || account.MayManageTokens(p, other) {
+		if p.Can(other.ID, account.GrantRead) || account.MayManage(p, other) {
 			t.Fatal("a token made for one account acts on another")
 		}
 		for _, bad := range []string{"", "kep_", "kep_nothing", strings.Replace(secrets["holder, as holder"], "kep_", "pek_", 1)} {
