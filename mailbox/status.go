@@ -342,3 +342,19 @@ func (s *Service) Original(ctx context.Context, p *account.Principal, m *KEPMess
 	}
 	return data, err
 }
+
+// ForeignBundle returns, as received, the bundle of evidence id that
+// another provider returned for a message p may see as its sender.
+func (s *Service) ForeignBundle(ctx context.Context, p *account.Principal, id string) ([]byte, error) {
+	s.init()
+	if err := s.RefreshRoles(ctx, p); err != nil {
+		return nil, err
+	}
+	var acct int64
+	var bundle []byte
+	err := s.DB.Q().QueryRow(ctx, `SELECT account_id, bundle FROM foreign_evidence WHERE evidence_id = ?`, id).Scan(&acct, &bundle)
+	if errors.Is(store.MapErr(err), store.ErrNotFound) || err == nil && p.Kind() != account.Staff && !p.Can(acct, account.GrantRead) {
+		return nil, refuse(NotFound, "No evidence %s", id)
+	}
+	return bundle, err
+}
