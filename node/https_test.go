@@ -17,7 +17,7 @@ import (
 // startHTTPS serves the node's HTTPS server with lim on loopback.
 func startHTTPS(t *testing.T, w *providertest.World, lim httpsLimits) string {
 	t.Helper()
-	hs := httpsServer(w.Node, w.Node.TLSConfig(), lim, Endpoints{})
+	hs := httpsServer(w.Node, w.Node.TLSConfig(), lim, Endpoints{}, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

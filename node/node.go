@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kephs/kep/api"
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/imapd"
 	"github.com/kephs/kep/provider"
@@ -162,7 +163,10 @@ func (r *Running) start(ctx context.Context) error {
 		return err
 	}
 
-	hs := httpsServer(n, tlsConf, defaultHTTPSLimits, r.Endpoints) // after the mail listeners: autoconfig names their ports
+	hs := httpsServer(n, tlsConf, defaultHTTPSLimits, r.Endpoints, sub.AccessPoint) // after the mail listeners: autoconfig names their ports
+	wh := &api.Webhooks{DB: n.DB, Now: n.Now, Owner: queueOwner(), Log: n.Logger} // the API's webhook calls
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); wh.Run(ctx, 2*time.Second) }()
 	r.closers = append(r.closers, hs.Close)
 	if err := r.listen("http.listen", cfg.HTTP.Listen, &r.Endpoints.HTTPS, func(l net.Listener) error { return serveHTTPS(hs, l, defaultHTTPSLimits) }); err != nil {
 		return err
