@@ -4,7 +4,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"html/template"
-	"net/http"
 	"sort"
 	"strings"
 )
@@ -115,4 +114,4 @@ func (s *Server) docPage(c *call) error {
 	return pageTmpl.Execute(c.w, map[string]any{"Info": d.Info, "Ops": ops})
 }
 
-var _ = http.StatusOK
+
