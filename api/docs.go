@@ -113,5 +113,3 @@ func (s *Server) docPage(c *call) error {
 	c.w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	return pageTmpl.Execute(c.w, map[string]any{"Info": d.Info, "Ops": ops})
 }
-
-
