@@ -119,12 +119,12 @@ func tokenJSON(t *account.TokenRecord) map[string]any {
 	return out
 }
 
-// listTokens: GET /api/v1/accounts/{address}/tokens — all of them for
-// the holder and the main operator, an operator's own otherwise.
+// listTokens: GET /api/v1/accounts/{address}/tokens — for the holder and
+// the main operator.
 func (s *Server) listTokens(c *call) error {
-	a, err := store.GetAccountByAddress(c.ctx, s.Accounts.DB.Q(), strings.ToLower(c.r.PathValue("address")))
-	if err != nil || !c.visible(a) {
-		return account.ErrNoSuchAccount
+	a, err := c.managed()
+	if err != nil {
+		return err
 	}
 	ts, err := s.Accounts.Tokens(c.ctx, c.p, a.Address)
 	if err != nil {

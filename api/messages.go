@@ -74,7 +74,7 @@ func (s *Server) usage(c *call) error {
 		return err
 	}
 	q := c.r.URL.Query()
-	to := s.now()
+	to := s.now().Add(time.Second) // up to now
 	from := to.AddDate(0, -1, 0)
 	for _, f := range []struct {
 		name string
