@@ -193,7 +193,12 @@ func (c *call) json(status int, v any) error {
 	c.w.WriteHeader(status)
 	enc := json.NewEncoder(c.w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		// The client went away: what was done stays done (a retry with
+		// the same idempotency keys finds it).
+		c.s.log().Info("api: answer not delivered", "request", c.id, "err", err)
+	}
+	return nil
 }
 
 // bytes writes a file download.
