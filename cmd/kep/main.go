@@ -79,6 +79,9 @@ func commands() []command {
 		{"send", "sign a message with your e-signature and submit it", cmdSend},
 		{"serve", "run one provider node (SMTP submission, IMAP, HTTPS, evidence log)", cmdServe},
 		{"verify", "verify an evidence bundle offline; exit 0 only when every check holds", cmdVerify},
+		{"token create", "make an API token for an account (shown once), acting as its holder or one operator", cmdTokenCreate},
+		{"token list", "list an account's API tokens", cmdTokenList},
+		{"token revoke", "revoke an API token", cmdTokenRevoke},
 		{"version", "print the version and build information", cmdVersion},
 	}
 }
