@@ -21,9 +21,9 @@ type Limits struct {
 	Burst int     // the bucket's size; also bounds one bulk call
 }
 
-// DefaultLimits let one token send a full bulk call (MaxBulk) at once and
-// about 200 messages a second after that.
-var DefaultLimits = Limits{Rate: 200, Burst: 2 * MaxBulk}
+// DefaultLimits let one token send three full bulk calls (MaxBulk) at
+// once and about 1,000 messages a second after that.
+var DefaultLimits = Limits{Rate: 1000, Burst: 3 * MaxBulk}
 
 func (s *Server) limits() Limits {
 	l := s.Limits

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -311,16 +312,8 @@ func (s *Server) messageEvidence(c *call) error {
 	for _, r := range st.Recipients {
 		all = append(all, r.Evidence...)
 	}
-	sortEntries(all)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Seq < all[j].Seq })
 	return c.json(http.StatusOK, map[string]any{"message_id": st.Message.ID, "evidence": evidenceList(all)})
-}
-
-func sortEntries(es []*mailbox.EvidenceEntry) {
-	for i := 1; i < len(es); i++ {
-		for j := i; j > 0 && es[j].Seq < es[j-1].Seq; j-- {
-			es[j], es[j-1] = es[j-1], es[j]
-		}
-	}
 }
 
 // messageOriginal: GET /api/v1/messages/{ref}/original — the signed
