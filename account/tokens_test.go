@@ -2,6 +2,7 @@ package account_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"strings"
 	"testing"
@@ -84,8 +85,13 @@ func TestTokens(t *testing.T) {
 		}
 		// Only the hash is stored.
 		var n int
-		if err := db.Q().QueryRow(ctx, `SELECT COUNT(*) FROM api_tokens WHERE hint = hash OR name = ?`, secrets["holder, as holder"]).Scan(&n); err != nil || n != 0 {
+		sum := sha256.Sum256([]byte(secrets["holder, as holder"]))
+		if err := db.Q().QueryRow(ctx, `SELECT COUNT(*) FROM api_tokens WHERE hint = ? OR name = ? OR created_by = ?`,
+			secrets["holder, as holder"], secrets["holder, as holder"], secrets["holder, as holder"]).Scan(&n); err != nil || n != 0 {
 			t.Fatalf("secret stored: %d %v", n, err)
+		}
+		if err := db.Q().QueryRow(ctx, `SELECT COUNT(*) FROM api_tokens WHERE hash = ?`, sum[:]).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d rows hold the token's hash, want 1: %v", n, err)
 		}
 
 		// Each token acts as exactly one principal, within its grants.
