@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -177,6 +178,32 @@ func TestEndpoints(t *testing.T) {
 			{"submit bad token", "kep_forged", "POST", "/api/v1/messages", raw, nil, 401, "invalid-token"},
 			{"no such route", tA, "GET", "/api/v1/nothing", nil, nil, 404, "not-found"},
 		})
+		// Bulk: partial success, item by item.
+		b64 := func(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+		bulk := `{"items":[{"idempotency_key":"b1","message":"` + b64(signed(t, e.ayse, ayse, "", e.zehra.Account.Address)) + `"},` +
+			`{"idempotency_key":"b2","message":"` + b64(unsigned) + `"},` +
+			`{"idempotency_key":"","message":"` + b64(raw) + `"},` +
+			`{"idempotency_key":"b4","message":""}]}`
+		bres := e.run([]check{
+			{"bulk", tA, "POST", "/api/v1/messages/bulk", []byte(bulk), nil, 200, ""},
+			{"bulk empty", tA, "POST", "/api/v1/messages/bulk", []byte(`{"items":[]}`), nil, 400, "bulk-size"},
+			{"bulk bad json", tA, "POST", "/api/v1/messages/bulk", []byte(`{"items":`), nil, 400, "bad-json"},
+			{"bulk no token", "", "POST", "/api/v1/messages/bulk", []byte(bulk), nil, 401, "unauthenticated"},
+		})
+		var br struct {
+			Accepted, Refused int
+			Items             []struct {
+				Status  int
+				Problem *struct{ Code string }
+			}
+		}
+		if err := json.Unmarshal(bres["bulk"], &br); err != nil {
+			t.Fatal(err)
+		}
+		if br.Accepted != 1 || br.Refused != 3 || br.Items[0].Status != 201 || br.Items[1].Problem.Code != "not-signed" ||
+			br.Items[2].Problem.Code != "missing-idempotency-key" || br.Items[3].Problem.Code != "empty-message" {
+			t.Fatalf("bulk: %s", bres["bulk"])
+		}
 		acc := decode(t, res["submit"])
 		id := strconv.Itoa(int(acc["message_id"].(float64)))
 		if again := decode(t, res["submit replayed"]); again["message_id"] != acc["message_id"] || again["replayed"] != true {
@@ -263,6 +290,7 @@ func TestEndpoints(t *testing.T) {
 			{"bundle stranger", tMain, "GET", "/api/v1/evidence/" + evID + "/bundle", nil, nil, 404, "not-found"},
 			{"bundle none", tA, "GET", "/api/v1/evidence/nothing/bundle", nil, nil, 404, "not-found"},
 			{"verify not a bundle", tA, "POST", "/api/v1/verify", []byte("PK nothing"), nil, 400, "not-a-bundle"},
+			{"verify bad form", tA, "POST", "/api/v1/verify", []byte("--x\r\n"), []string{"Content-Type", "multipart/form-data; boundary=y"}, 400, "bad-form"},
 		})
 		bundle := res["bundle"]
 		form := func(parts map[string][]byte) ([]byte, string) {
@@ -309,7 +337,7 @@ func TestEndpoints(t *testing.T) {
 			{"operators sub", tSub, "GET", ops, nil, nil, 403, "not-manager"},
 			{"operators other", tA, "GET", ops, nil, nil, 404, "no-such-account"},
 		})
-		if u := decode(t, res["usage"]); u["messages"] != 1.0 || u["recipients"] != 1.0 {
+		if u := decode(t, res["usage"]); u["messages"] != 2.0 || u["recipients"] != 2.0 { // the single one and the bulk one
 			t.Fatalf("usage: %v", u)
 		}
 		if me := decode(t, res["me"]); me["acts_as"] != "operator" || strings.Contains(string(res["me"]), e.sub.TCKN) {
