@@ -2,9 +2,9 @@ package api_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
