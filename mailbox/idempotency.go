@@ -9,6 +9,7 @@ package mailbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/kephs/kep/blob"
@@ -24,15 +25,20 @@ const IdempotencyRetention = 7 * 24 * time.Hour
 const MaxIdempotencyKey = 200
 
 func recordIdempotencyKey(ctx context.Context, tx *store.Tx, sub *Submission, messageID int64, now time.Time) error {
-	// A key past its retention that ExpireIdempotencyKeys has not removed
-	// yet names nothing any more.
-	if _, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE account_id = ? AND key = ? AND created_at < ?`,
-		sub.Sender.ID, sub.IdempotencyKey, store.Millis(now.Add(-IdempotencyRetention))); err != nil {
+	// One statement: a key past its retention that ExpireIdempotencyKeys
+	// has not removed yet names nothing any more and is taken over; a live
+	// one is a conflict.
+	r, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (account_id, key, digest, message_id, created_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, key) DO UPDATE SET digest = excluded.digest, message_id = excluded.message_id, created_at = excluded.created_at
+		WHERE idempotency_keys.created_at < ?`,
+		sub.Sender.ID, sub.IdempotencyKey, sub.Original[:], messageID, store.Millis(now), store.Millis(now.Add(-IdempotencyRetention)))
+	if err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (account_id, key, digest, message_id, created_at) VALUES (?, ?, ?, ?, ?)`,
-		sub.Sender.ID, sub.IdempotencyKey, sub.Original[:], messageID, store.Millis(now))
-	return err
+	if n, err := r.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("%w: idempotency key already used by the account", store.ErrConflict)
+	}
+	return nil
 }
 
 // Idempotent is a message accepted earlier under an idempotency key.
