@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/provider/providertest"
 )
 
@@ -34,6 +36,28 @@ func TestAuthorisation(t *testing.T) {
 		}
 		if _, err := w.Node.Checkpoint(ctx); err != nil {
 			t.Fatal(err)
+		}
+		// Evidence names the right person: the operator the token acts as,
+		// authenticated by token and signature.
+		for _, c := range []struct {
+			m        map[string]any
+			operator string
+		}{{m1, ""}, {m2, "TCKN:" + e.co.TCKN}} {
+			st, err := w.Node.Mailbox.GetEvidence(ctx, &account.Principal{Staff: "test"}, c.m["evidence_id"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev, err := evidence.Parse(st.Document)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if ev.Operator != nil {
+				got = ev.Operator.Identity
+			}
+			if got != c.operator || ev.SenderAuthentication.Method != evidence.AuthAPIToken {
+				t.Fatalf("acceptance evidence names operator %q by %q, want %q by %q", got, ev.SenderAuthentication.Method, c.operator, evidence.AuthAPIToken)
+			}
 		}
 		// The company's mailbox gets a message too, for its folder routes.
 		send(e.tokens["ayse"], signed(t, e.ayse, ayse, "", coAddr))
