@@ -61,6 +61,10 @@ type Principal struct {
 	// AppPassword is the name of the app password used, empty for the main
 	// password.
 	AppPassword string
+	// Within, when set, confines an operator to their role on this one
+	// account: an API token made for it (tokens.go) carries no grant on
+	// the operator's other accounts.
+	Within int64
 }
 
 // Kind says what sort of party the principal is.
@@ -131,7 +135,7 @@ func (p *Principal) Can(accountID int64, g Grant) bool {
 		return p.Account != nil && p.Account.ID == accountID
 	case Operator:
 		for _, r := range p.Roles {
-			if r.AccountID == accountID && Grant(r.Grants)&g == g {
+			if r.AccountID == accountID && (p.Within == 0 || p.Within == accountID) && Grant(r.Grants)&g == g {
 				return true
 			}
 		}

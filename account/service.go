@@ -29,6 +29,7 @@ type Service struct {
 	Limiter  *Limiter
 
 	verified verifiedCache
+	tokenUse tokenUses // tokens.go
 }
 
 func (s *Service) now() time.Time {

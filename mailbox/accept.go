@@ -29,6 +29,10 @@ type Submission struct {
 	AuthMethod string
 	AuthTime   time.Time
 	Properties []evidence.Property // KEP properties of the acceptance evidence (revocation data cited)
+	// IdempotencyKey, when set, is recorded with the message in the same
+	// transaction, for the sending account (idempotency.go): a second
+	// acceptance under the same key fails with store.ErrConflict.
+	IdempotencyKey string
 }
 
 // Accept records an accepted message in one transaction (docs/kep-rules.md,
@@ -88,6 +92,11 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 			return err
 		}
 		rec.MessageID = msg.ID
+		if sub.IdempotencyKey != "" {
+			if err := recordIdempotencyKey(ctx, tx, sub, msg.ID, now); err != nil {
+				return err
+			}
+		}
 		// Each recipient waits, pending, for its transport; this node
 		// holds the message in memory until the horizon (queue.Handoff).
 		job.Recipients = job.Recipients[:0]

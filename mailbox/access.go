@@ -221,6 +221,9 @@ func (s *Service) RefreshRoles(ctx context.Context, p *account.Principal) error 
 	}
 	var live []*store.OperatorRole
 	for _, r := range roles {
+		if p.Within != 0 && r.AccountID != p.Within {
+			continue // a token made for one account (account/tokens.go)
+		}
 		if a, err := store.GetAccount(ctx, q, r.AccountID); err == nil && account.Status(a.Status) == account.Active {
 			live = append(live, r)
 		}

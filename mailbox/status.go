@@ -18,6 +18,7 @@ import (
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/address"
+	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/store"
@@ -294,4 +295,66 @@ func reasonText(e *evidence.Evidence) string {
 		reasons = append(reasons, text)
 	}
 	return strings.Join(reasons, "; ")
+}
+
+// Original returns the signed original of message m, which FindMessage
+// gave p. To the sender's side it is a copy of what it sent; to a
+// recipient it is the message's content, so taking it is a retrieval
+// (evidence 60, through Serve as an IMAP body fetch is) of p's copy.
+func (s *Service) Original(ctx context.Context, p *account.Principal, m *KEPMessage, asSender bool) ([]byte, error) {
+	if !asSender {
+		rows, err := s.DB.Q().Query(ctx, `SELECT `+msgCols+` WHERE message_id = ? AND delivery_id IS NOT NULL ORDER BY id`, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		var copies []*Message
+		for rows.Next() {
+			c, err := scanMessage(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			copies = append(copies, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		served := false
+		for _, c := range copies {
+			f, err := GetFolderByID(ctx, s.DB.Q(), c.FolderID)
+			if err != nil || !p.Can(f.AccountID, account.GrantRead) {
+				continue
+			}
+			if err := s.Serve(ctx, p, c, false); err != nil {
+				return nil, err
+			}
+			served = true
+			break
+		}
+		if !served {
+			return nil, refuse(NotFound, "The recipient's copy of message %d was deleted; its evidence remains", m.ID)
+		}
+	}
+	data, err := s.Blobs.ReadAll(m.Digest)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, refuse(NotFound, "The content of message %d was deleted by its owners; its evidence and digests remain", m.ID)
+	}
+	return data, err
+}
+
+// ForeignBundle returns, as received, the bundle of evidence id that
+// another provider returned for a message p may see as its sender.
+func (s *Service) ForeignBundle(ctx context.Context, p *account.Principal, id string) ([]byte, error) {
+	s.init()
+	if err := s.RefreshRoles(ctx, p); err != nil {
+		return nil, err
+	}
+	var acct int64
+	var bundle []byte
+	err := s.DB.Q().QueryRow(ctx, `SELECT account_id, bundle FROM foreign_evidence WHERE evidence_id = ?`, id).Scan(&acct, &bundle)
+	if errors.Is(store.MapErr(err), store.ErrNotFound) || err == nil && p.Kind() != account.Staff && !p.Can(acct, account.GrantRead) {
+		return nil, refuse(NotFound, "No evidence %s", id)
+	}
+	return bundle, err
 }

@@ -3,12 +3,16 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/kephs/kep/api"
 	"github.com/kephs/kep/connlimit"
+	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/rehber"
@@ -55,6 +59,9 @@ func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endp
 	mux.Handle("/", (&web.Server{Mailbox: n.Mailbox, Accounts: n.Accounts, Access: ap, SignerOrigin: n.Config.HTTP.SignerOrigin,
 		Now: n.Now, Log: n.Logger}).Handler())
 	newClientSetup(n, ep).handle(mux)
+	// The REST API (docs/api.md) and its OpenAPI document.
+	mux.Handle("/api/", (&api.Server{Accounts: n.Accounts, Mailbox: n.Mailbox, Access: ap, Rehber: rehberService(n, tlsConf),
+		Anchors: func() (evidence.Anchors, error) { return apiAnchors(n) }, Logger: n.Logger, Now: n.Now}).Handler())
 	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(n.DB, func(ctx context.Context, start, end int64) ([][]byte, error) {
 		return mailbox.LogEntries(ctx, n.DB.Q(), start, end) // evidence and receipts of other providers' evidence
 	})))
@@ -75,6 +82,16 @@ func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endp
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	return &http.Server{Handler: mux, TLSConfig: tlsConf, ReadHeaderTimeout: lim.readHeader, ReadTimeout: lim.read,
 		WriteTimeout: lim.write, IdleTimeout: lim.idle}
+}
+
+// apiAnchors are what the API verifies uploaded bundles against: this
+// provider's CA, TSA roots and log keys.
+func apiAnchors(n *provider.Node) (evidence.Anchors, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(providerCA(n)) {
+		return evidence.Anchors{}, errors.New("no provider CA to verify bundles against")
+	}
+	return evidence.Anchors{ProviderCAs: pool, TSACAs: n.TSARoots, LogKeys: tlog.SplitKeys(n.LogKey)}, nil
 }
 
 // serveHTTPS serves hs on l within the connection caps; a refused client

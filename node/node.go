@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kephs/kep/api"
 	"github.com/kephs/kep/config"
 	"github.com/kephs/kep/imapd"
 	"github.com/kephs/kep/notice"
@@ -177,6 +178,24 @@ func (r *Running) start(ctx context.Context) error {
 	}
 
 	hs := httpsServer(n, tlsConf, defaultHTTPSLimits, r.Endpoints, sub.AccessPoint) // after the mail listeners: autoconfig names their ports
+	wh := &api.Webhooks{DB: n.DB, Now: n.Now, Owner: queueOwner(), Log: n.Logger}   // the API's webhook calls
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); wh.Run(ctx, 2*time.Second) }()
+	r.wg.Add(1)
+	go func() { // idempotency keys past their retention (docs/api.md)
+		defer r.wg.Done()
+		for t := time.NewTicker(time.Hour); ; {
+			if _, err := n.Mailbox.ExpireIdempotencyKeys(ctx); err != nil && ctx.Err() == nil {
+				n.Logger.Error("expire idempotency keys", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	r.closers = append(r.closers, hs.Close)
 	if err := r.listen("http.listen", cfg.HTTP.Listen, &r.Endpoints.HTTPS, func(l net.Listener) error { return serveHTTPS(hs, l, defaultHTTPSLimits) }); err != nil {
 		return err

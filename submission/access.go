@@ -2,9 +2,12 @@ package submission
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kephs/kep/account"
@@ -26,6 +29,7 @@ type AccessPoint struct {
 	accounts *account.Service
 	trust    *identity.TrustStore
 	opts     Options
+	keys     keyLocks // idempotency keys under way
 }
 
 // NewAccessPoint makes the access point over the mailboxes and accounts,
@@ -65,6 +69,9 @@ type Accepted struct {
 	Size       int64
 	Digest     blob.Digest
 	At         time.Time
+	// Replayed says the message was accepted earlier under the request's
+	// idempotency key: nothing was sent now.
+	Replayed bool
 }
 
 // Request is one message submitted by a front-end.
@@ -79,6 +86,12 @@ type Request struct {
 	// Tag names the connection or request in replies and logs, so an
 	// operator can find the log line a person quotes.
 	Tag string
+	// IdempotencyKey, when set, makes the submission safe to retry
+	// (mailbox/idempotency.go): under a key the sending account used
+	// within mailbox.IdempotencyRetention, the same bytes get the first
+	// acceptance again (Accepted.Replayed) and other bytes a refusal
+	// (reason idempotency-key-reused) — neither sends anything.
+	IdempotencyKey string
 }
 
 // Submit runs the access point's checks on one message from principal p
@@ -118,7 +131,89 @@ func (s *AccessPoint) SubmitRequest(ctx context.Context, r *Request) (*Accepted,
 	if int64(len(r.Data)) > s.opts.MaxMessageBytes {
 		return nil, t.tooBig(ctx)
 	}
-	return t.submit(ctx, r.Data, nil)
+	if r.IdempotencyKey == "" {
+		return t.submit(ctx, r.Data, nil)
+	}
+	if len(r.IdempotencyKey) > mailbox.MaxIdempotencyKey {
+		return nil, refuse(550, codeSyntax, reasonBadIdempotencyKey, "The idempotency key is %d bytes long; at most %d are accepted.", len(r.IdempotencyKey), mailbox.MaxIdempotencyKey)
+	}
+	// One submission per key at a time on this node; the database's key
+	// (idempotency_keys' primary key) holds across nodes.
+	sender, err := store.GetAccountByAddress(ctx, s.accounts.DB.Q(), t.from)
+	if err != nil {
+		return t.submit(ctx, r.Data, nil) // no such sender: the checks refuse it
+	}
+	unlock := s.keys.lock(sender.ID, r.IdempotencyKey)
+	defer unlock()
+	t.idemKey = r.IdempotencyKey
+	if acc, ref := t.replay(ctx, sender.ID, r.Data); acc != nil || ref != nil {
+		return acc, ref
+	}
+	acc, ref := t.submit(ctx, r.Data, nil)
+	if ref != nil && ref.Reason.Code == reasonNotStored {
+		// Another node accepted it under the same key meanwhile.
+		if acc, ref2 := t.replay(ctx, sender.ID, r.Data); acc != nil || ref2 != nil {
+			return acc, ref2
+		}
+	}
+	return acc, ref
+}
+
+// replay answers a submission under an idempotency key the sending account
+// used already: the first acceptance again for the same bytes, a refusal
+// for others; nil, nil when the key is new.
+func (t *txn) replay(ctx context.Context, accountID int64, data []byte) (*Accepted, *Refusal) {
+	prev, err := t.s.mb.IdempotentSubmission(ctx, accountID, t.idemKey)
+	if err != nil {
+		return nil, t.tempFail(ctx, err)
+	}
+	if prev == nil {
+		return nil, nil
+	}
+	if prev.Digest != blob.Digest(sha256.Sum256(data)) {
+		return nil, refuse(554, smtpCode(5, 5, 0), reasonIdempotencyKeyReused, "The idempotency key was used for another message on %s; nothing was sent. Use a new key for a new message.",
+			prev.Message.SubmittedAt.Format(time.RFC3339))
+	}
+	m := prev.Message
+	ds, err := mailbox.Deliveries(ctx, t.s.mb.DB.Q(), m.ID)
+	if err != nil {
+		return nil, t.tempFail(ctx, err)
+	}
+	acc := &Accepted{MessageID: m.ID, EvidenceID: m.EvidenceID, IletiID: m.IletiID, HeaderID: m.HeaderID, Size: m.Size, Digest: m.Digest, At: m.SubmittedAt, Replayed: true}
+	for _, d := range ds {
+		acc.Recipients = append(acc.Recipients, d.Recipient)
+	}
+	return acc, nil
+}
+
+// keyLocks serialises submissions under one idempotency key on this node.
+type keyLocks struct {
+	mu   sync.Mutex
+	held map[string]chan struct{}
+}
+
+func (k *keyLocks) lock(accountID int64, key string) (unlock func()) {
+	name := strconv.FormatInt(accountID, 10) + "\x00" + key
+	for {
+		k.mu.Lock()
+		if k.held == nil {
+			k.held = map[string]chan struct{}{}
+		}
+		ch, busy := k.held[name]
+		if !busy {
+			ch = make(chan struct{})
+			k.held[name] = ch
+			k.mu.Unlock()
+			return func() {
+				k.mu.Lock()
+				delete(k.held, name)
+				k.mu.Unlock()
+				close(ch)
+			}
+		}
+		k.mu.Unlock()
+		<-ch
+	}
 }
 
 // txn is one message under way through the access point: who submits it,
@@ -130,6 +225,7 @@ type txn struct {
 	authMethod string
 	log        *slog.Logger
 	connTag    string // the connection's or request's id, for replies and logs
+	idemKey    string // the request's idempotency key, "" none
 
 	from    string
 	rcpt    []string            // accepted recipients, lower case, each once
@@ -173,7 +269,7 @@ func (ss *txn) submit(ctx context.Context, data []byte, w *blob.Writer) (*Accept
 	msg, rec, err := ss.s.mb.Accept(ctx, &mailbox.Submission{
 		Sender: in.sender, Operator: ss.p.Operator, Original: digest, Size: in.size, BlobGen: gen, From: in.from,
 		Recipients: in.recipients, HeaderID: in.headerID, IletiID: in.iletiID, IletiTip: in.iletiTip, Data: small,
-		AuthMethod: ss.authMethod, AuthTime: ss.authAt, Properties: in.properties,
+		AuthMethod: ss.authMethod, AuthTime: ss.authAt, Properties: in.properties, IdempotencyKey: ss.idemKey,
 	})
 	if err != nil {
 		return nil, ss.tempFail(ctx, err)

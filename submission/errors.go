@@ -52,6 +52,11 @@ const (
 	reasonEncrypted        = evidence.ReasonKEPBase + "encrypted"
 	reasonSenderNotActive  = evidence.ReasonKEPBase + "sender-not-active"
 
+	// Refusals of a request's form, before any check of the message: no
+	// evidence carries them (Code 554 without a rejection: see replay).
+	reasonBadIdempotencyKey    = evidence.ReasonKEPBase + "bad-idempotency-key"
+	reasonIdempotencyKeyReused = evidence.ReasonKEPBase + "idempotency-key-reused"
+
 	// Temporary refusals (4xx): no evidence carries them.
 	reasonTooManyRecipients   = evidence.ReasonKEPBase + "too-many-recipients"
 	reasonShuttingDown        = evidence.ReasonKEPBase + "shutting-down"

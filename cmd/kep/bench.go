@@ -53,6 +53,9 @@ func cmdBench(ctx context.Context, args []string) error {
 	size := f.Int("s", 10240, "size of each message's signed text, in bytes")
 	pool := f.Int("pool", 64, "distinct pre-signed messages (outer headers vary per send)")
 	asJSON := f.Bool("json", false, "print the report as JSON")
+	withAPI := f.Bool("api", false, "also submit -n messages through the REST API in bulk calls (bench_api.go)")
+	apiBatch := f.Int("api-batch", 1000, "with --api: messages per bulk call")
+	apiC := f.Int("api-c", 2, "with --api: bulk calls at a time")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -122,10 +125,18 @@ func cmdBench(ctx context.Context, args []string) error {
 	db.Q().QueryRow(ctx, `SELECT COALESCE(MAX(seq) + 1, 0) FROM evidence`).Scan(&startSeq)
 
 	rep := &benchReport{Messages: *n, Size: *size, Sessions: *c, Recipients: 1}
+	var start time.Time
+	message := func(i int64) []byte {
+		m := msgs[int(i%int64(len(msgs)))]
+		raw := make([]byte, 0, len(m.header)+len(m.rest)+64)
+		raw = append(raw, m.header...)
+		raw = fmt.Appendf(raw, "Message-ID: <bench-%d-%d@hs01.kep.tr>\r\n", start.UnixNano(), i)
+		return append(raw, m.rest...)
+	}
 	var next atomic.Int64
 	lat := make([][]time.Duration, *c)
 	var wg sync.WaitGroup
-	start := time.Now()
+	start = time.Now()
 	for s := 0; s < *c; s++ {
 		wg.Add(1)
 		go func(s int) {
@@ -142,11 +153,7 @@ func cmdBench(ctx context.Context, args []string) error {
 				if i > int64(*n) {
 					return
 				}
-				m := msgs[int(i)%len(msgs)]
-				raw := make([]byte, 0, len(m.header)+len(m.rest)+64)
-				raw = append(raw, m.header...)
-				raw = fmt.Appendf(raw, "Message-ID: <bench-%d-%d@hs01.kep.tr>\r\n", start.UnixNano(), i)
-				raw = append(raw, m.rest...)
+				raw := message(i)
 				t0 := time.Now()
 				res, err := conn.Send(ayse.Address, []string{mehmet.Address}, raw)
 				lat[s] = append(lat[s], time.Since(t0))
@@ -190,8 +197,20 @@ func cmdBench(ctx context.Context, args []string) error {
 	if info.PID > 0 {
 		rep.PeakRSSMB = peakRSS(info.PID)
 	}
+	var apiRep *apiBenchReport
+	if *withAPI {
+		if apiRep, err = benchAPI(ctx, info, message, *n, *apiBatch, *apiC); err != nil {
+			return err
+		}
+	}
 	if *asJSON {
+		if apiRep != nil {
+			return printJSON(map[string]any{"smtp": rep, "api": apiRep})
+		}
 		return printJSON(rep)
+	}
+	if apiRep != nil {
+		defer printAPIBench(apiRep)
 	}
 	fmt.Printf("kep bench: %d signed messages of %d B, %d SMTP sessions, 1 recipient each\n", rep.Messages, rep.Size, rep.Sessions)
 	fmt.Printf("  accepted   %7.0f/s  (%d in %.1f s; %d refused, %d errors)\n", rep.AcceptedPerS, rep.Accepted, rep.SubmitSecs, rep.Refused, rep.Errors)

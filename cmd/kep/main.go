@@ -81,6 +81,9 @@ func commands() []command {
 		{"serve", "run one provider node (SMTP submission, IMAP, HTTPS, evidence log)", cmdServe},
 		{"signer", "local agent through which the web mail signs with a smartcard or HSM (PKCS#11)", cmdSigner},
 		{"verify", "verify an evidence bundle offline; exit 0 only when every check holds", cmdVerify},
+		{"token create", "make an API token for an account (shown once), acting as its holder or one operator", cmdTokenCreate},
+		{"token list", "list an account's API tokens", cmdTokenList},
+		{"token revoke", "revoke an API token", cmdTokenRevoke},
 		{"version", "print the version and build information", cmdVersion},
 	}
 }
