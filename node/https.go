@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/kephs/kep/account"
 	"net"
 	"net/http"
 	"time"
@@ -56,8 +57,9 @@ func rehberService(n *provider.Node, tlsConf *tls.Config) *rehber.Service {
 func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endpoints, ap *submission.AccessPoint) *http.Server {
 	mux := http.NewServeMux()
 	// The web mail (docs/web.md) at /: every path no other handler claims.
-	mux.Handle("/", (&web.Server{Mailbox: n.Mailbox, Accounts: n.Accounts, Access: ap, SignerOrigin: n.Config.HTTP.SignerOrigin,
-		Now: n.Now, Log: n.Logger}).Handler())
+	ws := &web.Server{Mailbox: n.Mailbox, Accounts: n.Accounts, Access: ap, SignerOrigin: n.Config.HTTP.SignerOrigin,
+		Now: n.Now, Log: n.Logger}
+	mux.Handle("/", ws.Handler())
 	newClientSetup(n, ep).handle(mux)
 	// The REST API (docs/api.md) and its OpenAPI document.
 	mux.Handle("/api/", (&api.Server{Accounts: n.Accounts, Mailbox: n.Mailbox, Access: ap, Rehber: rehberService(n, tlsConf),
@@ -67,9 +69,15 @@ func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endp
 	})))
 	// KEP Rehberi for users (docs/relay.md, "KEP Rehberi query").
 	mux.Handle("/rehber/v1/", http.StripPrefix("/rehber/v1", rehberService(n, tlsConf).Handler(rehber.BasicAuth(n.Accounts), n.Logger)))
-	// Evidence reports (docs/report.md); the web's session lookup joins
-	// Basic auth at merge.
-	reports := report.Handler(n.Mailbox, report.BasicAuth(n.Accounts))
+	// Evidence reports (docs/report.md): for the web mail's session, or
+	// with Basic auth for scripts.
+	basic := report.BasicAuth(n.Accounts)
+	reports := report.Handler(n.Mailbox, func(r *http.Request) (*account.Principal, error) {
+		if p, err := ws.SessionPrincipal(r); p != nil || err != nil {
+			return p, err
+		}
+		return basic(r)
+	})
 	mux.Handle("/report/", reports)
 	mux.Handle("/static/report.css", reports)
 	// Public pages, no login: verification and the log's audit.

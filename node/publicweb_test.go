@@ -50,6 +50,10 @@ func TestPublicPagesMounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	session, _, err := w.Node.Accounts.NewSession(ctx, p, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	base := "https://" + r.Endpoints.HTTPS
 	var form bytes.Buffer
@@ -65,6 +69,10 @@ func TestPublicPagesMounted(t *testing.T) {
 		want                     string
 	}{
 		{"report pdf", "GET", "/report/" + url.PathEscape(string(id)) + ".pdf", A, nil, "", 200, "%PDF-"},
+		{"report in the web mail's session", "GET", "/report/" + url.PathEscape(string(id)) + ".html", "session", nil, "", 200, "<html"},
+		{"browser signer", "GET", "/static/kepsign.js", "", nil, "", 200, "KEPSign"},
+		{"browser signer's module", "GET", "/static/kepsign.wasm", "", nil, "", 200, "\x00asm"},
+		{"Go's wasm support", "GET", "/static/wasm_exec.js", "", nil, "", 200, "Go"},
 		{"report without login", "GET", "/report/" + url.PathEscape(string(id)) + ".html", "", nil, "", 401, "Sign in"},
 		{"report stylesheet", "GET", "/static/report.css", "", nil, "", 200, "@media print"},
 		{"verification form", "GET", "/dogrula", "", nil, "", 200, "Delil paketi yükleyin"},
@@ -77,7 +85,11 @@ func TestPublicPagesMounted(t *testing.T) {
 			if tc.ctype != "" {
 				req.Header.Set("Content-Type", tc.ctype)
 			}
-			if tc.user != "" {
+			switch tc.user {
+			case "":
+			case "session":
+				req.AddCookie(&http.Cookie{Name: "__Host-kep_oturum", Value: session})
+			default:
 				req.SetBasicAuth(tc.user, ayse.Password)
 			}
 			resp, err := client.Do(req)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	signerfiles "github.com/kephs/kep/web/static"
 	"html/template"
 	"net/http"
 	"time"
@@ -130,7 +131,17 @@ func (s *Server) refused(w http.ResponseWriter, r *http.Request, c *reqCtx, err 
 }
 
 func (s *Server) static(name, contentType string) func(w http.ResponseWriter, r *http.Request, c *reqCtx) {
-	b, err := staticFS.ReadFile("static/" + name)
+	return serveFile(staticFS, "static/"+name, contentType)
+}
+
+// signerFile serves one of the browser signer's files (package web/static:
+// kepsign.js, kepsign.wasm, wasm_exec.js), which the compose page loads.
+func (s *Server) signerFile(name, contentType string) func(w http.ResponseWriter, r *http.Request, c *reqCtx) {
+	return serveFile(signerfiles.FS, name, contentType)
+}
+
+func serveFile(fsys embed.FS, name, contentType string) func(w http.ResponseWriter, r *http.Request, c *reqCtx) {
+	b, err := fsys.ReadFile(name)
 	if err != nil {
 		panic(err)
 	}

@@ -124,3 +124,18 @@ func (s *Server) sameOrigin(r *http.Request, c *reqCtx) bool {
 	want := cookie(r, cookieCSRF)
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
+
+// SessionPrincipal returns the principal of r's web session, or nil when
+// r carries no live session, so that handlers beside the web mail on the
+// same listener (the evidence report) accept its login.
+func (s *Server) SessionPrincipal(r *http.Request) (*account.Principal, error) {
+	t := cookie(r, cookieSession)
+	if t == "" {
+		return nil, nil
+	}
+	p, err := s.Accounts.Session(r.Context(), t)
+	if errors.Is(err, account.ErrNoSession) || errors.Is(err, account.ErrAccountNotActive) {
+		return nil, nil
+	}
+	return p, err
+}

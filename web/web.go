@@ -81,7 +81,7 @@ func (s *Server) pageSize() int {
 }
 
 // Routes. The web mail lives at / (Turkish paths); /api/, /rehber/,
-// /log/, /report/, /dogrula, /denetim and /static/kepsign.* belong to
+// /log/, /report/, /dogrula and /denetim belong to
 // other packages and are mounted beside it.
 const (
 	pathLogin    = "/giris"
@@ -93,10 +93,13 @@ const (
 
 // publicRoutes are the only patterns served without a session.
 var publicRoutes = map[string]bool{
-	"GET /giris":             true,
-	"POST /giris":            true,
-	"GET /static/kep.css":    true,
-	"GET /static/compose.js": true,
+	"GET /giris":               true,
+	"POST /giris":              true,
+	"GET /static/kep.css":      true,
+	"GET /static/compose.js":   true,
+	"GET /static/kepsign.js":   true,
+	"GET /static/kepsign.wasm": true,
+	"GET /static/wasm_exec.js": true,
 }
 
 // Handler returns the web mail's routes, behind the security headers.
@@ -127,6 +130,9 @@ func (s *Server) Handler() http.Handler {
 		{"POST /guvenlik/uygulama/iptal", s.appPasswordRevoke},
 		{"GET /static/kep.css", s.static("kep.css", "text/css; charset=utf-8")},
 		{"GET /static/compose.js", s.static("compose.js", "text/javascript; charset=utf-8")},
+		{"GET /static/kepsign.js", s.signerFile("kepsign.js", "text/javascript; charset=utf-8")},
+		{"GET /static/kepsign.wasm", s.signerFile("kepsign.wasm", "application/wasm")},
+		{"GET /static/wasm_exec.js", s.signerFile("wasm_exec.js", "text/javascript; charset=utf-8")},
 	}
 	for _, rt := range routes {
 		mux.Handle(rt.pattern, s.wrap(rt.h, publicRoutes[rt.pattern]))
