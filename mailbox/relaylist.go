@@ -6,11 +6,13 @@ package mailbox
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"strings"
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/store"
 )
 
 // foreignEntries lists returned evidence matching eq that p may read (the
@@ -81,4 +83,21 @@ func (s *Service) withForeign(ctx context.Context, p *account.Principal, eq Evid
 		all = all[:limit]
 	}
 	return all, nil
+}
+
+// ForeignBundle returns a returned evidence's bundle, unchanged as the
+// other provider sent it, when p may read it (the sender's account's);
+// otherwise it is not found, as GetEvidence.
+func (s *Service) ForeignBundle(ctx context.Context, p *account.Principal, id string) ([]byte, error) {
+	s.init()
+	if err := s.RefreshRoles(ctx, p); err != nil {
+		return nil, err
+	}
+	var acct int64
+	var bundle []byte
+	err := s.DB.Q().QueryRow(ctx, `SELECT account_id, bundle FROM foreign_evidence WHERE evidence_id = ?`, id).Scan(&acct, &bundle)
+	if errors.Is(store.MapErr(err), store.ErrNotFound) || (err == nil && p.Kind() != account.Staff && !p.Can(acct, account.GrantRead)) {
+		return nil, refuse(NotFound, "No evidence %s", id)
+	}
+	return bundle, err
 }
