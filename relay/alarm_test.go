@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kephs/kep/relay"
+	"github.com/kephs/kep/store"
+	"github.com/kephs/kep/store/storetest"
 )
 
 // TestEvidenceAlarm: a recipient hs02 took (250) whose 20 does not come
@@ -18,7 +20,13 @@ import (
 // and counted; once the 20 arrives it is no longer overdue. The clock is
 // the world's injected one.
 func TestEvidenceAlarm(t *testing.T) {
-	f := newFed(t, "sqlite")
+	for _, d := range storetest.Backends(t) {
+		t.Run(string(d), func(t *testing.T) { testEvidenceAlarm(t, d) })
+	}
+}
+
+func testEvidenceAlarm(t *testing.T, d store.Dialect) {
+	f := newFed(t, d)
 	ctx := context.Background()
 	msg, job := f.submit(f.rcpt.Address)
 	if err := f.out.Deliver(ctx, job, job.Recipients); err != nil {
