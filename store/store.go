@@ -226,7 +226,9 @@ func (t *Tx) txStmt(ctx context.Context, s string) *sql.Stmt {
 	// use runs unprepared and prepares for the next, off the transaction.
 	v, ok := t.db.stmts.Load(s)
 	if !ok {
-		go t.db.stmt(context.WithoutCancel(ctx), s)
+		if t.db.nstmts.Load() < maxCachedStmts {
+			go t.db.stmt(context.WithoutCancel(ctx), s)
+		}
 		return nil
 	}
 	return t.tx.StmtContext(ctx, v.(*sql.Stmt))
