@@ -161,6 +161,9 @@ type Federation struct {
 	// RehberListen answers other providers' KEP Rehberi queries (HTTPS
 	// over mutual TLS); empty: none.
 	RehberListen string `toml:"rehber_listen"`
+	// EvidenceAlarm: a recipient the other provider took (250) whose 20
+	// has not come back this long after acceptance is logged at WARN.
+	EvidenceAlarm Duration `toml:"evidence_alarm"`
 }
 
 // Accounts holds account defaults.
@@ -205,7 +208,7 @@ func Default(dir, provider, domain string) *Config {
 		IMAP:       IMAP{Listen: "127.0.0.1:143", ListenTLS: "127.0.0.1:993"},
 		HTTP:       HTTP{Listen: "127.0.0.1:8443", SignerOrigin: "http://127.0.0.1:18443"},
 		Metrics:    Metrics{Listen: "127.0.0.1:9464"},
-		Federation: Federation{AuthorityKeys: []string{}, Refresh: Duration{10 * time.Minute}},
+		Federation: Federation{AuthorityKeys: []string{}, Refresh: Duration{10 * time.Minute}, EvidenceAlarm: Duration{15 * time.Minute}},
 		Accounts:   Accounts{DefaultQuota: 100 << 20},
 		Timing:     Timing{DeemedReadStandart: Duration{24 * time.Hour}, DeemedReadETebligat: 5, DeemedReadEYazisma: Duration{24 * time.Hour}, TimeZone: "Europe/Istanbul"},
 		Notices:    Notices{DeadlineLead: Duration{24 * time.Hour}, EmailTLS: "starttls"},

@@ -183,6 +183,10 @@ var KeyTable = []Key{
 		Comment: "Where other providers ask this provider's KEP Rehberi (HTTPS over mutual TLS;\nthe directory's rehber URL points here). Empty: no provider-to-provider lookups.",
 		Doc:     "where other providers ask this provider's KEP Rehberi (docs/relay.md, \"KEP Rehberi query\"): HTTPS with client certificates pinned in the directory, on a listener of its own. Users ask at `/rehber/v1/` on the HTTPS listener. Needs `directory`. Empty: no provider-to-provider lookups."},
 
+	{Section: "federation", Name: "evidence_alarm", Type: "duration",
+		Comment: "Alarm: a recipient the other provider took (its 250) whose relay acceptance\nevidence (20) has not come back this long after acceptance is logged at WARN.",
+		Doc:     "operator alarm (docs/relay.md, \"Alarms\"): a recipient the other provider took (its 250) whose relay acceptance evidence (20) has not come back this long after its message was accepted is logged once at WARN (ids only) and counted in `kep_relay_evidence_overdue`. The 20 normally follows within seconds."},
+
 	{Section: "accounts", Name: "default_quota", Type: "integer", Note: " (100 MiB)",
 		Comment: "Mailbox quota of new accounts, in bytes (100 MB).",
 		Doc:     "mailbox quota of accounts created without `--quota`. Existing accounts keep theirs."},

@@ -165,6 +165,10 @@ type Options struct {
 	// Quota overrides the default mailbox quota of a new world (bytes).
 	Quota  int64
 	Logger *slog.Logger
+	// Only runs this provider (its id, e.g. "hs01") with the world's
+	// shared services; another runs it with `kep serve --config
+	// DIR/<id>/kep.toml` (tests stop and start one provider alone).
+	Only string
 }
 
 // World is a running demo world.
@@ -383,6 +387,9 @@ func (w *World) start(ctx context.Context, o Options) error {
 	}
 	for i := range info.Providers {
 		p := &info.Providers[i]
+		if o.Only != "" && p.ID != o.Only {
+			continue
+		}
 		cfg, err := config.Load(p.Config)
 		if err != nil {
 			return err
@@ -395,6 +402,9 @@ func (w *World) start(ctx context.Context, o Options) error {
 		w.Nodes = append(w.Nodes, r.Core)
 		p.Endpoints = r.Endpoints
 		p.LogURL = "https://" + r.Endpoints.HTTPS + "/log/"
+	}
+	if o.Only != "" && len(w.running) == 0 {
+		return fmt.Errorf("this world has no provider %q (it has hs01 and hs02)", o.Only)
 	}
 	info.PID = os.Getpid()
 	return writeInfo(info)

@@ -62,7 +62,10 @@ func (s *Service) StoreForeignEvidence(ctx context.Context, fe *ForeignEvidence)
 	var msgID, accountID int64
 	var from string
 	var digest []byte
-	err = q.QueryRow(ctx, `SELECT id, sender_account, from_addr, digest FROM messages WHERE evidence_id = ? AND sender_account IS NOT NULL`,
+	// Through the evidence table's unique id (messages.evidence_id has no
+	// index: a scan per returned evidence grew with the table).
+	err = q.QueryRow(ctx, `SELECT m.id, m.sender_account, m.from_addr, m.digest FROM evidence e JOIN messages m ON m.id = e.message_id
+		WHERE e.id = ? AND m.evidence_id = e.id AND m.sender_account IS NOT NULL`,
 		fe.OriginalEvidence).Scan(&msgID, &accountID, &from, &digest)
 	if errors.Is(store.MapErr(err), store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: no message accepted here with evidence %s", ErrForeignUnknown, fe.OriginalEvidence)

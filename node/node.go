@@ -117,6 +117,9 @@ func (r *Running) start(ctx context.Context) error {
 			Now: n.Now, Owner: queueOwner(), Log: n.Logger, Metrics: rm}
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); ret.Run(ctx, 2*time.Second) }()
+		alarm := &relay.Alarm{DB: n.DB, After: cfg.Federation.EvidenceAlarm.Duration, Directory: n.Directory.Current, Now: n.Now, Log: n.Logger, Metrics: rm}
+		r.wg.Add(1)
+		go func() { defer r.wg.Done(); alarm.Run(ctx, time.Minute) }()
 		if cfg.Federation.RehberListen != "" {
 			// Other providers' Rehberi queries: a listener of its own, with
 			// client certificates pinned in the directory.

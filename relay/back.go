@@ -76,9 +76,14 @@ func (r *Returner) log() *slog.Logger {
 func (r *Returner) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	const batch = 64
 	for {
-		if _, err := r.RunDue(ctx, 64); err != nil && ctx.Err() == nil {
+		sent, err := r.RunDue(ctx, batch)
+		if err != nil && ctx.Err() == nil {
 			r.log().Error("relay: evidence returns", "err", err)
+		}
+		if sent == batch && ctx.Err() == nil {
+			continue // a full batch went: more may be due now
 		}
 		select {
 		case <-ctx.Done():
@@ -110,8 +115,17 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 	}
 	sent := 0
 	var errs []error
+	// One connection per provider for the batch: a TLS handshake per
+	// evidence would cost more than the evidence.
+	conns := map[string]*smtp.Client{}
+	defer func() {
+		for _, c := range conns {
+			_ = c.Quit()
+			c.Close()
+		}
+	}()
 	for _, it := range items {
-		err := r.send(ctx, it.Seq)
+		err := r.send(ctx, it.Seq, conns)
 		if err == nil {
 			sent++
 			r.Metrics.returnInc("sent")
@@ -150,8 +164,9 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 var errProviderGone = errors.New("the provider was removed from the directory")
 
 // send carries the evidence at leaf seq to the provider its message came
-// from.
-func (r *Returner) send(ctx context.Context, seq int64) error {
+// from, over conns' connection to it (made when missing, dropped on any
+// error).
+func (r *Returner) send(ctx context.Context, seq int64, conns map[string]*smtp.Client) error {
 	d := r.Directory()
 	if d == nil {
 		return errors.New("no provider directory loaded")
@@ -170,18 +185,22 @@ func (r *Returner) send(ctx context.Context, seq int64) error {
 		return errProviderGone
 	}
 	msg := ReturnMessage(r.HeloName, ret)
-	c, err := dialPeer(ctx, r.Cert, p, r.now, r.Timeout)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello(r.HeloName); err != nil {
-		return err
+	c := conns[p.ID]
+	if c == nil {
+		if c, err = dialPeer(ctx, r.Cert, p, r.now, r.Timeout); err != nil {
+			return err
+		}
+		if err := c.Hello(r.HeloName); err != nil {
+			c.Close()
+			return err
+		}
+		conns[p.ID] = c
 	}
 	if err := c.SendMail("", []string{ret.To}, bytes.NewReader(msg)); err != nil {
+		c.Close()
+		delete(conns, p.ID)
 		return err
 	}
-	_ = c.Quit()
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 type Metrics struct {
 	received *prometheus.CounterVec
 	returns  *prometheus.CounterVec
+	overdue  prometheus.Gauge
 }
 
 // NewMetrics registers the relay's metrics on reg (once per registry).
@@ -27,6 +28,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kep_relay_evidence_returns_total",
 			Help: "Attempts to return this provider's evidence to the sender's provider, by outcome: sent, retry (a temporary fault), refused (a 5xx, retried at the back-off's ceiling; see the error log).",
 		}, []string{"outcome"}),
+		overdue: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kep_relay_evidence_overdue",
+			Help: "Recipients the other provider took (250) whose relay acceptance evidence (20) has not come back within federation.evidence_alarm of acceptance (each is logged once at WARN).",
+		}),
 	}
 	for _, o := range []string{"stored", "duplicate", "refused"} {
 		m.received.WithLabelValues(o)
@@ -34,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{"sent", "retry", "refused"} {
 		m.returns.WithLabelValues(o)
 	}
-	reg.MustRegister(m.received, m.returns)
+	reg.MustRegister(m.received, m.returns, m.overdue)
 	return m
 }
 
@@ -47,6 +52,12 @@ func (m *Metrics) receivedInc(outcome string) {
 func (m *Metrics) returnInc(outcome string) {
 	if m != nil {
 		m.returns.WithLabelValues(outcome).Inc()
+	}
+}
+
+func (m *Metrics) overdueSet(n int) {
+	if m != nil {
+		m.overdue.Set(float64(n))
 	}
 }
 

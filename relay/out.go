@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -170,6 +171,7 @@ func (t *Transport) send(ctx context.Context, job *queue.Job, p *directory.Provi
 	if err := w.Close(); err != nil {
 		return t.outcome(ctx, job, p, ok, err)
 	}
+	testPauseAfterData(t.log(), job.MessageID)
 	_ = c.Quit()
 	return t.Mailbox.RelayHanded(ctx, job, ok)
 }
@@ -207,4 +209,25 @@ func (t *Transport) Warn(ctx context.Context, tx *store.Tx, job *queue.Job, rs [
 	}
 	t.log().Warn("relay: not accepted within the warn time, notice to the sender", "message", job.MessageID, "provider", provider)
 	return t.Mailbox.RelayLateNotice(ctx, tx, job, rs, provider)
+}
+
+// PauseAfterDataEnv names a test hook: when set to a duration, the relay
+// sleeps that long after the peer's reply to DATA, before recording it, so
+// that a test can kill the process in the window where the peer has
+// committed the message and this provider has not seen its 250 (issue 11,
+// "Bad input and faults"). Unset, as in production, it does nothing.
+const PauseAfterDataEnv = "KEP_TEST_RELAY_PAUSE_AFTER_DATA"
+
+func testPauseAfterData(log *slog.Logger, message int64) {
+	v := os.Getenv(PauseAfterDataEnv)
+	if v == "" {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		log.Error("relay: "+PauseAfterDataEnv+" is not a duration", "value", v)
+		return
+	}
+	log.Warn("relay: "+PauseAfterDataEnv+": pausing after the peer's reply to DATA, before recording it", "message", message, "pause", d.String())
+	time.Sleep(d)
 }

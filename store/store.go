@@ -219,11 +219,19 @@ func (t *Tx) txStmt(ctx context.Context, s string) *sql.Stmt {
 	if t.db == nil || strings.HasPrefix(s, "SAVEPOINT") || strings.HasPrefix(s, "RELEASE") || strings.HasPrefix(s, "ROLLBACK") {
 		return nil
 	}
-	st := t.db.stmt(ctx, s)
-	if st == nil {
+	// Only a statement prepared already: preparing takes a connection from
+	// the pool, and a transaction holding SQLite's write lock while it
+	// waits for one deadlocks with the BEGINs that hold the pool's
+	// connections waiting for that lock (until busy_timeout). The first
+	// use runs unprepared and prepares for the next, off the transaction.
+	v, ok := t.db.stmts.Load(s)
+	if !ok {
+		if t.db.nstmts.Load() < maxCachedStmts {
+			go t.db.stmt(context.WithoutCancel(ctx), s)
+		}
 		return nil
 	}
-	return t.tx.StmtContext(ctx, st)
+	return t.tx.StmtContext(ctx, v.(*sql.Stmt))
 }
 
 func (t *Tx) Exec(ctx context.Context, s string, args ...any) (sql.Result, error) {

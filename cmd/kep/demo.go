@@ -16,10 +16,11 @@ func cmdDemo(ctx context.Context, args []string) error {
 	dir := f.String("dir", demo.DefaultDir(), "where the world lives; an existing world is reused")
 	quiet := f.Bool("quiet", false, "print only the path of demo.json")
 	quota := f.Int64("quota", 0, "mailbox quota of the accounts of a new world, in bytes (default 100 MB)")
+	only := f.String("provider", "", "run only this provider (e.g. hs01) with the shared services; run another with kep serve --config DIR/ID/kep.toml")
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	w, err := demo.Start(ctx, *dir, demo.Options{Ports: !*quiet, Quota: *quota})
+	w, err := demo.Start(ctx, *dir, demo.Options{Ports: !*quiet, Quota: *quota, Only: *only})
 	if err != nil {
 		return err
 	}

@@ -108,6 +108,14 @@ func cmdEvidenceBundle(ctx context.Context, args []string) error {
 	defer n.Close()
 	st, err := evidenceReader(n.Admin).GetEvidence(ctx, staff(), *id)
 	if err != nil {
+		// Evidence another provider returned: its bundle as received.
+		if b, ferr := evidenceReader(n.Admin).ForeignBundle(ctx, staff(), *id); ferr == nil {
+			if err := os.WriteFile(*out, b, 0o644); err != nil {
+				return err
+			}
+			fmt.Printf("%s: evidence %s returned by another provider, as received, %d bytes\n", *out, *id, len(b))
+			return nil
+		}
 		return err
 	}
 	bundle := n.ArchiveBundle

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kephs/kep/directory"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/pki"
 )
@@ -28,8 +29,10 @@ func cmdVerify(ctx context.Context, args []string) error {
 }
 
 func verifyBundle(args []string) error {
-	f := newFlags("verify", "BUNDLE [--original message.eml] [--json] (--anchors DIR | --provider-ca F --tsa-ca F --log-key F)")
+	f := newFlags("verify", "BUNDLE [--original message.eml] [--json] (--anchors DIR | --provider-ca F --tsa-ca F --log-key F | --directory NOTE --authority-key KEY|@F --tsa-ca F)")
 	anchorsDir := f.String("anchors", "", "directory with provider-ca.pem, tsa-ca.pem and log.pub (as 'kep demo' writes)")
+	dirNote := f.String("directory", "", "the authority's signed provider directory (directory.note): trust the evidence certificates and log keys it lists for the issuing provider")
+	authKey := f.String("authority-key", "", "with --directory: the authority's verifier key, or @FILE (e.g. @AUTH/authority.pub)")
 	var provCA, tsaCA, logKeys listFlag
 	f.Var(&provCA, "provider-ca", "PEM file of a provider CA trusted to sign evidence (repeatable)")
 	f.Var(&tsaCA, "tsa-ca", "PEM file of a CA trusted to certify time-stamp authorities (repeatable)")
@@ -44,12 +47,25 @@ func verifyBundle(args []string) error {
 		return err
 	}
 	if *anchorsDir != "" {
-		provCA = append(provCA, filepath.Join(*anchorsDir, "provider-ca.pem"))
+		if *dirNote == "" {
+			provCA = append(provCA, filepath.Join(*anchorsDir, "provider-ca.pem"))
+			logKeys = append(logKeys, filepath.Join(*anchorsDir, "log.pub"))
+		}
 		tsaCA = append(tsaCA, filepath.Join(*anchorsDir, "tsa-ca.pem"))
-		logKeys = append(logKeys, filepath.Join(*anchorsDir, "log.pub"))
 	}
-	if len(provCA) == 0 || len(tsaCA) == 0 || len(logKeys) == 0 {
-		return errors.New("say what to trust: --anchors DIR, or --provider-ca, --tsa-ca and --log-key")
+	var dir *directory.Directory
+	if *dirNote != "" {
+		if len(provCA) > 0 || len(logKeys) > 0 {
+			return errors.New("--directory is the anchor for the provider's certificates and log keys: drop --provider-ca and --log-key")
+		}
+		if *authKey == "" || len(tsaCA) == 0 {
+			return errors.New("--directory needs the authority's key (--authority-key KEY or @FILE) and the time-stamp authority's CA (--tsa-ca F, or --anchors DIR for its tsa-ca.pem)")
+		}
+		if dir, err = openDirectory(*dirNote, *authKey); err != nil {
+			return err
+		}
+	} else if len(provCA) == 0 || len(tsaCA) == 0 || len(logKeys) == 0 {
+		return errors.New("say what to trust: --anchors DIR, or --provider-ca, --tsa-ca and --log-key, or --directory with --authority-key and --tsa-ca")
 	}
 	pool := func(files []string) (*x509.CertPool, error) {
 		p := x509.NewCertPool()
@@ -100,7 +116,12 @@ func verifyBundle(args []string) error {
 			return err
 		}
 	}
-	rep := evidence.VerifyBundle(data, a, orig)
+	var rep *evidence.Report
+	if dir != nil {
+		rep = verifyWithDirectory(dir, data, a.TSACAs, orig)
+	} else {
+		rep = evidence.VerifyBundle(data, a, orig)
+	}
 	if *asJSON {
 		out := map[string]any{"bundle": pos[0], "valid": rep.Valid, "checks": rep.Checks}
 		if rep.Evidence != nil {
@@ -131,6 +152,36 @@ func verifyBundle(args []string) error {
 		fmt.Println("VALID")
 	}
 	return nil
+}
+
+// openDirectory reads a signed provider directory and checks the
+// authority's signature on it (key: a verifier key, or @FILE).
+func openDirectory(file, key string) (*directory.Directory, error) {
+	k, err := readSecret(key)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	d, err := directory.Open(signed, strings.TrimSpace(k))
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot serve as the trust anchor: %w", file, err)
+	}
+	return d, nil
+}
+
+// verifyWithDirectory verifies a bundle from whichever provider of d lists
+// its signer (docs/relay.md, "Evidence that crosses"): that provider's
+// evidence certificates and log keys, in their windows, are the anchors.
+func verifyWithDirectory(d *directory.Directory, data []byte, tsaRoots *x509.CertPool, orig []byte) *evidence.Report {
+	p := evidence.IssuerIn(d, data)
+	if p == nil {
+		return &evidence.Report{Checks: []evidence.Check{{Name: evidence.CheckDirectory,
+			Detail: fmt.Sprintf("no provider of the directory (version %d) lists the bundle's signer as an evidence certificate at the evidence's time", d.Version)}}}
+	}
+	return evidence.VerifyWithDirectory(p, data, tsaRoots, orig)
 }
 
 // looksLikeBundle reports whether data starts as every bundle does: a ZIP
