@@ -1,13 +1,16 @@
 package blob
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -167,4 +170,79 @@ func BenchmarkPutDeferredPackParallel10KB(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPackKilled kills (SIGKILL) a process packing originals while it
+// writes, and checks that every original it reported durable reads back
+// whole in a new process, which then packs on.
+func TestPackKilled(t *testing.T) {
+	if dir := os.Getenv("KEP_PACK_WRITER"); dir != "" {
+		packWriter(dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestPackKilled$")
+	cmd.Env = append(os.Environ(), "KEP_PACK_WRITER="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	var durable []Digest
+	for sc.Scan() && len(durable) < 300 {
+		d, err := ParseDigest(sc.Text())
+		if err != nil {
+			continue
+		}
+		durable = append(durable, d)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if len(durable) < 300 {
+		t.Fatalf("the writer reported %d originals before it stopped", len(durable))
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range durable {
+		if _, err := s.ReadVerified(d); err != nil {
+			t.Fatalf("an original reported durable: %v", err)
+		}
+	}
+	d, g, err := s.PutDeferred([]byte("after the kill"))
+	if err != nil || s.Sync(g) != nil || s.Check(d) != nil {
+		t.Fatalf("packing after the kill: %v", err)
+	}
+}
+
+// packWriter packs originals of varied sizes from 8 goroutines until it is
+// killed, printing each digest once Sync reported it durable.
+func packWriter(dir string) {
+	s, err := Open(dir)
+	if err != nil {
+		panic(err)
+	}
+	var mu sync.Mutex
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			for i := 0; ; i++ {
+				data := bytes.Repeat([]byte{byte(g), byte(i)}, 100+(i*37+g*11)%20000)
+				d, gen, err := s.PutDeferred(data)
+				if err == nil {
+					err = s.Sync(gen)
+				}
+				if err != nil {
+					panic(err)
+				}
+				mu.Lock()
+				fmt.Println(d.Name())
+				mu.Unlock()
+			}
+		}(g)
+	}
+	select {}
 }

@@ -43,9 +43,6 @@ type Submission struct {
 // nil the message cannot be lost; when it fails nothing of it remains.
 func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *evidence.Record, error) {
 	s.init()
-	if err := s.Blobs.Sync(sub.BlobGen); err != nil {
-		return nil, nil, fmt.Errorf("store the original: %w", err)
-	}
 	now := s.now()
 	msg := &KEPMessage{Digest: sub.Original, Size: sub.Size, SenderAccount: sub.Sender.ID, From: sub.From, SenderName: sub.Sender.OwnerName, HeaderID: sub.HeaderID,
 		IletiID: sub.IletiID, IletiTip: sub.IletiTip, SubmittedAt: now}
@@ -146,6 +143,12 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		}
 		notify, _, err = s.settle(ctx, tx, msg, joined, msg.EnvelopeSize, now)
 		return err
+	}
+	// The original is durable before anything refers to it. Waiting for
+	// the disk only now, after the signing, lets the syncs of other
+	// messages accepted meanwhile cover this one.
+	if err := s.Blobs.Sync(sub.BlobGen); err != nil {
+		return nil, nil, fmt.Errorf("store the original: %w", err)
 	}
 	err := s.Issuer.Issue(ctx, append([]*evidence.Record{rec}, jrecs...), write)
 	if errors.Is(err, errQuotaRace) {
