@@ -20,6 +20,16 @@ type verifiedCache struct {
 	key  []byte
 	mu   sync.Mutex
 	m    map[[32]byte]time.Time
+	// flight holds the checks under way: the same user, password and hash
+	// checked again meanwhile (sessions opened together) waits for that
+	// one hashing instead of hashing again.
+	flight map[[32]byte]*flightCheck
+}
+
+type flightCheck struct {
+	done  chan struct{}
+	match bool
+	err   error
 }
 
 const (
@@ -53,9 +63,25 @@ func (c *verifiedCache) check(user, password, hash string, now time.Time) (bool,
 	if ok && now.Before(exp) {
 		return true, nil
 	}
-	match, err := CheckPassword(hash, password)
-	if err != nil || !match {
-		return match, err
+	c.mu.Lock()
+	if f := c.flight[k]; f != nil {
+		c.mu.Unlock()
+		<-f.done
+		return f.match, f.err
+	}
+	if c.flight == nil {
+		c.flight = map[[32]byte]*flightCheck{}
+	}
+	f := &flightCheck{done: make(chan struct{})}
+	c.flight[k] = f
+	c.mu.Unlock()
+	f.match, f.err = CheckPassword(hash, password)
+	c.mu.Lock()
+	delete(c.flight, k)
+	c.mu.Unlock()
+	close(f.done)
+	if f.err != nil || !f.match {
+		return f.match, f.err
 	}
 	c.mu.Lock()
 	if len(c.m) >= verifiedMax {

@@ -74,11 +74,15 @@ type Store struct {
 	// NoSync skips fsync; only for benchmarks that measure everything else.
 	NoSync bool
 
+	packs *packs // small blobs written whole (PutDeferred)
+
 	// Group sync: writes committed with CommitDeferred are made durable
-	// together by one syncfs(2) (see Sync).
+	// together by one syncfs(2), those of PutDeferred by one fdatasync of
+	// their pack (see Sync).
 	mu        sync.Mutex
 	cond      *sync.Cond
 	written   int64 // generation of the latest deferred write
+	files     int64 // generation of the latest deferred write of a file of its own
 	synced    int64 // every write up to this generation is durable
 	syncing   bool
 	lastError error
@@ -96,7 +100,11 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("blob: %w", err)
 		}
 	}
-	s := &Store{dir: dir}
+	p, err := openPacks(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, packs: p}
 	s.cond = sync.NewCond(&s.mu)
 	return s, nil
 }
@@ -163,7 +171,7 @@ func (w *Writer) CommitDeferred() (Digest, int64, error) {
 	if err != nil {
 		return d, 0, err
 	}
-	return d, w.s.bump(), nil
+	return d, w.s.bump(true), nil
 }
 
 func (w *Writer) commit(durable bool) (Digest, error) {
@@ -200,7 +208,9 @@ func (w *Writer) commit(durable bool) (Digest, error) {
 
 // Sync makes every deferred write up to generation gen durable. Callers
 // arriving while a sync runs wait for the next one, which covers them all:
-// one syncfs(2) for a whole batch of messages (group commit for files).
+// one fdatasync of the pack, and one syncfs(2) when blobs of their own
+// files were written, for a whole batch of messages (group commit for
+// files).
 func (s *Store) Sync(gen int64) error {
 	if s.NoSync {
 		return nil
@@ -213,9 +223,12 @@ func (s *Store) Sync(gen int64) error {
 			continue
 		}
 		s.syncing = true
-		target := s.written
+		target, files := s.written, s.files > s.synced
 		s.mu.Unlock()
-		err := s.syncfs()
+		err := s.packs.sync()
+		if err == nil && files {
+			err = s.syncfs()
+		}
 		s.mu.Lock()
 		s.syncing = false
 		if err == nil {
@@ -269,17 +282,23 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// PutDeferred stores a small blob held in memory straight under its name —
-// no temporary file, no rename — and returns the generation to pass to Sync
-// (see Writer.CommitDeferred). Storing bytes the store holds already is a
-// no-op.
+// PutDeferred stores a small blob held in memory — appended to a pack (see
+// pack.go), no file of its own — and returns the generation to pass to Sync
+// (see Writer.CommitDeferred). A blob larger than PackLimit gets a file of
+// its own.
 func (s *Store) PutDeferred(data []byte) (Digest, int64, error) {
 	d := Digest(sha256.Sum256(data))
+	if len(data) <= PackLimit {
+		if err := s.packs.put(d, data); err != nil {
+			return d, 0, err
+		}
+		return d, s.bump(false), nil
+	}
 	final := s.path(d)
 	f, err := os.OpenFile(final, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
 		if have, err := os.ReadFile(final); err == nil && bytes.Equal(have, data) {
-			return d, s.bump(), nil
+			return d, s.bump(true), nil
 		}
 		// Another writer is half-way through the same bytes: write a copy
 		// of our own and rename it over (atomic).
@@ -291,7 +310,7 @@ func (s *Store) PutDeferred(data []byte) (Digest, int64, error) {
 		if _, err := w.commit(false); err != nil {
 			return d, 0, err
 		}
-		return d, s.bump(), nil
+		return d, s.bump(true), nil
 	}
 	if err != nil {
 		return d, 0, fmt.Errorf("blob: %w", err)
@@ -305,13 +324,17 @@ func (s *Store) PutDeferred(data []byte) (Digest, int64, error) {
 		os.Remove(final)
 		return d, 0, fmt.Errorf("blob: %w", err)
 	}
-	return d, s.bump(), nil
+	return d, s.bump(true), nil
 }
 
-func (s *Store) bump() int64 {
+// bump records a deferred write; file says it was a file of its own.
+func (s *Store) bump(file bool) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.written++
+	if file {
+		s.files = s.written
+	}
 	return s.written
 }
 
@@ -330,16 +353,30 @@ func (s *Store) Put(r io.Reader) (Digest, int64, error) {
 }
 
 // Open returns a reader over a blob.
-func (s *Store) Open(d Digest) (*os.File, error) {
+func (s *Store) Open(d Digest) (*Reader, error) {
+	if r, ok := s.packs.reader(d); ok {
+		return r, nil
+	}
 	f, err := os.Open(s.path(d))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, d)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blob: %w", err)
+	}
+	return &Reader{SectionReader: io.NewSectionReader(f, 0, st.Size()), f: f}, nil
 }
 
 // ReadAll returns a blob's bytes.
 func (s *Store) ReadAll(d Digest) ([]byte, error) {
+	if b, ok, err := s.packs.readAll(d); ok {
+		return b, err
+	}
 	b, err := os.ReadFile(s.path(d))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, d)
@@ -349,12 +386,18 @@ func (s *Store) ReadAll(d Digest) ([]byte, error) {
 
 // Has reports whether the store holds a blob.
 func (s *Store) Has(d Digest) bool {
+	if _, _, ok := s.packs.lookup(d); ok {
+		return true
+	}
 	_, err := os.Stat(s.path(d))
 	return err == nil
 }
 
 // Delete removes a blob; removing one that is not there is not an error.
 func (s *Store) Delete(d Digest) error {
+	if _, err := s.packs.delete(d); err != nil {
+		return err
+	}
 	err := os.Remove(s.path(d))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("blob: %w", err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"sync/atomic"
 )
 
@@ -112,7 +111,7 @@ func (v *VerifyingReader) fail(err error) {
 // verifiedFile is a VerifyingReader over an open blob file.
 type verifiedFile struct {
 	*VerifyingReader
-	f *os.File
+	f *Reader
 }
 
 func (v verifiedFile) Close() error { return v.f.Close() }
@@ -163,12 +162,7 @@ func (s *Store) OpenVerifiedAt(d Digest) (ReaderAtCloser, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("blob: %w", err)
-	}
-	if st.Size() <= InMemoryLimit {
+	if f.Size() <= InMemoryLimit {
 		defer f.Close()
 		b, err := io.ReadAll(io.LimitReader(f, InMemoryLimit+1))
 		if err != nil {
@@ -181,7 +175,7 @@ func (s *Store) OpenVerifiedAt(d Digest) (ReaderAtCloser, int64, error) {
 		return nopCloser{bytes.NewReader(b)}, int64(len(b)), nil
 	}
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62))
+	n, err := io.Copy(h, io.NewSectionReader(f, 0, f.Size()))
 	if err != nil {
 		f.Close()
 		return nil, 0, fmt.Errorf("blob: %w", err)
@@ -191,34 +185,12 @@ func (s *Store) OpenVerifiedAt(d Digest) (ReaderAtCloser, int64, error) {
 		mismatches.Add(1)
 		return nil, 0, fmt.Errorf("%w: %s", ErrMismatch, d)
 	}
-	return sizedFile{f, n}, n, nil
+	return f, n, nil
 }
 
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
-
-// sizedFile serves no byte past the size that was hashed.
-type sizedFile struct {
-	f *os.File
-	n int64
-}
-
-func (s sizedFile) ReadAt(p []byte, off int64) (int, error) {
-	if off >= s.n {
-		return 0, io.EOF
-	}
-	if rest := s.n - off; int64(len(p)) > rest {
-		n, err := s.f.ReadAt(p[:rest], off)
-		if err == nil {
-			err = io.EOF
-		}
-		return n, err
-	}
-	return s.f.ReadAt(p, off)
-}
-
-func (s sizedFile) Close() error { return s.f.Close() }
 
 // Check reads a blob through and reports whether its bytes hash to d: nil,
 // ErrNotFound (wrapped) when the store does not hold it, ErrMismatch

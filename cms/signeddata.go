@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 
 	_ "crypto/sha1" // SHA-1 is still needed for the signing-certificate (v1) attribute
 	_ "crypto/sha256"
@@ -339,7 +340,7 @@ func parseCertificates(set asn1.RawValue) ([]*x509.Certificate, error) {
 		if raw.Class != asn1.ClassUniversal || raw.Tag != asn1.TagSequence {
 			continue // attribute certificate or other format
 		}
-		c, err := x509.ParseCertificate(raw.FullBytes)
+		c, err := parseCertificate(raw.FullBytes)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -349,6 +350,39 @@ func parseCertificates(set asn1.RawValue) ([]*x509.Certificate, error) {
 		certs = append(certs, c)
 	}
 	return certs, firstErr
+}
+
+// certCache holds certificates parsed from DER, by their bytes: a user's
+// certificate and chain arrive with each message they sign, and parsing
+// them was a tenth of the verification's cost. A parsed certificate is
+// never changed after parsing, so one may be shared.
+var certCache struct {
+	sync.Mutex
+	m map[string]*x509.Certificate
+}
+
+// certCacheSize bounds the cache; when full it starts again empty.
+const certCacheSize = 4096
+
+// parseCertificate is x509.ParseCertificate through certCache.
+func parseCertificate(der []byte) (*x509.Certificate, error) {
+	certCache.Lock()
+	c := certCache.m[string(der)]
+	certCache.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	certCache.Lock()
+	if certCache.m == nil || len(certCache.m) >= certCacheSize {
+		certCache.m = map[string]*x509.Certificate{}
+	}
+	certCache.m[string(der)] = c
+	certCache.Unlock()
+	return c, nil
 }
 
 // findSigner matches the SignerIdentifier (RFC 5652 §5.3) against certs.

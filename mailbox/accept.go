@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,13 +41,12 @@ type Submission struct {
 // the signed original is durable in the content store before anything
 // refers to it; then the message row, the acceptance evidence (10) signed
 // and logged, one pending delivery per recipient, the copy in the sender's
-// Sent folder commit together. When Accept returns
+// Sent folder commit together, and with them, for recipients in this
+// provider's mailboxes, the delivery: evidence 40 or 41 and the INBOX
+// copy (see deliverMessage). When Accept returns
 // nil the message cannot be lost; when it fails nothing of it remains.
 func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *evidence.Record, error) {
 	s.init()
-	if err := s.Blobs.Sync(sub.BlobGen); err != nil {
-		return nil, nil, fmt.Errorf("store the original: %w", err)
-	}
 	now := s.now()
 	msg := &KEPMessage{Digest: sub.Original, Size: sub.Size, SenderAccount: sub.Sender.ID, From: sub.From, SenderName: sub.Sender.OwnerName, HeaderID: sub.HeaderID,
 		IletiID: sub.IletiID, IletiTip: sub.IletiTip, SubmittedAt: now}
@@ -84,10 +84,37 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		}
 		msg.EnvelopeSig, msg.EnvelopeSize, msg.EnvelopeParams = sig, size, params
 	}
+	// Recipients in this provider's mailboxes are delivered in the same
+	// transaction: the local transport joins the acceptance (one commit,
+	// evidence 10 then 40 or 41 in the log), writing the same queue state
+	// it would have written a moment later. The others wait, pending, for
+	// their transport; so do all recipients of a large message, whose
+	// envelope is signed at delivery.
+	var joined []*outcome
+	var jrecs []*evidence.Record
+	rest := sub.Recipients
+	if fresh != nil {
+		var local []queue.Recipient
+		rest = nil
+		for _, r := range sub.Recipients {
+			if _, ok := s.Queue.Router.Route(r).(localTransport); ok {
+				local = append(local, queue.Recipient{Address: r})
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		if len(local) > 0 {
+			var err error
+			if joined, jrecs, err = s.outcomes(ctx, s.DB.Q(), msg, makeBase(msg, sub.Sender, sub.Operator), sub.Sender, local, nil, msg.EnvelopeSize, now); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
 	var sent *Folder
+	var notify [][2]int64
 	job := &queue.Job{IletiTip: sub.IletiTip, AcceptedAt: now}
 	horizon := store.Millis(s.Queue.Horizon(now))
-	err := s.Issuer.Issue(ctx, []*evidence.Record{rec}, func(ctx context.Context, tx *store.Tx) error {
+	write := func(ctx context.Context, tx *store.Tx) error {
 		if err := insertMessage(ctx, tx, msg); err != nil {
 			return err
 		}
@@ -97,10 +124,10 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 				return err
 			}
 		}
-		// Each recipient waits, pending, for its transport; this node
+		// Each recipient left to its transport waits, pending; this node
 		// holds the message in memory until the horizon (queue.Handoff).
 		job.Recipients = job.Recipients[:0]
-		for _, r := range sub.Recipients {
+		for _, r := range rest {
 			id, err := store.InsertID(ctx, tx, `INSERT INTO deliveries (message_id, recipient, state, transport_state, next_at) VALUES (?, ?, ?, ?, ?)`,
 				msg.ID, r, string(Queued), string(queue.Pending), horizon)
 			if err != nil {
@@ -116,18 +143,44 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		// The Sent copy holds the original, and so do the queued deliveries
 		// until they are done (see Unused).
 		d := sub.Original
-		_, err = Append(ctx, tx, f, New{Kind: KindSent, MessageID: msg.ID, Ref: -1, Content: &d, Size: sub.Size, InternalDate: now, Flags: []string{`\Seen`}})
+		if _, err = Append(ctx, tx, f, New{Kind: KindSent, MessageID: msg.ID, Ref: -1, Content: &d, Size: sub.Size, InternalDate: now, Flags: []string{`\Seen`}}); err != nil {
+			return err
+		}
+		for i, o := range joined {
+			o.d.DeliveryID = 0 // a row of this transaction (it may run again)
+			jrecs[i].MessageID = msg.ID
+		}
+		notify, _, err = s.settle(ctx, tx, msg, joined, msg.EnvelopeSize, now)
 		return err
-	})
+	}
+	// The original is durable before anything refers to it. Waiting for
+	// the disk only now, after the signing, lets the syncs of other
+	// messages accepted meanwhile cover this one.
+	if err := s.Blobs.Sync(sub.BlobGen); err != nil {
+		return nil, nil, fmt.Errorf("store the original: %w", err)
+	}
+	err := s.Issuer.Issue(ctx, append([]*evidence.Record{rec}, jrecs...), write)
+	if errors.Is(err, errQuotaRace) {
+		// A mailbox filled up since it was read: accept alone, and leave
+		// every recipient to the queue, which reads the quota again.
+		joined, jrecs, rest = nil, nil, sub.Recipients
+		err = s.Issuer.Issue(ctx, []*evidence.Record{rec}, write)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	if fresh != nil {
-		s.fresh.put(fresh)
-	}
+	s.Metrics.delivered(joined)
 	s.Hub.Notify(sub.Sender.ID, sent.ID)
-	job.MessageID = msg.ID
-	s.Queue.Handoff(job)
+	for _, n := range notify {
+		s.Hub.Notify(n[0], n[1])
+	}
+	if len(rest) > 0 {
+		if fresh != nil {
+			s.fresh.put(fresh)
+		}
+		job.MessageID = msg.ID
+		s.Queue.Handoff(job)
+	}
 	return msg, rec, nil
 }
 

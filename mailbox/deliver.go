@@ -119,95 +119,23 @@ func (s *Service) deliverMessage(ctx context.Context, job *queue.Job, rs []queue
 		}
 	}
 	now := s.now()
-	var outs []*outcome
-	var recs []*evidence.Record
-	for _, d := range rs {
-		o := &outcome{d: d}
-		if refuse != nil {
-			o.reason = *refuse
-		} else if a, err := store.GetAccountByAddress(ctx, q, strings.ToLower(d.Address)); errors.Is(err, store.ErrNotFound) {
-			o.reason = evidence.ReasonUnknownRecipient()
-		} else if err != nil {
-			return err
-		} else {
-			o.acct = a
-			switch {
-			case account.Status(a.Status) != account.Active:
-				o.reason = evidence.ReasonMailboxClosed()
-			case a.UsedBytes+envSize > a.QuotaBytes:
-				o.reason = evidence.ReasonMailboxFull()
-			default:
-				o.ok = true
-			}
-		}
-		e := *base
-		e.ID, e.EventTime = evidence.NewID(), now
-		e.Recipients = []evidence.Party{recipientParty(d.Address, o.acct)}
-		if o.ok {
-			e.Code = evidence.Delivered
-		} else {
-			e.Code = evidence.NotDelivered
-			e.Reasons = []evidence.Reason{o.reason}
-		}
-		outs = append(outs, o)
-		recs = append(recs, &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Address})
+	outs, recs, err := s.outcomes(ctx, q, msg, base, sender, rs, refuse, envSize, now)
+	if err != nil {
+		return err
 	}
 	var notify [][2]int64
 	var unused []blob.Digest
-	err := s.Issuer.Issue(ctx, recs, func(ctx context.Context, tx *store.Tx) error {
-		notify, unused = notify[:0], unused[:0]
-		delivered := false
+	err = s.Issuer.Issue(ctx, recs, func(ctx context.Context, tx *store.Tx) error {
+		unused = unused[:0]
 		if msg.EnvelopeSig == nil && envSig != nil {
 			if _, err := tx.Exec(ctx, `UPDATE messages SET envelope_sig = ?, envelope_size = ?, envelope_params = ? WHERE id = ? AND envelope_sig IS NULL`, envSig, envSize, envParams, msg.ID); err != nil {
 				return err
 			}
 		}
-		for _, o := range outs {
-			if !o.ok {
-				if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = ?, transport_state = ?, attempts = attempts + 1, account_id = ?, reason = ? WHERE id = ? AND `+queue.PendingOnly,
-					string(Failed), string(queue.Failed), nullID(accountID(o.acct)), o.reason.Code, o.d.DeliveryID); err != nil {
-					return err
-				}
-				continue
-			}
-			// Charge the quota inside the transaction, on condition that it
-			// still fits: other deliveries may have filled the mailbox since
-			// it was read.
-			var used int64
-			err := tx.QueryRow(ctx, `UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes RETURNING used_bytes`,
-				envSize, o.acct.ID, envSize).Scan(&used)
-			if errors.Is(store.MapErr(err), store.ErrNotFound) {
-				return errQuotaRace
-			}
-			if err != nil {
-				return err
-			}
-			deadline, rule := s.Policy.Deadline(msg.IletiTip, now)
-			if _, err := tx.Exec(ctx, `UPDATE deliveries SET state = ?, transport_state = ?, attempts = attempts + 1, account_id = ?, delivered_at = ?, deemed_at = ?, rule = ?, reason = '' WHERE id = ? AND `+queue.PendingOnly,
-				string(DeliveredTo), string(queue.Delivered), o.acct.ID, store.Millis(now), store.Millis(deadline), rule, o.d.DeliveryID); err != nil {
-				return err
-			}
-			inbox, err := s.folder(ctx, tx, o.acct.ID, Inbox)
-			if err != nil {
-				return err
-			}
-			// The row holds the original (the envelope is rendered from it).
-			d := msg.Digest
-			delivered = true
-			if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.DeliveryID, Ref: -1, Content: &d, Size: envSize, InternalDate: now, Charged: true}); err != nil {
-				return err
-			}
-			a := *o.acct
-			a.UsedBytes = used
-			if err := s.quotaNotices(ctx, tx, &a, used-envSize, used, inbox, now); err != nil {
-				return err
-			}
-			if s.Delivered != nil {
-				if err := s.Delivered(ctx, tx, o.d.DeliveryID, o.acct.ID, now, deadline); err != nil {
-					return err
-				}
-			}
-			notify = append(notify, [2]int64{o.acct.ID, inbox.ID})
+		var delivered bool
+		var err error
+		if notify, delivered, err = s.settle(ctx, tx, msg, outs, envSize, now); err != nil {
+			return err
 		}
 		if err := queue.Done(ctx, tx, job); err != nil {
 			return err
@@ -235,6 +163,115 @@ func (s *Service) deliverMessage(ctx context.Context, job *queue.Job, rs []queue
 		s.Hub.Notify(n[0], n[1])
 	}
 	return nil
+}
+
+// outcomes decides, outside any transaction, what becomes of each of rs
+// (placed, or not and why), and builds its evidence, 40 or 41, on base.
+// With refuse set every recipient gets 41 with that reason.
+func (s *Service) outcomes(ctx context.Context, q store.Querier, msg *KEPMessage, base *evidence.Evidence, sender *store.Account, rs []queue.Recipient, refuse *evidence.Reason, envSize int64, now time.Time) ([]*outcome, []*evidence.Record, error) {
+	outs := make([]*outcome, 0, len(rs))
+	recs := make([]*evidence.Record, 0, len(rs))
+	for _, d := range rs {
+		o := &outcome{d: d}
+		if refuse != nil {
+			o.reason = *refuse
+		} else if a, err := store.GetAccountByAddress(ctx, q, strings.ToLower(d.Address)); errors.Is(err, store.ErrNotFound) {
+			o.reason = evidence.ReasonUnknownRecipient()
+		} else if err != nil {
+			return nil, nil, err
+		} else {
+			o.acct = a
+			switch {
+			case account.Status(a.Status) != account.Active:
+				o.reason = evidence.ReasonMailboxClosed()
+			case a.UsedBytes+envSize > a.QuotaBytes:
+				o.reason = evidence.ReasonMailboxFull()
+			default:
+				o.ok = true
+			}
+		}
+		e := *base
+		e.ID, e.EventTime = evidence.NewID(), now
+		e.Recipients = []evidence.Party{recipientParty(d.Address, o.acct)}
+		if o.ok {
+			e.Code = evidence.Delivered
+		} else {
+			e.Code = evidence.NotDelivered
+			e.Reasons = []evidence.Reason{o.reason}
+		}
+		outs = append(outs, o)
+		recs = append(recs, &evidence.Record{Evidence: &e, AccountID: sender.ID, MessageID: msg.ID, Subject: d.Address})
+	}
+	return outs, recs, nil
+}
+
+// settle writes in tx what outs say: each recipient's delivery and
+// transport state, and for each placed copy the quota charged and the
+// INBOX entry. A recipient with no deliveries row yet (DeliveryID 0: it
+// joins its message's acceptance, see Accept) gets its row in its final
+// state; an existing row moves only out of pending (queue.PendingOnly).
+// It returns the folders to notify and whether any copy was placed.
+func (s *Service) settle(ctx context.Context, tx *store.Tx, msg *KEPMessage, outs []*outcome, envSize int64, now time.Time) (notify [][2]int64, delivered bool, err error) {
+	for _, o := range outs {
+		if !o.ok {
+			if o.d.DeliveryID == 0 {
+				o.d.DeliveryID, err = store.InsertID(ctx, tx, `INSERT INTO deliveries (message_id, recipient, state, transport_state, attempts, next_at, account_id, reason) VALUES (?, ?, ?, ?, 1, ?, ?, ?)`,
+					msg.ID, o.d.Address, string(Failed), string(queue.Failed), store.Millis(now), nullID(accountID(o.acct)), o.reason.Code)
+			} else {
+				_, err = tx.Exec(ctx, `UPDATE deliveries SET state = ?, transport_state = ?, attempts = attempts + 1, account_id = ?, reason = ? WHERE id = ? AND `+queue.PendingOnly,
+					string(Failed), string(queue.Failed), nullID(accountID(o.acct)), o.reason.Code, o.d.DeliveryID)
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		// Charge the quota inside the transaction, on condition that it
+		// still fits: other deliveries may have filled the mailbox since
+		// it was read.
+		var used int64
+		err := tx.QueryRow(ctx, `UPDATE accounts SET used_bytes = used_bytes + ? WHERE id = ? AND used_bytes + ? <= quota_bytes RETURNING used_bytes`,
+			envSize, o.acct.ID, envSize).Scan(&used)
+		if errors.Is(store.MapErr(err), store.ErrNotFound) {
+			return nil, false, errQuotaRace
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		deadline, rule := s.Policy.Deadline(msg.IletiTip, now)
+		if o.d.DeliveryID == 0 {
+			o.d.DeliveryID, err = store.InsertID(ctx, tx, `INSERT INTO deliveries (message_id, recipient, state, transport_state, attempts, next_at, account_id, delivered_at, deemed_at, rule) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)`,
+				msg.ID, o.d.Address, string(DeliveredTo), string(queue.Delivered), store.Millis(now), o.acct.ID, store.Millis(now), store.Millis(deadline), rule)
+		} else {
+			_, err = tx.Exec(ctx, `UPDATE deliveries SET state = ?, transport_state = ?, attempts = attempts + 1, account_id = ?, delivered_at = ?, deemed_at = ?, rule = ?, reason = '' WHERE id = ? AND `+queue.PendingOnly,
+				string(DeliveredTo), string(queue.Delivered), o.acct.ID, store.Millis(now), store.Millis(deadline), rule, o.d.DeliveryID)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		inbox, err := s.folder(ctx, tx, o.acct.ID, Inbox)
+		if err != nil {
+			return nil, false, err
+		}
+		// The row holds the original (the envelope is rendered from it).
+		d := msg.Digest
+		delivered = true
+		if _, err := Append(ctx, tx, inbox, New{Kind: KindKEP, MessageID: msg.ID, DeliveryID: o.d.DeliveryID, Ref: -1, Content: &d, Size: envSize, InternalDate: now, Charged: true}); err != nil {
+			return nil, false, err
+		}
+		a := *o.acct
+		a.UsedBytes = used
+		if err := s.quotaNotices(ctx, tx, &a, used-envSize, used, inbox, now); err != nil {
+			return nil, false, err
+		}
+		if s.Delivered != nil { // notices of the arrival (package notice)
+			if err := s.Delivered(ctx, tx, o.d.DeliveryID, o.acct.ID, now, deadline); err != nil {
+				return nil, false, err
+			}
+		}
+		notify = append(notify, [2]int64{o.acct.ID, inbox.ID})
+	}
+	return notify, delivered, nil
 }
 
 var errQuotaRace = errors.New("quota changed during delivery")

@@ -65,9 +65,11 @@ func (s *Service) currentParams() envelopeParams {
 
 // envelopeParts builds the envelope's outer header and the signed entity.
 func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage, p envelopeParams, fresh *freshMessage) (hdr, entity []byte, err error) {
-	loc, err := time.LoadLocation(p.TimeZone)
-	if err != nil {
-		return nil, nil, fmt.Errorf("message %d: envelope time zone: %w", msg.ID, err)
+	loc := s.Policy.Location
+	if loc == nil || p.TimeZone != loc.String() { // an envelope signed under an earlier setting
+		if loc, err = time.LoadLocation(p.TimeZone); err != nil {
+			return nil, nil, fmt.Errorf("message %d: envelope time zone: %w", msg.ID, err)
+		}
 	}
 	var original, accepted []byte
 	if fresh != nil {
@@ -223,8 +225,11 @@ func introduction(msg *KEPMessage, senderName string, oh originalHeaders, provid
 
 func crlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
 
+// lineBreaks are replaced by spaces in a header value.
+var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
+
 func writeHeader(b *bytes.Buffer, name, value string) {
-	value = strings.NewReplacer("\r", " ", "\n", " ").Replace(value)
+	value = lineBreaks.Replace(value)
 	if !isASCII(value) && name != "From" && name != "To" && name != "Cc" {
 		value = mime.QEncoding.Encode("utf-8", value)
 	}

@@ -277,6 +277,7 @@ func (ss *session) Data(r io.Reader) error {
 	// content store in one go; larger ones stream into it and are read back
 	// once for the checks (a 100 MB message is never held twice).
 	var buf bytes.Buffer
+	buf.Grow(32 << 10) // one allocation for the usual message, not a doubling series
 	_, err := io.CopyN(&buf, r, inMemory+1)
 	var data []byte
 	var w *blob.Writer

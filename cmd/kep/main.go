@@ -142,6 +142,14 @@ func main() {
 	}
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	pprof.StopCPUProfile()
+	// KEP_MEMPROFILE=FILE writes an allocation profile at the end (go tool
+	// pprof -sample_index=alloc_space FILE).
+	if p := os.Getenv("KEP_MEMPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	stop()
 	os.Exit(code)
 }
