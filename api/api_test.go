@@ -51,15 +51,13 @@ func newEnv(t *testing.T, w *providertest.World) *env {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ap := submission.NewAccessPoint(n.Mailbox, n.Accounts, n.ESign, submission.Options{Domain: "hs01.kep.tr", MaxMessageBytes: maxTestMessage, Logger: quiet})
 	s := &api.Server{Logger: quiet, Accounts: n.Accounts, Mailbox: n.Mailbox, Access: ap, Rehber: &rehber.Service{DB: n.DB, Provider: "hs01", Now: n.Now},
-		Now: w.Clock.Now, Anchors: func() (evidence.Anchors, error) {
-			ca, err := pki.LoadCertsPEM(n.Config.Path("keys/provider-ca.crt"))
-			if err != nil {
-				return evidence.Anchors{}, err
-			}
-			pool := x509.NewCertPool()
-			pool.AddCert(ca[0])
-			return evidence.Anchors{ProviderCAs: pool, TSACAs: n.TSARoots, LogKeys: tlog.SplitKeys(n.LogKey)}, nil
-		}}
+		Now: w.Clock.Now, ProviderID: "hs01"}
+	ca, err := pki.LoadCertsPEM(n.Config.Path("keys/provider-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Anchors = evidence.Anchors{ProviderCAs: x509.NewCertPool(), TSACAs: n.TSARoots, LogKeys: tlog.SplitKeys(n.LogKey)}
+	s.Anchors.ProviderCAs.AddCert(ca[0])
 	e := &env{t: t, w: w, api: s, srv: httptest.NewServer(s.Handler()), tokens: map[string]string{}}
 	t.Cleanup(e.srv.Close)
 	e.ayse, e.mehmet, e.zehra = w.Person("Ayşe", "Yılmaz"), w.Person("Mehmet", "Öztürk"), w.Person("Zehra", "Ak")

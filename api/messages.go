@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/directory"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/identity"
 	"github.com/kephs/kep/mailbox"
@@ -406,12 +407,15 @@ func (s *Server) verify(c *call) error {
 			"Gönderilen dosya bir delil paketi değil (kep evidence bundle ya da bu API'nin verdiği ZIP).",
 			"The file is not an evidence bundle (the ZIP `kep evidence bundle` and this API give).")
 	}
-	a, err := s.Anchors()
-	if err != nil {
-		return err
+	var d *directory.Directory
+	if s.Directory != nil {
+		d = s.Directory()
 	}
-	rep := evidence.VerifyBundle(bundle, a, original)
-	out := map[string]any{"valid": rep.Valid, "checks": rep.Checks, "original_checked": original != nil}
+	rep, via := evidence.VerifyTrusted(bundle, s.Anchors, s.ProviderID, d, original)
+	out := map[string]any{"valid": rep.Valid, "checks": rep.Checks, "original_checked": original != nil, "verified_with": "provider"}
+	if via != nil {
+		out["verified_with"], out["issuer_provider"] = "directory", via.ID
+	}
 	if rep.Evidence != nil {
 		out["evidence"] = map[string]any{"id": rep.Evidence.ID, "code": int(rep.Evidence.Code), "event": rep.Evidence.Code.Label(), "event_time": rep.Evidence.EventTime}
 	}
