@@ -25,16 +25,31 @@ func (s *Server) me(c *call) error {
 	if c.p.Operator != nil {
 		out["operator"] = map[string]any{"name": c.p.Operator.Name, "tckn": identity.Mask(c.p.Operator.TCKN)}
 	}
-	accts, err := s.Mailbox.Visible(c.ctx, c.p)
+	list, err := s.accountList(c)
 	if err != nil {
 		return err
 	}
-	list := []map[string]any{}
-	for _, a := range accts {
-		list = append(list, accountJSON(c.p, a))
-	}
 	out["accounts"] = list
 	return c.json(http.StatusOK, out)
+}
+
+// accountList is the accounts the token may read, then those it may only
+// send for (an operator with the send grant alone: its "grants" say
+// "send", and only POST /api/v1/messages works for it).
+func (s *Server) accountList(c *call) ([]map[string]any, error) {
+	accts, err := s.Mailbox.Visible(c.ctx, c.p)
+	if err != nil {
+		return nil, err
+	}
+	sendOnly, err := s.Mailbox.SendOnly(c.ctx, c.p)
+	if err != nil {
+		return nil, err
+	}
+	list := []map[string]any{}
+	for _, a := range append(accts, sendOnly...) {
+		list = append(list, accountJSON(c.p, a))
+	}
+	return list, nil
 }
 
 func accountJSON(p *account.Principal, a *store.Account) map[string]any {
@@ -49,13 +64,9 @@ func (c *call) account() (*store.Account, error) {
 
 // listAccounts: GET /api/v1/accounts.
 func (s *Server) listAccounts(c *call) error {
-	accts, err := s.Mailbox.Visible(c.ctx, c.p)
+	list, err := s.accountList(c)
 	if err != nil {
 		return err
-	}
-	list := []map[string]any{}
-	for _, a := range accts {
-		list = append(list, accountJSON(c.p, a))
 	}
 	return c.json(http.StatusOK, map[string]any{"accounts": list})
 }
