@@ -61,7 +61,8 @@ func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endp
 	newClientSetup(n, ep).handle(mux)
 	// The REST API (docs/api.md) and its OpenAPI document.
 	mux.Handle("/api/", (&api.Server{Accounts: n.Accounts, Mailbox: n.Mailbox, Access: ap, Rehber: rehberService(n, tlsConf),
-		Anchors: trustAnchors(n), ProviderID: n.Config.Provider.ID, Directory: directoryOf(n), Logger: n.Logger, Now: n.Now}).Handler())
+		Anchors: trustAnchors(n), ProviderID: n.Config.Provider.ID, Directory: directoryOf(n), Logger: n.Logger, Now: n.Now,
+		Limits: api.Limits{Rate: float64(n.Config.HTTP.APIRate), Burst: n.Config.HTTP.APIBurst}}).Handler())
 	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(n.DB, func(ctx context.Context, start, end int64) ([][]byte, error) {
 		return mailbox.LogEntries(ctx, n.DB.Q(), start, end) // evidence and receipts of other providers' evidence
 	})))
