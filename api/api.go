@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/directory"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/rehber"
@@ -35,12 +36,17 @@ type Server struct {
 	Mailbox  *mailbox.Service
 	Access   *submission.AccessPoint
 	Rehber   *rehber.Service // nil: the Rehberi routes answer 404
-	// Anchors are what an uploaded bundle is verified against: this
-	// provider's CA, TSA roots and log keys.
-	Anchors func() (evidence.Anchors, error)
-	Limits  Limits // zero fields take DefaultLimits
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Anchors are what an uploaded bundle of this provider's evidence is
+	// verified against: its CA, TSA roots and log keys. A bundle the
+	// directory names another provider as the issuer of is verified
+	// against the directory (evidence.VerifyTrusted), as on the public
+	// verification page.
+	Anchors    evidence.Anchors
+	ProviderID string
+	Directory  func() *directory.Directory // nil without federation
+	Limits     Limits                      // zero fields take DefaultLimits
+	Logger     *slog.Logger
+	Now        func() time.Time
 
 	buckets buckets
 }

@@ -40,7 +40,8 @@ type env struct {
 	ayse, mehmet, zehra *providertest.Person
 	co                  *providertest.Person // the company's main operator (Account: the company)
 	sub                 *providertest.Person // a sub-operator with the archive grant only
-	tokens              map[string]string    // ayse, mehmet, main, sub
+	sender              *providertest.Person // a sub-operator with the send grant only
+	tokens              map[string]string    // ayse, mehmet, main, sub, sender
 }
 
 const maxTestMessage = 256 << 10
@@ -51,24 +52,24 @@ func newEnv(t *testing.T, w *providertest.World) *env {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ap := submission.NewAccessPoint(n.Mailbox, n.Accounts, n.ESign, submission.Options{Domain: "hs01.kep.tr", MaxMessageBytes: maxTestMessage, Logger: quiet})
 	s := &api.Server{Logger: quiet, Accounts: n.Accounts, Mailbox: n.Mailbox, Access: ap, Rehber: &rehber.Service{DB: n.DB, Provider: "hs01", Now: n.Now},
-		Now: w.Clock.Now, Anchors: func() (evidence.Anchors, error) {
-			ca, err := pki.LoadCertsPEM(n.Config.Path("keys/provider-ca.crt"))
-			if err != nil {
-				return evidence.Anchors{}, err
-			}
-			pool := x509.NewCertPool()
-			pool.AddCert(ca[0])
-			return evidence.Anchors{ProviderCAs: pool, TSACAs: n.TSARoots, LogKeys: tlog.SplitKeys(n.LogKey)}, nil
-		}}
+		Now: w.Clock.Now, ProviderID: "hs01"}
+	ca, err := pki.LoadCertsPEM(n.Config.Path("keys/provider-ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Anchors = evidence.Anchors{ProviderCAs: x509.NewCertPool(), TSACAs: n.TSARoots, LogKeys: tlog.SplitKeys(n.LogKey)}
+	s.Anchors.ProviderCAs.AddCert(ca[0])
 	e := &env{t: t, w: w, api: s, srv: httptest.NewServer(s.Handler()), tokens: map[string]string{}}
 	t.Cleanup(e.srv.Close)
 	e.ayse, e.mehmet, e.zehra = w.Person("Ayşe", "Yılmaz"), w.Person("Mehmet", "Öztürk"), w.Person("Zehra", "Ak")
 	_, e.co = w.Company("Deniz Lojistik", 0)
 	e.sub = w.Operator(e.co.Account, "Emre", "Şahin", account.SubOperator, account.GrantArchive)
+	e.sender = w.Operator(e.co.Account, "Sena", "Yazar", account.SubOperator, account.GrantSend)
 	staff := &account.Principal{Staff: "test"}
 	for name, spec := range map[string]struct {
 		addr, op string
-	}{"ayse": {e.ayse.Account.Address, ""}, "mehmet": {e.mehmet.Account.Address, ""}, "main": {e.co.Account.Address, e.co.TCKN}, "sub": {e.co.Account.Address, e.sub.TCKN}} {
+	}{"ayse": {e.ayse.Account.Address, ""}, "mehmet": {e.mehmet.Account.Address, ""}, "main": {e.co.Account.Address, e.co.TCKN}, "sub": {e.co.Account.Address, e.sub.TCKN},
+		"sender": {e.co.Account.Address, e.sender.TCKN}} {
 		_, secret, err := n.Accounts.CreateToken(context.Background(), account.SystemActor, staff, spec.addr, account.TokenRequest{Name: "test " + name, OperatorTCKN: spec.op})
 		if err != nil {
 			t.Fatal(err)
@@ -160,7 +161,11 @@ func TestEndpoints(t *testing.T) {
 		ayse, mehmet := e.ayse.Account.Address, e.mehmet.Account.Address
 		raw := signed(t, e.ayse, ayse, "", mehmet)
 		unsigned := []byte("From: " + ayse + "\r\nTo: " + mehmet + "\r\nSubject: x\r\n\r\nhello\r\n")
-		tA, tM, tMain, tSub := e.tokens["ayse"], e.tokens["mehmet"], e.tokens["main"], e.tokens["sub"]
+		tA, tM, tMain, tSub, tSend := e.tokens["ayse"], e.tokens["mehmet"], e.tokens["main"], e.tokens["sub"], e.tokens["sender"]
+		// A signed message padded past the provider's limit: its header
+		// names the sender and recipient of the rejection evidence.
+		tooLarge := append(signed(t, e.ayse, ayse, "", mehmet), bytes.Repeat([]byte("x"), maxTestMessage)...)
+		coInbox := "/api/v1/accounts/" + e.co.Account.Address + "/folders/INBOX/messages"
 
 		// Sending one message, and every refusal.
 		res := e.run([]check{
@@ -172,7 +177,10 @@ func TestEndpoints(t *testing.T) {
 			{"submit bcc", tA, "POST", "/api/v1/messages", signed(t, e.ayse, ayse, "Bcc: "+e.zehra.Account.Address+"\r\n", mehmet), nil, 422, "bcc-not-empty"},
 			{"submit as another", tM, "POST", "/api/v1/messages", raw, nil, 422, "from-mismatch"},
 			{"submit outside KEP", tA, "POST", "/api/v1/messages", signed(t, e.ayse, ayse, "", "someone@gmail.com"), nil, 422, "recipient-not-kep"},
-			{"submit too large", tA, "POST", "/api/v1/messages", bytes.Repeat([]byte("x"), maxTestMessage+1), nil, 413, "size-limit"},
+			{"submit too large", tA, "POST", "/api/v1/messages", tooLarge, nil, 413, "size-limit"},
+			{"submit send grant only", tSend, "POST", "/api/v1/messages", signed(t, e.sender, e.co.Account.Address, "", mehmet), nil, 201, ""},
+			{"send grant only reads nothing", tSend, "GET", coInbox, nil, nil, 404, "not-found"},
+			{"send grant only lists the account", tSend, "GET", "/api/v1/accounts", nil, nil, 200, ""},
 			{"submit no grant", tSub, "POST", "/api/v1/messages", signed(t, e.sub, e.co.Account.Address, "", mehmet), nil, 422, "no-send-grant"},
 			{"submit no token", "", "POST", "/api/v1/messages", raw, nil, 401, "unauthenticated"},
 			{"submit bad token", "kep_forged", "POST", "/api/v1/messages", raw, nil, 401, "invalid-token"},
@@ -224,6 +232,19 @@ func TestEndpoints(t *testing.T) {
 		}
 		if !found {
 			t.Fatalf("no rejection evidence with the problem's reason %q", p["detail"])
+		}
+		// Too large: refused through the access point as SMTP's DATA is,
+		// with rejection evidence of the same reason.
+		big := decode(t, res["submit too large"])
+		found = false
+		for _, ev := range es {
+			found = found || ev.Code == evidence.Rejected && ev.Reason == big["detail"]
+		}
+		if !found || big["smtp_code"] != "552 5.3.4" {
+			t.Fatalf("no rejection evidence for the message too large (%v)", big)
+		}
+		if l := decode(t, res["send grant only lists the account"])["accounts"].([]any); len(l) != 1 || l[0].(map[string]any)["grants"] != "send" {
+			t.Fatalf("a send-only token's accounts: %v", l)
 		}
 		if _, err := w.Node.Mailbox.DeliverQueued(ctx, 100); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kephs/kep/account"
+	"github.com/kephs/kep/directory"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/identity"
 	"github.com/kephs/kep/mailbox"
@@ -24,16 +25,31 @@ func (s *Server) me(c *call) error {
 	if c.p.Operator != nil {
 		out["operator"] = map[string]any{"name": c.p.Operator.Name, "tckn": identity.Mask(c.p.Operator.TCKN)}
 	}
-	accts, err := s.Mailbox.Visible(c.ctx, c.p)
+	list, err := s.accountList(c)
 	if err != nil {
 		return err
 	}
-	list := []map[string]any{}
-	for _, a := range accts {
-		list = append(list, accountJSON(c.p, a))
-	}
 	out["accounts"] = list
 	return c.json(http.StatusOK, out)
+}
+
+// accountList is the accounts the token may read, then those it may only
+// send for (an operator with the send grant alone: its "grants" say
+// "send", and only POST /api/v1/messages works for it).
+func (s *Server) accountList(c *call) ([]map[string]any, error) {
+	accts, err := s.Mailbox.Visible(c.ctx, c.p)
+	if err != nil {
+		return nil, err
+	}
+	sendOnly, err := s.Mailbox.SendOnly(c.ctx, c.p)
+	if err != nil {
+		return nil, err
+	}
+	list := []map[string]any{}
+	for _, a := range append(accts, sendOnly...) {
+		list = append(list, accountJSON(c.p, a))
+	}
+	return list, nil
 }
 
 func accountJSON(p *account.Principal, a *store.Account) map[string]any {
@@ -48,13 +64,9 @@ func (c *call) account() (*store.Account, error) {
 
 // listAccounts: GET /api/v1/accounts.
 func (s *Server) listAccounts(c *call) error {
-	accts, err := s.Mailbox.Visible(c.ctx, c.p)
+	list, err := s.accountList(c)
 	if err != nil {
 		return err
-	}
-	list := []map[string]any{}
-	for _, a := range accts {
-		list = append(list, accountJSON(c.p, a))
 	}
 	return c.json(http.StatusOK, map[string]any{"accounts": list})
 }
@@ -406,12 +418,15 @@ func (s *Server) verify(c *call) error {
 			"Gönderilen dosya bir delil paketi değil (kep evidence bundle ya da bu API'nin verdiği ZIP).",
 			"The file is not an evidence bundle (the ZIP `kep evidence bundle` and this API give).")
 	}
-	a, err := s.Anchors()
-	if err != nil {
-		return err
+	var d *directory.Directory
+	if s.Directory != nil {
+		d = s.Directory()
 	}
-	rep := evidence.VerifyBundle(bundle, a, original)
-	out := map[string]any{"valid": rep.Valid, "checks": rep.Checks, "original_checked": original != nil}
+	rep, via := evidence.VerifyTrusted(bundle, s.Anchors, s.ProviderID, d, original)
+	out := map[string]any{"valid": rep.Valid, "checks": rep.Checks, "original_checked": original != nil, "verified_with": "provider"}
+	if via != nil {
+		out["verified_with"], out["issuer_provider"] = "directory", via.ID
+	}
 	if rep.Evidence != nil {
 		out["evidence"] = map[string]any{"id": rep.Evidence.ID, "code": int(rep.Evidence.Code), "event": rep.Evidence.Code.Label(), "event_time": rep.Evidence.EventTime}
 	}

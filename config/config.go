@@ -138,6 +138,11 @@ type HTTP struct {
 	// SignerOrigin is the local signer's origin (`kep signer`), the one
 	// place the web mail's pages may connect to besides the provider.
 	SignerOrigin string `toml:"signer_origin"`
+	// APIRate and APIBurst are each REST API token's rate limit: a token
+	// bucket of APIBurst units refilled at APIRate units a second
+	// (docs/api.md, "Rate limits"; api.Limits).
+	APIRate  int `toml:"api_rate"`
+	APIBurst int `toml:"api_burst"`
 }
 
 // Metrics configures the operator's listener: /metrics and /healthz.
@@ -206,7 +211,7 @@ func Default(dir, provider, domain string) *Config {
 		SMTP: SMTP{Submission: "127.0.0.1:587", Submissions: "127.0.0.1:465", Hostname: "mail." + domain,
 			MaxMessageBytes: 100 << 20, MaxRecipients: 100, MaxTotalBytes: 1 << 30},
 		IMAP:       IMAP{Listen: "127.0.0.1:143", ListenTLS: "127.0.0.1:993"},
-		HTTP:       HTTP{Listen: "127.0.0.1:8443", SignerOrigin: "http://127.0.0.1:18443"},
+		HTTP:       HTTP{Listen: "127.0.0.1:8443", SignerOrigin: "http://127.0.0.1:18443", APIRate: 1000, APIBurst: 3000},
 		Metrics:    Metrics{Listen: "127.0.0.1:9464"},
 		Federation: Federation{AuthorityKeys: []string{}, Refresh: Duration{10 * time.Minute}, EvidenceAlarm: Duration{15 * time.Minute}},
 		Accounts:   Accounts{DefaultQuota: 100 << 20},

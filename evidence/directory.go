@@ -82,6 +82,21 @@ func VerifyWithDirectory(p *directory.Provider, data []byte, tsaRoots *x509.Cert
 	return r
 }
 
+// VerifyTrusted verifies a bundle as a provider's verification page and
+// API do: against the provider's own anchors, or, when the directory d
+// lists another provider than self as the bundle's issuer, against that
+// provider's entries in the directory (VerifyWithDirectory; TSA roots from
+// own). via is that provider, or nil when own anchors were used. d may be
+// nil (no federation).
+func VerifyTrusted(data []byte, own Anchors, self string, d *directory.Directory, original []byte) (r *Report, via *directory.Provider) {
+	if d != nil {
+		if p := IssuerIn(d, data); p != nil && p.ID != self {
+			return VerifyWithDirectory(p, data, own.TSACAs, original), p
+		}
+	}
+	return VerifyBundle(data, own, original), nil
+}
+
 // Failed summarises the failed checks of a report on one line, or nil
 // when it is valid.
 func (r *Report) Failed() error {

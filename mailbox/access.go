@@ -174,6 +174,20 @@ func canHold(r Role, k Kind) bool {
 // the holder's own, an operator's or a token's where it holds the read
 // grant. Each has its standard folders.
 func (s *Service) Visible(ctx context.Context, p *account.Principal) ([]*store.Account, error) {
+	return s.accountsWith(ctx, p, func(id int64) bool { return p.Can(id, account.GrantRead) })
+}
+
+// SendOnly returns the active accounts the principal may send for but not
+// read: an operator's (or its token's) with the send grant and without the
+// read grant (KEP: an işlem yetkilisi with send authority only). A
+// front-end offers these for composing only (SendAccount).
+func (s *Service) SendOnly(ctx context.Context, p *account.Principal) ([]*store.Account, error) {
+	return s.accountsWith(ctx, p, func(id int64) bool { return p.Can(id, account.GrantSend) && !p.Can(id, account.GrantRead) })
+}
+
+// accountsWith returns the active accounts the principal has a role on
+// (the holder its own) that keep passes, with their standard folders.
+func (s *Service) accountsWith(ctx context.Context, p *account.Principal, keep func(id int64) bool) ([]*store.Account, error) {
 	s.init()
 	q := s.DB.Q()
 	var ids []int64
@@ -185,17 +199,16 @@ func (s *Service) Visible(ctx context.Context, p *account.Principal) ([]*store.A
 			return nil, err
 		}
 		for _, r := range p.Roles {
-			if p.Can(r.AccountID, account.GrantRead) {
-				ids = append(ids, r.AccountID)
-			}
+			ids = append(ids, r.AccountID)
 		}
 	case account.Token:
-		if p.Can(p.Token.AccountID, account.GrantRead) {
-			ids = []int64{p.Token.AccountID}
-		}
+		ids = []int64{p.Token.AccountID}
 	}
 	var out []*store.Account
 	for _, id := range ids {
+		if !keep(id) {
+			continue
+		}
 		a, err := store.GetAccount(ctx, q, id)
 		if err != nil {
 			return nil, err
@@ -245,6 +258,34 @@ func (s *Service) Account(ctx context.Context, p *account.Principal, addr string
 		return nil, refuse(NotFound, "No such account: %s", addr)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := EnsureFolders(ctx, s.DB.Q(), a.ID, s.now()); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// SendAccount returns an account the principal may send for, by address:
+// with the send grant, read grant or not (an operator with send only
+// sends for the company without reading its mail; the access point checks
+// the send grant again on each message). An account it may not send for
+// is not found when it may not read it either, so that the two cannot be
+// told apart; one it reads but may not send for is refused with the
+// missing grant.
+func (s *Service) SendAccount(ctx context.Context, p *account.Principal, addr string) (*store.Account, error) {
+	s.init()
+	if err := s.RefreshRoles(ctx, p); err != nil {
+		return nil, err
+	}
+	a, err := store.GetAccountByAddress(ctx, s.DB.Q(), strings.ToLower(addr))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !p.Can(a.ID, account.GrantSend) && !p.Can(a.ID, account.GrantRead)) {
+		return nil, refuse(NotFound, "No such account: %s", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := needGrant(p, a, account.GrantSend, "Sending for this account"); err != nil {
 		return nil, err
 	}
 	if err := EnsureFolders(ctx, s.DB.Q(), a.ID, s.now()); err != nil {

@@ -316,3 +316,64 @@ func TestDelilItemRemoval(t *testing.T) {
 		}
 	})
 }
+
+// TestSendAccount: the send grant alone resolves an account for sending
+// (an işlem yetkilisi with send authority), and lists it as send-only; the
+// read grant alone does not, and names the missing grant; no role at all
+// is not found, as for an account that does not exist.
+func TestSendAccount(t *testing.T) {
+	providertest.Each(t, func(t *testing.T, w *providertest.World) {
+		ctx := context.Background()
+		co, main := w.Company("Yazar Lojistik", 0)
+		other := w.Person("Baska", "Kisi")
+		for _, tc := range []struct {
+			name     string
+			grants   account.Grant
+			addr     string
+			kind     mailbox.RefusalKind // "" when resolved
+			sendOnly bool
+			visible  bool
+		}{
+			{"send only", account.GrantSend, co.Address, "", true, false},
+			{"read only", account.GrantRead, co.Address, mailbox.NoPermission, false, true},
+			{"read and send", account.GrantRead | account.GrantSend, co.Address, "", false, true},
+			{"archive only", account.GrantArchive, co.Address, mailbox.NotFound, false, false},
+			{"another account", account.GrantSend, other.Account.Address, mailbox.NotFound, true, false},
+			{"no such account", account.GrantSend, "yok@hs01.kep.tr", mailbox.NotFound, true, false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				op := w.Operator(co, "Sena", "Yazar", account.SubOperator, tc.grants)
+				p, err := w.Node.Accounts.Authenticate(ctx, op.TCKN, op.Password, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, err := w.Node.Mailbox.SendAccount(ctx, p, tc.addr)
+				var rf *mailbox.Refusal
+				switch {
+				case tc.kind == "" && (err != nil || a.Address != tc.addr):
+					t.Fatalf("SendAccount: %v %v", a, err)
+				case tc.kind != "" && (!errors.As(err, &rf) || rf.Kind != tc.kind):
+					t.Fatalf("SendAccount: %v, want a refusal %s", err, tc.kind)
+				case tc.kind == mailbox.NoPermission && !strings.Contains(rf.Reason, "send grant"):
+					t.Fatalf("the refusal does not name the grant: %s", rf.Reason)
+				}
+				so, err := w.Node.Mailbox.SendOnly(ctx, p)
+				if err != nil || (len(so) == 1 && so[0].ID == co.ID) != tc.sendOnly {
+					t.Fatalf("SendOnly: %v %v", so, err)
+				}
+				vis, err := w.Node.Mailbox.Visible(ctx, p)
+				if err != nil || (len(vis) == 1 && vis[0].ID == co.ID) != tc.visible {
+					t.Fatalf("Visible: %v %v", vis, err)
+				}
+			})
+		}
+		// The main operator holds every grant: readable, so not send-only.
+		p, err := w.Node.Accounts.Authenticate(ctx, main.TCKN, main.Password, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if so, err := w.Node.Mailbox.SendOnly(ctx, p); err != nil || len(so) != 0 {
+			t.Fatalf("the main operator's send-only accounts: %v %v", so, err)
+		}
+	})
+}

@@ -3,8 +3,6 @@ package node
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"github.com/kephs/kep/account"
 	"net"
@@ -13,7 +11,7 @@ import (
 
 	"github.com/kephs/kep/api"
 	"github.com/kephs/kep/connlimit"
-	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/directory"
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/provider"
 	"github.com/kephs/kep/rehber"
@@ -63,7 +61,8 @@ func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endp
 	newClientSetup(n, ep).handle(mux)
 	// The REST API (docs/api.md) and its OpenAPI document.
 	mux.Handle("/api/", (&api.Server{Accounts: n.Accounts, Mailbox: n.Mailbox, Access: ap, Rehber: rehberService(n, tlsConf),
-		Anchors: func() (evidence.Anchors, error) { return apiAnchors(n) }, Logger: n.Logger, Now: n.Now}).Handler())
+		Anchors: trustAnchors(n), ProviderID: n.Config.Provider.ID, Directory: directoryOf(n), Logger: n.Logger, Now: n.Now,
+		Limits: api.Limits{Rate: float64(n.Config.HTTP.APIRate), Burst: n.Config.HTTP.APIBurst}}).Handler())
 	mux.Handle("/log/", http.StripPrefix("/log", tlog.Handler(n.DB, func(ctx context.Context, start, end int64) ([][]byte, error) {
 		return mailbox.LogEntries(ctx, n.DB.Q(), start, end) // evidence and receipts of other providers' evidence
 	})))
@@ -92,14 +91,13 @@ func httpsServer(n *provider.Node, tlsConf *tls.Config, lim httpsLimits, ep Endp
 		WriteTimeout: lim.write, IdleTimeout: lim.idle}
 }
 
-// apiAnchors are what the API verifies uploaded bundles against: this
-// provider's CA, TSA roots and log keys.
-func apiAnchors(n *provider.Node) (evidence.Anchors, error) {
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(providerCA(n)) {
-		return evidence.Anchors{}, errors.New("no provider CA to verify bundles against")
+// directoryOf returns the node's directory in force, or nil without
+// federation.
+func directoryOf(n *provider.Node) func() *directory.Directory {
+	if n.Directory == nil {
+		return nil
 	}
-	return evidence.Anchors{ProviderCAs: pool, TSACAs: n.TSARoots, LogKeys: tlog.SplitKeys(n.LogKey)}, nil
+	return n.Directory.Current
 }
 
 // serveHTTPS serves hs on l within the connection caps; a refused client

@@ -16,7 +16,6 @@
 package publicweb
 
 import (
-	"crypto/x509"
 	"embed"
 	"html/template"
 	"net/http"
@@ -141,9 +140,6 @@ func (s *Site) render(w http.ResponseWriter, status int, name string, p *page) {
 	w.WriteHeader(status)
 	pages.ExecuteTemplate(w, name, p)
 }
-
-// tsaRoots returns the TSA anchors for bundles verified through the directory.
-func (s *Site) tsaRoots() *x509.CertPool { return s.Anchors.TSACAs }
 
 func (s *Site) now() time.Time {
 	if s.Now != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/kephs/kep/directory"
 	"github.com/kephs/kep/evidence"
 )
 
@@ -178,18 +179,14 @@ func (s *Site) verifyUpload(w http.ResponseWriter, r *http.Request) {
 func (s *Site) verify(bundle, original []byte) *verification {
 	v := &verification{Original: original != nil, BundleBytes: len(bundle),
 		Anchors: "bu hizmet sağlayıcının güven çapaları", AnchorsEN: "this provider's trust anchors"}
-	var rep *evidence.Report
+	var d *directory.Directory
 	if s.Directory != nil {
-		if d := s.Directory(); d != nil {
-			if p := evidence.IssuerIn(d, bundle); p != nil && p.ID != s.ProviderID {
-				rep = evidence.VerifyWithDirectory(p, bundle, s.tsaRoots(), original)
-				v.Anchors = "yetkili kurumun hizmet sağlayıcılar listesi (" + p.ID + ")"
-				v.AnchorsEN = "the authority's provider directory (" + p.ID + ")"
-			}
-		}
+		d = s.Directory()
 	}
-	if rep == nil {
-		rep = evidence.VerifyBundle(bundle, s.Anchors, original)
+	rep, p := evidence.VerifyTrusted(bundle, s.Anchors, s.ProviderID, d, original)
+	if p != nil {
+		v.Anchors = "yetkili kurumun hizmet sağlayıcılar listesi (" + p.ID + ")"
+		v.AnchorsEN = "the authority's provider directory (" + p.ID + ")"
 	}
 	v.Valid = rep.Valid
 	for _, c := range rep.Checks {

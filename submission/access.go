@@ -129,7 +129,7 @@ func (s *AccessPoint) SubmitRequest(ctx context.Context, r *Request) (*Accepted,
 		return nil, t.tempFail(ctx, nr)
 	}
 	if int64(len(r.Data)) > s.opts.MaxMessageBytes {
-		return nil, t.tooBig(ctx)
+		return nil, t.tooBig(ctx, r.Data)
 	}
 	if r.IdempotencyKey == "" {
 		return t.submit(ctx, r.Data, nil)
@@ -281,9 +281,13 @@ func (ss *txn) submit(ctx context.Context, data []byte, w *blob.Writer) (*Accept
 }
 
 // tooBig refuses a message over the size limit, with rejection evidence.
-func (ss *txn) tooBig(ctx context.Context) *Refusal {
+// received is what arrived of it (up to the limit and a little past): the
+// message never arrived whole, so the evidence's digest and size are those
+// of the bytes received (an evidence carries a digest).
+func (ss *txn) tooBig(ctx context.Context, received []byte) *Refusal {
 	ref := refuse(552, codeTooBig, evidence.ReasonCodeSizeLimit, "The message is larger than the %d MB this provider accepts.", ss.s.opts.MaxMessageBytes>>20)
-	ss.reject(ctx, &inspected{}, ref)
+	d := blob.Digest(sha256.Sum256(received))
+	ss.reject(ctx, &inspected{size: int64(len(received)), digest: &d}, ref)
 	return ref
 }
 

@@ -301,11 +301,13 @@ func (ss *session) Data(r io.Reader) error {
 		return ss.tempFail(ctx, nr).SMTP()
 	}
 	if err != nil {
+		received := buf.Bytes() // for a message too large, what arrived of it
 		if w != nil {
+			received, _ = os.ReadFile(w.File().Name())
 			w.Abort()
 		}
 		if errors.Is(err, smtp.ErrDataTooLarge) {
-			return ss.tooBig(ctx).SMTP()
+			return ss.tooBig(ctx, received).SMTP()
 		}
 		return ss.readFailed(err)
 	}

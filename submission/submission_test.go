@@ -374,3 +374,23 @@ func TestOperatorTCKNIsMasked(t *testing.T) {
 		t.Fatalf("the reply shows the operator's whole TCKN: %v", err)
 	}
 }
+
+// TestTooLargeIsEvidenced: a message over smtp.max_message_bytes is
+// refused 552 5.3.4 in DATA with rejection evidence (size-limit), its
+// digest over the bytes received (the REST API refuses the same way).
+func TestTooLargeIsEvidenced(t *testing.T) {
+	w := providertest.New(t, "sqlite")
+	w.Node.Config.SMTP.MaxMessageBytes = 8 << 10
+	e := start(t, w)
+	ayse, mehmet := w.Person("Ayşe", "Iri"), w.Person("Mehmet", "Iri")
+	A, to := ayse.Account.Address, []string{mehmet.Account.Address}
+	big := message(t, A, ayse.Signer, to, strings.Repeat("X-Padding: "+strings.Repeat("x", 100)+"\r\n", 100))
+	err := send(t, e.sub, A, ayse.Password, A, to, big)
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 552 || se.EnhancedCode != (smtp.EnhancedCode{5, 3, 4}) {
+		t.Fatalf("a message over the limit: %v", err)
+	}
+	if got := lastReason(t, w, ayse.Account.ID); got != "size-limit" {
+		t.Fatalf("reason %s, want size-limit rejection evidence", got)
+	}
+}

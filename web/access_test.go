@@ -49,7 +49,7 @@ var accessIdentities = []accessIdentity{
 		co, _ := w.Company("Yazar Lojistik", 0)
 		op := w.Operator(co, "Sena", "Yazar", account.SubOperator, account.GrantSend)
 		return op.TCKN, op.Password, co
-	}, false, false, false},
+	}, false, true, false}, // sends for the company without reading its mail
 	{"another-account", func(t *testing.T, w *providertest.World) (string, string, *store.Account) {
 		victim := w.Person("Veli", "Hedef")
 		other := w.Person("Zehra", "Baska")

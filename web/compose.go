@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/mail"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/evidence"
+	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/submission"
 )
 
@@ -32,8 +34,14 @@ type composeData struct {
 }
 
 func (s *Server) composePage(w http.ResponseWriter, r *http.Request, c *reqCtx) {
-	a, ok := s.account(w, r, c)
-	if !ok {
+	// An operator with the send grant alone composes for the account
+	// without reading it; one who reads but may not send sees why below.
+	a, err := s.Mailbox.SendAccount(r.Context(), c.p, r.PathValue("addr"))
+	if errors.Is(err, mailbox.ErrNoAccess) {
+		a, err = s.Mailbox.Account(r.Context(), c.p, r.PathValue("addr"))
+	}
+	if err != nil {
+		s.refused(w, r, c, err)
 		return
 	}
 	n, err := s.nav(r.Context(), c, a, "")
@@ -82,12 +90,12 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(res)
 	}
-	a, err := s.Mailbox.Account(ctx, c.p, r.PathValue("addr"))
-	if err != nil {
+	_, err := s.Mailbox.SendAccount(ctx, c.p, r.PathValue("addr"))
+	if err != nil && !errors.Is(err, mailbox.ErrNoAccess) {
 		reply(http.StatusNotFound, &sendResult{Message: c.t("err.notfound")})
 		return
 	}
-	if s.Access == nil || !c.p.Can(a.ID, account.GrantSend) {
+	if s.Access == nil || err != nil {
 		reply(http.StatusForbidden, &sendResult{Message: c.t("compose.nosend")})
 		return
 	}

@@ -125,6 +125,17 @@ func (s *Server) nav(ctx context.Context, c *reqCtx, a *store.Account, current m
 	for _, v := range accts {
 		n.Accounts = append(n.Accounts, navAccount{Address: v.Address, Name: v.OwnerName, URL: folderURL(v.Address, mailbox.RoleInbox), Current: v.ID == a.ID})
 	}
+	// Accounts the principal sends for without reading: for compose only.
+	sendOnly, err := s.Mailbox.SendOnly(ctx, c.p)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range sendOnly {
+		n.Accounts = append(n.Accounts, navAccount{Address: v.Address, Name: v.OwnerName, URL: pathCompose + url.PathEscape(v.Address), Current: v.ID == a.ID})
+	}
+	if !c.p.Can(a.ID, account.GrantRead) {
+		return n, nil // no folders to show
+	}
 	fs, err := s.Mailbox.Folders(ctx, c.p, a)
 	if err != nil {
 		return nil, err

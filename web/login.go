@@ -25,6 +25,11 @@ func (s *Server) home(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 		return
 	}
 	if len(accts) == 0 {
+		// An operator with the send grant alone: the compose page.
+		if so, err := s.Mailbox.SendOnly(r.Context(), c.p); err == nil && len(so) > 0 {
+			http.Redirect(w, r, pathCompose+url.PathEscape(so[0].Address), http.StatusSeeOther)
+			return
+		}
 		// An operator whose grants were all revoked: only the security page.
 		http.Redirect(w, r, pathSecurity, http.StatusSeeOther)
 		return
