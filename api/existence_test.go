@@ -1,0 +1,71 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kephs/kep/provider/providertest"
+)
+
+// TestNotYoursIsNotThere: a resource of another account answers exactly
+// as one that does not exist (the same status, problem code and words,
+// once the caller's own identifier is set aside), so that a token cannot
+// learn what exists beyond its principal.
+func TestNotYoursIsNotThere(t *testing.T) {
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
+		e := newEnv(t, w)
+		ctx := context.Background()
+		ayse, zehra := e.ayse.Account.Address, e.zehra.Account.Address
+		status, body, _ := e.do(e.tokens["ayse"], "POST", "/api/v1/messages", signed(t, e.ayse, ayse, "", zehra))
+		if status != 201 {
+			t.Fatalf("send: %d %s", status, body)
+		}
+		m := decode(t, body)
+		if _, err := w.Node.Mailbox.DeliverQueued(ctx, 100); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Node.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		id := strconv.Itoa(int(m["message_id"].(float64)))
+		evid := m["evidence_id"].(string)
+		ileti := m["ileti_id"].(string)
+		pairs := []struct{ mine, none string }{
+			{"/api/v1/messages/" + id + "/status", "/api/v1/messages/987654/status"},
+			{"/api/v1/messages/" + id + "/evidence", "/api/v1/messages/987654/evidence"},
+			{"/api/v1/messages/" + id + "/original", "/api/v1/messages/987654/original"},
+			{"/api/v1/messages/" + ileti + "/status", "/api/v1/messages/" + strings.Repeat("0", len(ileti)) + "/status"},
+			{"/api/v1/evidence/" + evid + "/bundle", "/api/v1/evidence/" + strings.Repeat("0", len(evid)) + "/bundle"},
+			{"/api/v1/accounts/" + ayse, "/api/v1/accounts/kimse@hs01.kep.tr"},
+			{"/api/v1/accounts/" + ayse + "/usage", "/api/v1/accounts/kimse@hs01.kep.tr/usage"},
+			{"/api/v1/accounts/" + ayse + "/folders", "/api/v1/accounts/kimse@hs01.kep.tr/folders"},
+			{"/api/v1/accounts/" + ayse + "/folders/Sent/messages/1/content", "/api/v1/accounts/kimse@hs01.kep.tr/folders/Sent/messages/1/content"},
+			{"/api/v1/accounts/" + ayse + "/operators", "/api/v1/accounts/kimse@hs01.kep.tr/operators"},
+			{"/api/v1/accounts/" + ayse + "/tokens", "/api/v1/accounts/kimse@hs01.kep.tr/tokens"},
+			{"/api/v1/accounts/" + ayse + "/webhooks", "/api/v1/accounts/kimse@hs01.kep.tr/webhooks"},
+		}
+		shape := func(path string) (int, string, string) {
+			status, body, _ := e.do(e.tokens["mehmet"], "GET", path, nil)
+			var p map[string]any
+			json.Unmarshal(body, &p)
+			detail, _ := p["detail"].(string)
+			for _, seg := range strings.Split(path, "/") {
+				if seg != "" {
+					detail = strings.ReplaceAll(detail, seg, "X")
+				}
+			}
+			code, _ := p["code"].(string)
+			return status, code, detail
+		}
+		for _, pr := range pairs {
+			s1, c1, d1 := shape(pr.mine)
+			s2, c2, d2 := shape(pr.none)
+			if s1 != s2 || c1 != c2 || d1 != d2 {
+				t.Errorf("%s answers %d %s %q; not there: %d %s %q", pr.mine, s1, c1, d1, s2, c2, d2)
+			}
+		}
+	})
+}
