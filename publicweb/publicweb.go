@@ -50,10 +50,25 @@ type Site struct {
 	// MaxVerifying × MaxUpload at most); more are refused with 503 until
 	// one ends. 0 means DefaultMaxVerifying.
 	MaxVerifying int
-	Now          func() time.Time
+	// UploadTimeout bounds how long one upload may take to arrive, so that
+	// slow senders cannot hold the MaxVerifying slots (slowloris); 0 means
+	// DefaultUploadTimeout.
+	UploadTimeout time.Duration
+	Now           func() time.Time
 
 	slotsOnce sync.Once
 	slots     chan struct{}
+}
+
+// DefaultUploadTimeout: 32 MiB arrive in it at about 1 MB/s; a bundle of
+// tens of kB at any speed.
+const DefaultUploadTimeout = 30 * time.Second
+
+func (s *Site) uploadTimeout() time.Duration {
+	if s.UploadTimeout > 0 {
+		return s.UploadTimeout
+	}
+	return DefaultUploadTimeout
 }
 
 // DefaultMaxVerifying: four uploads at once.
