@@ -2,13 +2,20 @@ package web_test
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pquerna/otp/totp"
+
+	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/provider/providertest"
+	"github.com/kephs/kep/store"
 )
 
 // TestFormBodyBounded: every form POST, logged in or not, with or without
@@ -83,6 +90,54 @@ func TestFormBodyBounded(t *testing.T) {
 		req.Header.Set("Content-Type", mw.FormDataContentType())
 		if r := b.do(req); r.status != http.StatusSeeOther {
 			t.Errorf("small multipart login: %d %.200s", r.status, text(r.body))
+		}
+	})
+}
+
+// TestSecondFactorCodesThrottled: wrong codes typed on the security page
+// (turning the second factor off, or on) count as failed logins: a stolen
+// session cannot guess the six digits freely (from where the user logged
+// in, the limiter cuts off after account.NewLimiter's 30). The factor
+// stays on.
+func TestSecondFactorCodesThrottled(t *testing.T) {
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
+		e := newEnv(t, w)
+		p := w.Person("Ayşe", "Yılmaz")
+		ctx := context.Background()
+		sp := store.Principal{AccountID: p.Account.ID}
+		en, err := w.Node.Accounts.BeginTOTP(ctx, account.Actor{Name: "test"}, sp, p.Account.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := totp.GenerateCode(en.Secret, w.Clock.Now())
+		if err := w.Node.Accounts.ConfirmTOTP(ctx, account.Actor{Name: "test"}, sp, code); err != nil {
+			t.Fatal(err)
+		}
+		w.Clock.Advance(31 * time.Second)
+		code, _ = totp.GenerateCode(en.Secret, w.Clock.Now())
+		b := e.browser()
+		if r := b.post("/giris", url.Values{"kullanici": {p.Account.Address}, "parola": {p.Password}, "kod": {code}}); r.status != http.StatusSeeOther {
+			t.Fatalf("login: %d %s", r.status, text(r.body))
+		}
+		throttled := 0
+		for i := 0; i < 40 && throttled == 0; i++ {
+			r := b.post("/guvenlik/totp/kapat", url.Values{"kod": {fmt.Sprintf("%06d", i)}})
+			switch r.status {
+			case http.StatusUnprocessableEntity:
+			case http.StatusTooManyRequests:
+				if r.header.Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+				throttled = i
+			default:
+				t.Fatalf("wrong code %d: %d %s", i, r.status, text(r.body))
+			}
+		}
+		if throttled == 0 {
+			t.Fatal("40 wrong codes in a row, none throttled")
+		}
+		if on, _ := w.Node.Accounts.TOTPEnabled(ctx, sp); !on {
+			t.Fatal("the second factor went off")
 		}
 	})
 }
