@@ -119,7 +119,16 @@ func (s *Site) Handler() http.Handler {
 		w.Header().Set("Cache-Control", "max-age=3600")
 		w.Write(stylesheet)
 	})
-	return mux
+	// Every answer, the mux's own 404 and 405 included, carries the CSP
+	// and may not be framed (X-Frame-Options for browsers before CSP 2).
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", CSP)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (s *Site) maxUpload() int64 {

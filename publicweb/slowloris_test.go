@@ -57,3 +57,31 @@ func TestSlowUploadGivesBackItsSlot(t *testing.T) {
 		t.Error("the stalled upload got no answer")
 	}
 }
+
+// TestHeadersEverywhere: every answer of the public pages, errors of the
+// router included, carries the CSP and refuses framing.
+func TestHeadersEverywhere(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/dogrula", 200},
+		{"GET", "/denetim", 200},
+		{"GET", "/static/public.css", 200},
+		{"PUT", "/dogrula", 405},
+		{"DELETE", "/denetim", 405},
+		{"GET", "/dogrula/x", 404},
+	} {
+		req, _ := http.NewRequest(tc.method, f.srv.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+			resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s %s: %d %v", tc.method, tc.path, resp.StatusCode, resp.Header)
+		}
+	}
+}
