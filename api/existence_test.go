@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kephs/kep/account"
 	"github.com/kephs/kep/provider/providertest"
 )
 
@@ -65,6 +66,47 @@ func TestNotYoursIsNotThere(t *testing.T) {
 			s2, c2, d2 := shape(pr.none)
 			if s1 != s2 || c1 != c2 || d1 != d2 {
 				t.Errorf("%s answers %d %s %q; not there: %d %s %q", pr.mine, s1, c1, d1, s2, c2, d2)
+			}
+		}
+	})
+}
+
+// TestRevokedTokenRefused: a revoked token is refused on the next call,
+// on every route that takes a token, with the same answer as a token
+// that never existed.
+func TestRevokedTokenRefused(t *testing.T) {
+	providertest.OnSQLite(t, func(t *testing.T, w *providertest.World) {
+		e := newEnv(t, w)
+		ctx := context.Background()
+		tok := e.tokens["ayse"]
+		if status, body, _ := e.do(tok, "GET", "/api/v1/me", nil); status != 200 {
+			t.Fatalf("before: %d %s", status, body)
+		}
+		_, rec, err := w.Node.Accounts.AuthenticateToken(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Node.Accounts.RevokeToken(ctx, account.Actor{Name: "test"}, &account.Principal{Staff: "test"}, e.ayse.Account.Address, rec.ID); err != nil {
+			t.Fatal(err)
+		}
+		addr := e.ayse.Account.Address
+		for _, r := range []struct{ method, path string }{
+			{"GET", "/api/v1/me"},
+			{"POST", "/api/v1/messages"},
+			{"POST", "/api/v1/messages/bulk"},
+			{"GET", "/api/v1/messages/1/status"},
+			{"GET", "/api/v1/accounts"},
+			{"GET", "/api/v1/accounts/" + addr + "/folders/INBOX/messages"},
+			{"POST", "/api/v1/accounts/" + addr + "/tokens"},
+			{"POST", "/api/v1/verify"},
+		} {
+			s1, b1, _ := e.do(tok, r.method, r.path, []byte("{}"))
+			s2, b2, _ := e.do("kep_"+strings.Repeat("A", 43), r.method, r.path, []byte("{}"))
+			var p1, p2 map[string]any
+			json.Unmarshal(b1, &p1)
+			json.Unmarshal(b2, &p2)
+			if s1 != 401 || s1 != s2 || p1["code"] != p2["code"] || p1["detail"] != p2["detail"] {
+				t.Errorf("%s %s with a revoked token: %d %s; unknown token: %d %s", r.method, r.path, s1, b1, s2, b2)
 			}
 		}
 	})
