@@ -48,10 +48,22 @@ func TestNotYoursIsNotThere(t *testing.T) {
 			{"/api/v1/accounts/" + ayse + "/tokens", "/api/v1/accounts/kimse@hs01.kep.tr/tokens"},
 			{"/api/v1/accounts/" + ayse + "/webhooks", "/api/v1/accounts/kimse@hs01.kep.tr/webhooks"},
 		}
-		shape := func(path string) (int, string, string) {
-			status, body, _ := e.do(e.tokens["mehmet"], "GET", path, nil)
+		writes := []struct{ method, mine, none, body string }{
+			{"POST", "/api/v1/accounts/" + ayse + "/tokens", "/api/v1/accounts/kimse@hs01.kep.tr/tokens", `{"name":"benim"}`},
+			{"DELETE", "/api/v1/accounts/" + ayse + "/tokens/1", "/api/v1/accounts/kimse@hs01.kep.tr/tokens/1", ""},
+			{"PUT", "/api/v1/accounts/" + ayse + "/operators/1/grants", "/api/v1/accounts/kimse@hs01.kep.tr/operators/1/grants", `{"grants":"read"}`},
+			{"POST", "/api/v1/accounts/" + ayse + "/webhooks", "/api/v1/accounts/kimse@hs01.kep.tr/webhooks", `{"url":"https://evil.example/"}`},
+			{"DELETE", "/api/v1/accounts/" + ayse + "/webhooks/1", "/api/v1/accounts/kimse@hs01.kep.tr/webhooks/1", ""},
+		}
+		shape := func(path string, method ...string) (int, string, string) {
+			m, body := "GET", ""
+			if len(method) == 2 {
+				m, body = method[0], method[1]
+			}
+			status, b, _ := e.do(e.tokens["mehmet"], m, path, []byte(body))
+			body = string(b)
 			var p map[string]any
-			json.Unmarshal(body, &p)
+			json.Unmarshal([]byte(body), &p)
 			detail, _ := p["detail"].(string)
 			for _, seg := range strings.Split(path, "/") {
 				if seg != "" {
@@ -66,6 +78,13 @@ func TestNotYoursIsNotThere(t *testing.T) {
 			s2, c2, d2 := shape(pr.none)
 			if s1 != s2 || c1 != c2 || d1 != d2 {
 				t.Errorf("%s answers %d %s %q; not there: %d %s %q", pr.mine, s1, c1, d1, s2, c2, d2)
+			}
+		}
+		for _, wr := range writes {
+			s1, c1, d1 := shape(wr.mine, wr.method, wr.body)
+			s2, c2, d2 := shape(wr.none, wr.method, wr.body)
+			if s1 != s2 || c1 != c2 || d1 != d2 {
+				t.Errorf("%s %s answers %d %s %q; not there: %d %s %q", wr.method, wr.mine, s1, c1, d1, s2, c2, d2)
 			}
 		}
 	})
