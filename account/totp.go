@@ -119,6 +119,10 @@ func (s *Service) BeginTOTP(ctx context.Context, actor Actor, p store.Principal,
 // ConfirmTOTP turns the second factor on when code is a current code of the
 // secret BeginTOTP made.
 func (s *Service) ConfirmTOTP(ctx context.Context, actor Actor, p store.Principal, code string) error {
+	return s.codeAttempt(ctx, actor, p, func() error { return s.confirmTOTP(ctx, actor, p, code) })
+}
+
+func (s *Service) confirmTOTP(ctx context.Context, actor Actor, p store.Principal, code string) error {
 	now := s.now()
 	return s.DB.InTx(ctx, func(tx *store.Tx) error {
 		r, err := getTOTP(ctx, tx, p)
@@ -144,6 +148,21 @@ func (s *Service) ConfirmTOTP(ctx context.Context, actor Actor, p store.Principa
 
 // DisableTOTP turns the second factor off; it needs a current code.
 func (s *Service) DisableTOTP(ctx context.Context, actor Actor, p store.Principal, code string) error {
+	return s.codeAttempt(ctx, actor, p, func() error { return s.disableTOTP(ctx, actor, p, code) })
+}
+
+// codeAttempt runs a check of a code typed on the security page under the
+// login Limiter, with the keys of the principal's login: six digits fall
+// to about 330,000 guesses, so a stolen session must not be able to try
+// them freely to turn the factor off. A throttled attempt returns a
+// *ThrottledError.
+func (s *Service) codeAttempt(ctx context.Context, actor Actor, p store.Principal, attempt func() error) error {
+	name := strings.TrimPrefix(principalName(ctx, s.DB.Q(), p), "operator:") // an address or a TCKN, as typed at login
+	_, err := s.limited(ctx, name, actor.Remote, func() (*Principal, error) { return nil, attempt() })
+	return err
+}
+
+func (s *Service) disableTOTP(ctx context.Context, actor Actor, p store.Principal, code string) error {
 	now := s.now()
 	return s.DB.InTx(ctx, func(tx *store.Tx) error {
 		r, err := getTOTP(ctx, tx, p)

@@ -176,7 +176,7 @@ func mailboxProblem(r *mailbox.Refusal) *Problem {
 func (c *call) problem(err error) {
 	p := *problemOf(err)
 	if p.Status >= 500 && p.Code != "not-stored" && p.Code != "evidence-unavailable" && p.Code != "shutting-down" {
-		c.s.log().Error("api: request failed", "request", c.id, "method", c.r.Method, "path", c.r.URL.Path, "err", err)
+		c.s.log().Error("api: request failed", "request", c.id, "route", c.r.Pattern, "err", err) // the route, not the path: a path names an address
 	}
 	p.Request = c.id
 	if p.RetryAfter > 0 {

@@ -49,10 +49,25 @@ type Site struct {
 	// MaxVerifying × MaxUpload at most); more are refused with 503 until
 	// one ends. 0 means DefaultMaxVerifying.
 	MaxVerifying int
-	Now          func() time.Time
+	// UploadTimeout bounds how long one upload may take to arrive, so that
+	// slow senders cannot hold the MaxVerifying slots (slowloris); 0 means
+	// DefaultUploadTimeout.
+	UploadTimeout time.Duration
+	Now           func() time.Time
 
 	slotsOnce sync.Once
 	slots     chan struct{}
+}
+
+// DefaultUploadTimeout: 32 MiB arrive in it at about 1 MB/s; a bundle of
+// tens of kB at any speed.
+const DefaultUploadTimeout = 30 * time.Second
+
+func (s *Site) uploadTimeout() time.Duration {
+	if s.UploadTimeout > 0 {
+		return s.UploadTimeout
+	}
+	return DefaultUploadTimeout
 }
 
 // DefaultMaxVerifying: four uploads at once.
@@ -103,7 +118,16 @@ func (s *Site) Handler() http.Handler {
 		w.Header().Set("Cache-Control", "max-age=3600")
 		w.Write(stylesheet)
 	})
-	return mux
+	// Every answer, the mux's own 404 and 405 included, carries the CSP
+	// and may not be framed (X-Frame-Options for browsers before CSP 2).
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", CSP)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (s *Site) maxUpload() int64 {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/kephs/kep/directory"
 	"github.com/kephs/kep/evidence"
@@ -143,8 +145,19 @@ func (s *Site) verifyUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	// The slot is held while the upload arrives: a sender too slow to
+	// finish in time gives it back (net/http then fails the read).
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(s.uploadTimeout()))
 	bundle, original, err := s.readUpload(w, r)
+	rc.SetReadDeadline(time.Time{})
+	var ne net.Error
 	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		p.Error = &message{fmt.Sprintf("Yükleme %s içinde tamamlanmadı; bağlantınızı denetleyip yeniden gönderin.", s.uploadTimeout()),
+			fmt.Sprintf("The upload did not arrive within %s; check your connection and send it again.", s.uploadTimeout())}
+		s.render(w, http.StatusRequestTimeout, "verify.html", p)
+		return
 	case errors.Is(err, errTooLarge):
 		p.Error = &message{fmt.Sprintf("Yükleme çok büyük: en çok %s gönderebilirsiniz.", p.Max), fmt.Sprintf("The upload is too large: at most %s.", p.Max)}
 		s.render(w, http.StatusRequestEntityTooLarge, "verify.html", p)

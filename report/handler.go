@@ -50,6 +50,13 @@ const CSP = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'non
 // not exist.
 func Handler(mb *mailbox.Service, principal func(*http.Request) (*account.Principal, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every answer, refusals included, is framed by nobody and runs
+		// nothing; the PDF drops the CSP below (browsers' PDF viewers).
+		h := w.Header()
+		h.Set("Content-Security-Policy", CSP)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "Only GET reads a report.", http.StatusMethodNotAllowed)
@@ -83,13 +90,10 @@ func Handler(mb *mailbox.Service, principal func(*http.Request) (*account.Princi
 			return
 		}
 		var b bytes.Buffer
-		h := w.Header()
 		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
 		switch kind {
 		case "html":
 			h.Set("Content-Type", "text/html; charset=utf-8")
-			h.Set("Content-Security-Policy", CSP)
 			qr := ""
 			if rep.QR != "" {
 				qr = "./" + url.PathEscape(id) + ".png" // "./": an id with a colon is no scheme
@@ -97,6 +101,7 @@ func Handler(mb *mailbox.Service, principal func(*http.Request) (*account.Princi
 			err = rep.WriteHTML(&b, qr)
 		case "pdf":
 			h.Set("Content-Type", "application/pdf")
+			h.Del("Content-Security-Policy")
 			h.Set("Content-Disposition", `inline; filename="delil-raporu.pdf"`)
 			err = rep.WritePDF(&b)
 		case "png":

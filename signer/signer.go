@@ -56,6 +56,9 @@ type Prompt struct {
 	SHA256 string
 	// Attachments are the attachments' names.
 	Attachments []string
+	// IletiTip is the message's KEP type (standart, eYazisma, eTebligat):
+	// an eTebligat is a legal service, so the user must see it.
+	IletiTip string
 }
 
 // Confirm asks the user; it returns true only on an explicit yes.
@@ -171,6 +174,10 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusBadRequest, "the body is not a message as JSON: %v", err)
 		return
 	}
+	if err := plainFields(&m); err != nil {
+		refuse(w, http.StatusBadRequest, "%v", err)
+		return
+	}
 	p, err := m.Prepare()
 	if err != nil {
 		refuse(w, http.StatusBadRequest, "%v", err)
@@ -181,7 +188,11 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusBadRequest, "the message cannot be signed: %v", err)
 		return
 	}
-	prompt := Prompt{From: m.From, To: m.To, Cc: m.Cc, Subject: m.Subject, SHA256: hex.EncodeToString(sum[:])}
+	tip := m.IletiTip
+	if tip == "" {
+		tip = "standart" // client.Message.Header's default
+	}
+	prompt := Prompt{From: m.From, To: m.To, Cc: m.Cc, Subject: m.Subject, SHA256: hex.EncodeToString(sum[:]), IletiTip: tip}
 	for _, a := range m.Attachments {
 		prompt.Attachments = append(prompt.Attachments, a.Name)
 	}
@@ -208,6 +219,32 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 
 // clean makes s safe to print on a terminal: control characters (escape
 // sequences a message could carry to rewrite the prompt) become '?'.
+// plainFields refuses a message whose header fields hold a CR, LF or NUL. client.Message writes them into the header as they are, so a
+// CR LF in a subject, an address, the iletiTip, the Message-ID or an
+// attachment's content type would add header fields the user is never
+// shown (RFC 5322 §2.2: a field body holds no CR or LF), and the user's
+// qualified signature would cover them, for instance an
+// "X-TR-REM-iletiTip: eTebligat" hidden in a subject.
+func plainFields(m *client.Message) error {
+	fields := []struct{ name, value string }{{"From", m.From}, {"Subject", m.Subject}, {"IletiTip", m.IletiTip},
+		{"IletiID", m.IletiID}, {"MessageID", m.MessageID}}
+	for _, a := range m.To {
+		fields = append(fields, struct{ name, value string }{"To", a})
+	}
+	for _, a := range m.Cc {
+		fields = append(fields, struct{ name, value string }{"Cc", a})
+	}
+	for _, a := range m.Attachments {
+		fields = append(fields, struct{ name, value string }{"an attachment's name", a.Name}, struct{ name, value string }{"an attachment's content type", a.ContentType})
+	}
+	for _, f := range fields {
+		if strings.ContainsAny(f.value, "\r\n\x00") {
+			return fmt.Errorf("%s holds a line break (or NUL), which would add header fields you are not shown: the signer refuses to sign it", f.name)
+		}
+	}
+	return nil
+}
+
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || r == '\u202e' || r == '\u202d' {
@@ -232,6 +269,9 @@ func (p Prompt) Text() string {
 		fmt.Fprintf(&b, "  Cc:      %s\n", list(p.Cc))
 	}
 	fmt.Fprintf(&b, "  Subject: %s\n", clean(p.Subject))
+	if p.IletiTip != "" {
+		fmt.Fprintf(&b, "  Type:    %s\n", clean(p.IletiTip))
+	}
 	if len(p.Attachments) > 0 {
 		fmt.Fprintf(&b, "  Files:   %s\n", list(p.Attachments))
 	}
@@ -292,7 +332,7 @@ func CommandConfirm(argv []string) Confirm {
 	return func(ctx context.Context, p Prompt) (bool, error) {
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), "KEP_SIGN_FROM="+p.From, "KEP_SIGN_TO="+strings.Join(p.To, ","), "KEP_SIGN_CC="+strings.Join(p.Cc, ","),
-			"KEP_SIGN_SUBJECT="+p.Subject, "KEP_SIGN_SHA256="+p.SHA256)
+			"KEP_SIGN_SUBJECT="+p.Subject, "KEP_SIGN_SHA256="+p.SHA256, "KEP_SIGN_ILETITIP="+p.IletiTip)
 		cmd.Stdin = strings.NewReader(p.Text())
 		cmd.Stderr = os.Stderr
 		err := cmd.Run()

@@ -120,6 +120,8 @@ var words = map[string][2]string{
 	"sessions.ended":             {"%d oturum kapatıldı.", "%d sessions ended."},
 	"err.title":                  {"Bir sorun var", "Something is wrong"},
 	"err.csrf":                   {"Form süresi dolmuş ya da başka bir siteden gönderilmiş. Sayfayı yenileyip yeniden deneyin.", "The form expired or came from another site. Reload the page and try again."},
+	"err.formsize":               {"Form çok büyük: en çok %d KB gönderilebilir. Sayfayı yenileyip yeniden deneyin.", "The form is too large: at most %d KB. Reload the page and try again."},
+	"err.form":                   {"Form okunamadı. Sayfayı yenileyip yeniden deneyin.", "The form could not be read. Reload the page and try again."},
 	"err.session":                {"Oturumunuz sona erdi; yeniden giriş yapın.", "Your session has ended; log in again."},
 	"err.notfound":               {"Böyle bir sayfa ya da ileti yok (ya da görme yetkiniz yok).", "No such page or message (or you may not see it)."},
 	"err.internal":               {"Sunucuda bir hata oldu; yeniden deneyin. Sürerse sağlayıcınıza şu kodu bildirin: %s", "The server failed; try again. If it persists, tell your provider this code: %s"},

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/kephs/kep/account"
 )
@@ -45,12 +47,18 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, c *reqCtx) {
 	s.render(w, r, c, http.StatusOK, "login", &page{Title: c.t("login"), Data: &loginData{Next: safeNext(r.URL.Query().Get("sonra"))}})
 }
 
-// safeNext keeps a redirect after login on this site.
+// safeNext keeps a redirect after login on this site: a path of our own,
+// judged as the browser will read it once http.Redirect has cleaned it
+// (path.Clean turns "/./\\evil.example" into "/\\evil.example"). Browsers
+// read a backslash as a slash and drop tabs and line breaks (WHATWG URL
+// standard, "special" schemes), so any of them, anywhere, sends the user
+// home instead.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.ContainsFunc(next, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
 		return "/"
 	}
-	if u, err := url.Parse(next); err != nil || u.Host != "" || u.Scheme != "" {
+	u, err := url.Parse(next)
+	if err != nil || u.Host != "" || u.Scheme != "" || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(path.Clean(u.Path), "//") {
 		return "/"
 	}
 	return next

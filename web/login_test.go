@@ -35,6 +35,16 @@ func TestLogin(t *testing.T) {
 			{"operator by TCKN", op.TCKN, op.Password, "", http.StatusSeeOther, "/", ""},
 			{"next on the site", p.Account.Address, p.Password, "/guvenlik", http.StatusSeeOther, "/guvenlik", ""},
 			{"next elsewhere", p.Account.Address, p.Password, "//evil.example/", http.StatusSeeOther, "/", ""},
+			// Open redirects, as browsers read Location (a backslash is a
+			// slash; tabs and line breaks are dropped) after http.Redirect's
+			// path.Clean.
+			{"next, dot then backslash", p.Account.Address, p.Password, "/./\\evil.example", http.StatusSeeOther, "/", ""},
+			{"next, dot-dot then backslash", p.Account.Address, p.Password, "/x/../\\evil.example", http.StatusSeeOther, "/", ""},
+			{"next, slash backslash", p.Account.Address, p.Password, "/\\evil.example", http.StatusSeeOther, "/", ""},
+			{"next, tab", p.Account.Address, p.Password, "/\t/evil.example", http.StatusSeeOther, "/", ""},
+			{"next, dot then slash slash", p.Account.Address, p.Password, "/.//evil.example", http.StatusSeeOther, "/evil.example", ""}, // a path here
+			{"next, scheme", p.Account.Address, p.Password, "https://evil.example/", http.StatusSeeOther, "/", ""},
+			{"next, query kept", p.Account.Address, p.Password, "/guvenlik?lang=en", http.StatusSeeOther, "/guvenlik?lang=en", ""},
 			{"wrong password", p.Account.Address, "nope", "", http.StatusUnauthorized, "", "Kullanıcı adı, parola ya da kod yanlış."},
 			{"unknown user", "kimse@hs01.kep.tr", "nope", "", http.StatusUnauthorized, "", "Kullanıcı adı, parola ya da kod yanlış."},
 		}

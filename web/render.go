@@ -108,7 +108,8 @@ func (s *Server) internal(w http.ResponseWriter, r *http.Request, c *reqCtx, err
 	b := make([]byte, 4)
 	rand.Read(b)
 	code := hex.EncodeToString(b)
-	s.log().Error("web", "code", code, "path", r.URL.Path, "err", err)
+	// The route, not the path: a path names the account's address.
+	s.log().Error("web", "code", code, "route", r.Pattern, "err", err)
 	s.render(w, r, c, http.StatusInternalServerError, "error", &page{Title: c.t("err.title"), Error: c.t("err.internal", code)})
 }
 

@@ -103,7 +103,11 @@ func (s *Server) totpDisable(w http.ResponseWriter, r *http.Request, c *reqCtx) 
 }
 
 func (s *Server) totpResult(w http.ResponseWriter, r *http.Request, c *reqCtx, err error, done string) {
+	var te *account.ThrottledError
 	switch {
+	case errors.As(err, &te): // wrong codes count as failed logins (account.codeAttempt)
+		w.Header().Set("Retry-After", retryAfter(te.RetryAfter()))
+		s.renderSecurity(w, r, c, http.StatusTooManyRequests, nil, "", c.t("err.throttled", te.RetryAfter().Round(time.Second)))
 	case err == nil:
 		s.renderSecurity(w, r, c, http.StatusOK, nil, c.t(done), "")
 	case errors.Is(err, account.ErrBadSecondFactor), errors.Is(err, account.ErrSecondFactorNeeded),

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"time"
@@ -78,6 +79,15 @@ func (s *Server) wrap(h func(w http.ResponseWriter, r *http.Request, c *reqCtx),
 			c.csrf = randomToken()
 			setCookie(w, cookieCSRF, c.csrf, time.Time{}, true)
 		}
+		if r.Method == http.MethodPost && r.Pattern != sendPattern {
+			// A form is small: bound it before anything reads it, so that
+			// no request, logged in or not, can make the server hold or
+			// spill to disk (multipart) more than maxFormBytes. The send
+			// endpoint bounds its JSON body itself.
+			if !s.readForm(w, r, c) {
+				return
+			}
+		}
 		if r.Method == http.MethodPost && !s.sameOrigin(r, c) {
 			s.fail(w, r, c, http.StatusForbidden, c.t("err.csrf"))
 			return
@@ -106,6 +116,38 @@ func (s *Server) wrap(h func(w http.ResponseWriter, r *http.Request, c *reqCtx),
 		}
 		h(w, r, c)
 	})
+}
+
+// maxFormBytes bounds the body of every form POST (login, security page,
+// message actions): their fields are a few short strings.
+const maxFormBytes = 64 << 10
+
+// sendPattern is the route whose body is the signed message (JSON, its own
+// limit: Access.MaxMessageBytes).
+const sendPattern = "POST " + pathCompose + "{addr}"
+
+// readForm reads a form POST's body within maxFormBytes, in memory; a
+// larger one is refused with 413 and the limit, before any other check.
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request, c *reqCtx) bool {
+	if r.ContentLength > maxFormBytes {
+		s.fail(w, r, c, http.StatusRequestEntityTooLarge, c.t("err.formsize", maxFormBytes>>10))
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	err := r.ParseForm() // url-encoded; ParseMultipartForm would drop its error
+	if err == nil {
+		err = r.ParseMultipartForm(maxFormBytes)
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil, errors.Is(err, http.ErrNotMultipart):
+		return true
+	case errors.As(err, &mbe), errors.Is(err, multipart.ErrMessageTooLarge):
+		s.fail(w, r, c, http.StatusRequestEntityTooLarge, c.t("err.formsize", maxFormBytes>>10))
+	default:
+		s.fail(w, r, c, http.StatusBadRequest, c.t("err.form"))
+	}
+	return false
 }
 
 // sameOrigin checks a POST's CSRF token (form field or X-CSRF-Token header)
