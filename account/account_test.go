@@ -280,13 +280,20 @@ func TestPasswordsAndRecovery(t *testing.T) {
 		if p, err = w.svc.Authenticate(ctx, a.Address, app, "10.0.0.1"); err != nil || p.AppPassword != "Thunderbird" {
 			t.Fatalf("app password: %v", err)
 		}
+		_, token, err := w.svc.CreateToken(ctx, actor, p, a.Address, account.TokenRequest{Name: "ERP"})
+		if err != nil {
+			t.Fatal(err)
+		}
 		// Recovery needs the owner's identity, re-verified.
 		if _, err := w.svc.Recover(ctx, actor, a.Address, identity.ID{Scheme: identity.TCKN, Value: identity.GenerateTCKN(w.rng)}, "call-centre", "", "brand new password"); !errors.Is(err, account.ErrNotOwner) {
 			t.Fatalf("recover by another: %v", err)
 		}
 		revoked, err := w.svc.Recover(ctx, actor, a.Address, identity.ID{Scheme: identity.TCKN, Value: tckn}, "call-centre", "", "brand new password")
-		if err != nil || revoked != 1 {
+		if err != nil || revoked != 2 { // the app password and the API token
 			t.Fatalf("recover: %v revoked=%d", err, revoked)
+		}
+		if _, _, err := w.svc.AuthenticateToken(ctx, token); err == nil {
+			t.Fatal("an API token made before the recovery still works")
 		}
 		for _, old := range []string{"correct horse battery", app} {
 			if _, err := w.svc.Authenticate(ctx, a.Address, old, "10.0.0.2"); !errors.Is(err, account.ErrBadCredentials) {

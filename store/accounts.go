@@ -429,13 +429,18 @@ func ListAppPasswords(ctx context.Context, q Querier, p Principal) ([]*AppPasswo
 	return out, rows.Err()
 }
 
-// RevokeCredentials revokes every app password and session of a principal
-// and returns how many were revoked.
+// RevokeCredentials revokes every app password, session and API token of
+// a principal and returns how many were revoked: a password recovered
+// after a compromise must not leave a door the intruder made.
 func RevokeCredentials(ctx context.Context, q Querier, p Principal, at time.Time) (int64, error) {
 	col, id := p.cols()
 	var total int64
-	for _, table := range []string{"app_passwords", "sessions"} {
-		res, err := q.Exec(ctx, `UPDATE `+table+` SET revoked_at = ? WHERE `+col+` = ? AND revoked_at IS NULL`, Millis(at), id)
+	for _, table := range []string{"app_passwords", "sessions", "api_tokens"} {
+		where := col + ` = ? AND revoked_at IS NULL`
+		if table == "api_tokens" && col == "account_id" {
+			where += ` AND operator_id IS NULL` // the holder's own; an operator's tokens are theirs
+		}
+		res, err := q.Exec(ctx, `UPDATE `+table+` SET revoked_at = ? WHERE `+where, Millis(at), id)
 		if err != nil {
 			return total, err
 		}
