@@ -169,7 +169,33 @@ func (m *Message) Prepare() (*Prepared, error) {
 	if m.From == "" || len(m.To) == 0 {
 		return nil, errors.New("a message needs From and at least one To")
 	}
+	if err := m.checkFields(); err != nil {
+		return nil, err
+	}
 	return &Prepared{Header: m.Header(), Entity: m.Entity()}, nil
+}
+
+// checkFields refuses a line break or other control character in any
+// field that becomes a header line: it would add header fields the
+// signer never saw (RFC 5322 §2.2: a field body has no bare CR or LF).
+func (m *Message) checkFields() error {
+	fields := []struct{ name, value string }{{"From", m.From}, {"Subject", m.Subject}, {"iletiTip", m.IletiTip},
+		{"iletiID", m.IletiID}, {"Message-ID", m.MessageID}}
+	for _, a := range m.To {
+		fields = append(fields, struct{ name, value string }{"To", a})
+	}
+	for _, a := range m.Cc {
+		fields = append(fields, struct{ name, value string }{"Cc", a})
+	}
+	for _, a := range m.Attachments {
+		fields = append(fields, struct{ name, value string }{"attachment name", a.Name}, struct{ name, value string }{"attachment type", a.ContentType})
+	}
+	for _, f := range fields {
+		if i := strings.IndexFunc(f.value, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }); i >= 0 {
+			return fmt.Errorf("the %s field has a line break or control character at byte %d; remove it", f.name, i)
+		}
+	}
+	return nil
 }
 
 // Digest is the SHA-256 of the signed content: the entity in canonical
