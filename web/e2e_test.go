@@ -240,7 +240,10 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Fatalf("pdftotext: %v\n%s", err, out)
 	}
 	text := strings.Join(strings.Fields(string(out)), " ")
-	for _, want := range []string{ayse.Name, elif.Name, "Sözleşme (hs02)", "Alıcı iletinin içeriğini açtı"} {
+	// The sender's verified name, hs02 as issuer, the 60's label and the
+	// web mail's retrieval reason (ı ç ğ ş ö ü İ).
+	for _, want := range []string{ayse.Name, "Sözleşme (hs02)", "HS02 KEP (demo) (hs02.kep.tr) — alıcının hizmet sağlayıcısı",
+		"alıcı tarafından okundu", "Alıcı iletiyi web postada açtı", "gönderici hizmet sağlayıcısınca kabul edildi"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the PDF report lacks %q:\n%s", want, out)
 		}
