@@ -7,9 +7,15 @@ package web_test
 // whole test stays within about 90 s on a shared machine.
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,11 +33,13 @@ import (
 
 // e2e is a demo world and one browser that trusts its providers.
 type e2e struct {
-	t    *testing.T
-	w    *demo.World
-	b    *testtool.Browser
-	dir  string
-	urls map[string]string // provider id → https://host:port
+	t   *testing.T
+	w   *demo.World
+	b   *testtool.Browser
+	dir string
+	// trust is the providers' CAs, for another browser.
+	trust []*x509.Certificate
+	urls  map[string]string // provider id → https://host:port
 }
 
 func startE2E(t *testing.T, o demo.Options, bo testtool.BrowserOptions) *e2e {
@@ -48,9 +56,10 @@ func startE2E(t *testing.T, o demo.Options, bo testtool.BrowserOptions) *e2e {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bo.Trust = append(bo.Trust, cas...)
+		e.trust = append(e.trust, cas...)
 		e.urls[p.ID] = "https://" + p.Endpoints.HTTPS
 	}
+	bo.Trust = e.trust
 	e.b = testtool.NewBrowser(t, bo)
 	return e
 }
@@ -100,7 +109,8 @@ func (e *e2e) compose(a demo.AccountInfo, to, subject, body string) string {
 	e.b.Upload("#keyfile", a.PKCS12)
 	e.b.Fill("#keypass", a.PKCS12Password)
 	e.b.Click(`#compose button[type=submit]`)
-	e.b.WaitFor(`['ok', 'bad'].includes(document.getElementById('result').className)`)
+	// compose.js shows "…" (class ok) while it signs and sends.
+	e.b.WaitFor(`(r => !['', '…'].includes(r.textContent) && ['ok', 'bad'].includes(r.className))(document.getElementById('result'))`)
 	res := e.b.Text("#result")
 	if cls := testtool.Eval[string](e.b, `document.getElementById('result').className`); cls != "ok" {
 		e.t.Fatalf("sending to %s refused: %s\nconsole:\n%s", to, res, strings.Join(e.b.Console(), "\n"))
@@ -277,4 +287,138 @@ func TestBrowserEndToEnd(t *testing.T) {
 	e.b.Navigate(e.urls["hs01"] + "/guvenlik")
 	e.b.CheckAccessible()
 	step("bundle verified on /dogrula; accessibility of the main pages")
+}
+
+// TestScreenshots saves the main pages as PNG files into the directory
+// $KEP_SCREENSHOTS (scripts/screenshots: docs/screenshots/), at desktop
+// width and, for some, at a phone's; without it the test skips, so that
+// `scripts/test` does not rewrite the pictures.
+func TestScreenshots(t *testing.T) {
+	out := os.Getenv("KEP_SCREENSHOTS")
+	if out == "" {
+		t.Skip("KEP_SCREENSHOTS is not set (scripts/screenshots sets it)")
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := startE2E(t, demo.Options{}, testtool.BrowserOptions{})
+	phone := testtool.NewBrowser(t, testtool.BrowserOptions{Trust: e.trust, Width: 390, Height: 844})
+	ayse, mehmet := e.account("ayse"), e.account("mehmet")
+	shot := func(b *testtool.Browser, name string) {
+		t.Helper()
+		p := filepath.Join(out, name+".png")
+		b.Screenshot(p)
+		shrink(t, p)
+	}
+	// top saves the window alone, for a long page.
+	top := func(b *testtool.Browser, name string) {
+		t.Helper()
+		img, err := chromedp.Run(b.Context(), chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(out, name+".png")
+		if err := os.WriteFile(p, img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		shrink(t, p)
+	}
+	hs01 := e.urls["hs01"]
+
+	phone.Navigate(hs01 + "/giris")
+	shot(phone, "login-phone")
+	e.b.Navigate(hs01 + "/giris")
+	shot(e.b, "login")
+
+	e.login(ayse)
+	e.compose(ayse, mehmet.Address, "Ödeme emri", "Merhaba Mehmet Bey,\nmart ayı ödemesi ektedir.\n\nAyşe Yılmaz")
+	e.b.Navigate(hs01 + "/yaz/" + ayse.Address)
+	e.b.WaitVisible("#compose")
+	e.b.Fill("#to", mehmet.Address)
+	e.b.Fill("#subject", "Sözleşme taslağı")
+	e.b.Do("type the body", chromedp.SendKeys(chromedp.CSS("#body"), "Merhaba Mehmet Bey,\nsözleşme taslağı ektedir."))
+	e.b.Upload("#keyfile", ayse.PKCS12)
+	shot(e.b, "compose")
+	e.logout()
+
+	e.login(mehmet)
+	shot(e.b, "inbox")
+	e.open(mehmet, "inbox", "Ödeme emri")
+	e.logout()
+
+	e.login(ayse)
+	e.open(ayse, "sent", "Ödeme emri")
+	e.waitTimeline(10, 40, 60)
+	shot(e.b, "message")
+	msgURL := testtool.Eval[string](e.b, `location.href`)
+	report := testtool.Eval[string](e.b, `document.querySelector('.report a[href$=".html"]').href`)
+	bundle := e.download(testtool.Eval[string](e.b, `document.querySelector('.timeline li.ev10 a').href`), "10.zip")
+	e.b.Navigate(report)
+	top(e.b, "report")
+
+	// The phone shares nothing with the desktop browser: its own login.
+	phone.Navigate(hs01 + "/giris")
+	phone.Fill("#kullanici", ayse.Username)
+	phone.Fill("#parola", ayse.Password)
+	phone.Click(`form[action="/giris"] button[type=submit]`)
+	phone.WaitVisible("aside.side")
+	phone.Navigate(msgURL)
+	phone.WaitVisible(".timeline")
+	shot(phone, "message-phone")
+
+	e.b.Navigate(hs01 + "/dogrula")
+	e.b.Upload("#bundle", bundle)
+	e.b.Click(`form.upload button[type=submit]`)
+	e.b.WaitVisible(".verdict")
+	shot(e.b, "dogrula")
+}
+
+// shrink re-encodes a screenshot with at most 256 colours (the page's most
+// frequent ones; the rest, anti-aliased text edges, take the nearest) and
+// the best PNG compression, so that docs/screenshots/ stays small.
+func shrink(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := img.Bounds()
+	count := map[color.RGBA]int{}
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			count[color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)]++
+		}
+	}
+	colors := slices.Collect(maps.Keys(count))
+	slices.SortFunc(colors, func(a, b color.RGBA) int { return count[b] - count[a] })
+	pal := make(color.Palette, 0, 256)
+	for _, c := range colors[:min(256, len(colors))] {
+		pal = append(pal, c)
+	}
+	index := map[color.RGBA]uint8{}
+	out := image.NewPaletted(r, pal)
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+			i, ok := index[c]
+			if !ok {
+				i = uint8(pal.Index(c))
+				index[c] = i
+			}
+			out.SetColorIndex(x, y, i)
+		}
+	}
+	var buf bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&buf, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d KB", filepath.Base(path), buf.Len()/1024)
 }
