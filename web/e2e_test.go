@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/kephs/kep/demo"
@@ -301,8 +302,19 @@ func TestScreenshots(t *testing.T) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e := startE2E(t, demo.Options{}, testtool.BrowserOptions{})
+	// The fixed clock: the world and both browsers start at
+	// screenshotStart and tick from there, so that the pictures show the
+	// same dates on every run.
+	if time.Now().After(screenshotStart.Add(-24 * time.Hour)) {
+		t.Fatalf("screenshotStart (%v) must be after the demo certificates are made (now): move it forward", screenshotStart)
+	}
+	offset := time.Until(screenshotStart)
+	clock := func() time.Time { return time.Now().Add(offset) }
+	e := startE2E(t, demo.Options{Now: clock}, testtool.BrowserOptions{})
 	phone := testtool.NewBrowser(t, testtool.BrowserOptions{Trust: e.trust, Width: 390, Height: 844})
+	for _, b := range []*testtool.Browser{e.b, phone} {
+		fixDate(t, b, offset)
+	}
 	ayse, mehmet := e.account("ayse"), e.account("mehmet")
 	shot := func(b *testtool.Browser, name string) {
 		t.Helper()
@@ -371,6 +383,30 @@ func TestScreenshots(t *testing.T) {
 	e.b.Click(`form.upload button[type=submit]`)
 	e.b.WaitVisible(".verdict")
 	shot(e.b, "dogrula")
+}
+
+// screenshotStart is the fixed clock's start for scripts/screenshots: a
+// weekday morning in Istanbul, before the demo certificates (two years
+// from when the world is made) expire and after they are made.
+var screenshotStart = time.Date(2028, 3, 15, 10, 30, 0, 0, time.FixedZone("TRT", 3*60*60))
+
+// fixDate moves the page's clock (JavaScript's Date, which the compose
+// page's Date header and kepsign.wasm's signing time read) by offset in
+// every document the browser opens, as the world's clock is moved: the
+// provider refuses a signing time days away from its own.
+func fixDate(t *testing.T, b *testtool.Browser, offset time.Duration) {
+	t.Helper()
+	script := fmt.Sprintf(`(() => {
+		const Real = Date, off = %d;
+		class Moved extends Real {
+			constructor(...a) { if (a.length === 0) { super(Real.now() + off); } else { super(...a); } }
+			static now() { return Real.now() + off; }
+		}
+		window.Date = Moved;
+	})()`, offset.Milliseconds())
+	if _, err := chromedp.Call(b.Context(), page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // shrink re-encodes a screenshot with at most 256 colours (the page's most
