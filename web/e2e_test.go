@@ -16,6 +16,8 @@ import (
 	"image/color"
 	"image/png"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,9 +29,12 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/kephs/kep/client"
 	"github.com/kephs/kep/demo"
 	"github.com/kephs/kep/internal/testtool"
+	"github.com/kephs/kep/pkcs11"
 	"github.com/kephs/kep/pki"
+	"github.com/kephs/kep/signer"
 )
 
 // e2e is a demo world and one browser that trusts its providers.
@@ -457,4 +462,77 @@ func shrink(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	t.Logf("%s: %d KB", filepath.Base(path), buf.Len()/1024)
+}
+
+// TestBrowserSigner sends from the compose page through `kep signer`'s
+// agent (package signer, in the test's process as the command runs it):
+// the demo company's e-seal on a SoftHSM2 token, the operator with the
+// send grant logged in by TCKN. compose.js reaches the agent on its
+// default port, 127.0.0.1:18443, the web's CSP connect-src.
+func TestBrowserSigner(t *testing.T) {
+	e := startE2E(t, demo.Options{}, testtool.BrowserOptions{})
+	co := e.account("deniz")
+	if co.ESeal == nil || co.ESeal.PKCS11 == nil {
+		t.Fatalf("the demo company has no e-seal on SoftHSM (%+v): install softhsm2 and opensc", co.ESeal)
+	}
+	tok := co.ESeal.PKCS11
+	t.Setenv("SOFTHSM2_CONF", tok.Conf)
+	certs, err := pki.LoadCertsPEM(co.ESeal.Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, key, err := client.TokenSigner(pkcs11.Config{Module: tok.Module, Token: tok.Token, Key: tok.Key, PIN: tok.PIN}, certs[0], certs[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer key.Close()
+	var asked []signer.Prompt
+	h, err := signer.New(signer.Options{Origin: e.urls["hs01"], Signer: s,
+		// What --confirm-command does after the user's yes; the prompt is kept.
+		Confirm: func(ctx context.Context, p signer.Prompt) (bool, error) { asked = append(asked, p); return true, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", signer.DefaultPort))
+	if err != nil {
+		t.Fatalf("kep signer's port is taken (another kep signer, or a parallel run of this test): %v", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	var op demo.OperatorInfo
+	for _, o := range e.w.Info.Operators {
+		if o.Account == co.Address && slices.Contains(o.Grants, "send") {
+			op = o
+		}
+	}
+	if op.Username == "" {
+		t.Fatal("demo.json has no operator with the send grant")
+	}
+	e.login(demo.AccountInfo{Provider: "hs01", Username: op.Username, Password: op.Password})
+	e.b.Navigate(e.urls["hs01"] + "/yaz/" + co.Address)
+	e.b.WaitVisible("#compose")
+	// compose.js asks the agent at load; the choice is enabled when it answers.
+	e.b.WaitFor(`!document.getElementById('method-agent').disabled && document.getElementById('agent-missing').hidden`)
+	mehmet := e.account("mehmet")
+	e.b.Fill("#to", mehmet.Address)
+	e.b.Fill("#subject", "Fatura (mali mühür)")
+	e.b.Do("type the body", chromedp.SendKeys(chromedp.CSS("#body"), "Şirketimizin faturası."))
+	e.b.Click("#method-agent")
+	e.b.Click(`#compose button[type=submit]`)
+	e.b.WaitFor(`(r => !['', '…'].includes(r.textContent) && ['ok', 'bad'].includes(r.className))(document.getElementById('result'))`)
+	if cls := testtool.Eval[string](e.b, `document.getElementById('result').className`); cls != "ok" {
+		t.Fatalf("sending with the e-seal through kep signer refused: %s", e.b.Text("#result"))
+	}
+	if len(asked) != 1 || asked[0].Subject != "Fatura (mali mühür)" || !slices.Contains(asked[0].To, mehmet.Address) {
+		t.Fatalf("the agent asked %+v", asked)
+	}
+	e.logout()
+	e.login(mehmet)
+	e.open(mehmet, "inbox", "Fatura (mali mühür)")
+	// The recipient sees the e-seal's holder as the verified signer.
+	if got := e.b.Text(".signer"); !strings.Contains(got, co.Name+" Mali Mühür") {
+		t.Errorf("the recipient's signer section: %q, want the company's e-seal (%s)", got, co.Name)
+	}
 }
