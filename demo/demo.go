@@ -169,6 +169,11 @@ type Options struct {
 	// shared services; another runs it with `kep serve --config
 	// DIR/<id>/kep.toml` (tests stop and start one provider alone).
 	Only string
+	// Now, when set, is the world's clock: of evidence, sessions, time
+	// stamps and revocation answers (scripts/screenshots fixes it, so
+	// that the pictures show the same dates). It must be after the
+	// world's certificates were made; nil is time.Now.
+	Now func() time.Time
 }
 
 // World is a running demo world.
@@ -359,7 +364,7 @@ func (w *World) start(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	srv, err := tsa.NewServer(tsaIs, provider.DevTSAPolicy, nil)
+	srv, err := tsa.NewServer(tsaIs, provider.DevTSAPolicy, o.Now)
 	if err != nil {
 		return err
 	}
@@ -381,7 +386,7 @@ func (w *World) start(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		if w.revSrv, err = pki.DevRevocationServer(ca, info.Revocation.Addr, nil); err != nil {
+		if w.revSrv, err = pki.DevRevocationServer(ca, info.Revocation.Addr, o.Now); err != nil {
 			return fmt.Errorf("the demo's CRL and OCSP responder cannot listen on %s (is another kep demo running?): %w", info.Revocation.Addr, err)
 		}
 	}
@@ -394,7 +399,7 @@ func (w *World) start(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		r, err := node.Open(ctx, cfg, provider.Options{Logger: o.Logger})
+		r, err := node.Open(ctx, cfg, provider.Options{Logger: o.Logger, Now: o.Now})
 		if err != nil {
 			return fmt.Errorf("%s: %w (is another kep demo running?)", p.Domain, err)
 		}

@@ -136,7 +136,7 @@ func TestSecurityHeaders(t *testing.T) {
 		want := map[string]string{
 			"Content-Security-Policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self' http://127.0.0.1:18443; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
 			"X-Content-Type-Options":  "nosniff",
-			"Referrer-Policy":         "no-referrer",
+			"Referrer-Policy":         "same-origin",
 		}
 		for _, path := range []string{"/giris", "/posta/" + url.PathEscape(p.Account.Address) + "/inbox", "/guvenlik", "/static/kep.css", "/posta/x/inbox"} {
 			r := b.get(path)
