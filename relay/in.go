@@ -234,9 +234,9 @@ func (s *Server) Check(p *directory.Provider, from string, rcpt []string, env []
 	if s.Trust == nil {
 		return nil, errors.New("no e-signature trust anchors configured")
 	}
-	want, err := identity.ParseID(ev.Sender.Identity)
+	want, err := s.expectedSigner(ev, inner.Signer)
 	if err != nil {
-		return nil, fmt.Errorf("the acceptance evidence's sender identity: %w", err)
+		return nil, err
 	}
 	var inter []*x509.Certificate
 	for _, c := range inner.Certificates {
@@ -257,6 +257,37 @@ func (s *Server) Check(p *directory.Provider, from string, rcpt []string, env []
 		}
 	}
 	return in, nil
+}
+
+// expectedSigner is the identity the original's signer must carry, from
+// what the sending provider's evidence 10 records (docs/relay.md, "The
+// reception point checks"): the receiving provider accepts what the
+// sending access point accepted, no more.
+//
+//   - A company's e-seal (mali mühür) stands for the company: the sender's
+//     VKN (docs/signing.md), whoever the operator was.
+//   - A company account's operator (işlem yetkilisi) signing with their own
+//     e-signature: the operator's TCKN, which evidence 10 names in
+//     kep:Operator. The sending provider checked the operator's grant on
+//     the account; it answers for that with its signature on the evidence,
+//     and this provider checks that the signer is the operator named there.
+//   - Otherwise the sender's own identity (a person's TCKN).
+func (s *Server) expectedSigner(ev *evidence.Evidence, signer *x509.Certificate) (identity.ID, error) {
+	if ev.Operator != nil && ev.Operator.Identity != "" && s.Trust.ESealVKN(signer) == "" {
+		id, err := identity.ParseID(ev.Operator.Identity)
+		if err != nil {
+			return identity.ID{}, fmt.Errorf("the acceptance evidence's operator identity: %w", err)
+		}
+		if id.Scheme != identity.TCKN {
+			return identity.ID{}, fmt.Errorf("the acceptance evidence names an operator by %s, not by a TCKN", id.Scheme)
+		}
+		return id, nil
+	}
+	id, err := identity.ParseID(ev.Sender.Identity)
+	if err != nil {
+		return identity.ID{}, fmt.Errorf("the acceptance evidence's sender identity: %w", err)
+	}
+	return id, nil
 }
 
 func listed(certs []*x509.Certificate, c *x509.Certificate) bool {
