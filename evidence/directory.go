@@ -50,6 +50,12 @@ func IssuerIn(d *directory.Directory, data []byte) *directory.Provider {
 // chain up to the last certificate the bundle carries). The report is valid
 // only when all hold.
 func VerifyWithDirectory(p *directory.Provider, data []byte, tsaRoots *x509.CertPool, original []byte) *Report {
+	return (*VerifyCache)(nil).VerifyWithDirectory(p, data, tsaRoots, original)
+}
+
+// VerifyWithDirectory is the function VerifyWithDirectory, with
+// checkpoints and time stamps checked once per c (nil: every time).
+func (c *VerifyCache) VerifyWithDirectory(p *directory.Provider, data []byte, tsaRoots *x509.CertPool, original []byte) *Report {
 	b, err := ParseBundle(data)
 	if err != nil {
 		r := &Report{}
@@ -64,7 +70,7 @@ func VerifyWithDirectory(p *directory.Provider, data []byte, tsaRoots *x509.Cert
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(b.Certificates[len(b.Certificates)-1])
-	r := VerifyBundle(data, Anchors{ProviderCAs: roots, TSACAs: tsaRoots, LogKeys: p.LogVerifiers(claimed.EventTime)}, original)
+	r := VerifyBundle(data, Anchors{ProviderCAs: roots, TSACAs: tsaRoots, LogKeys: p.LogVerifiers(claimed.EventTime), Cache: c}, original)
 	if r.Evidence == nil {
 		return r
 	}
