@@ -122,6 +122,7 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 	var (
 		mu   sync.Mutex
 		sent int
+		done []int64 // items the providers took, ended together
 		errs []error
 		wg   sync.WaitGroup
 	)
@@ -135,6 +136,7 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 				mu.Lock()
 				if ok {
 					sent++
+					done = append(done, it.ID)
 				}
 				if err != nil {
 					errs = append(errs, err)
@@ -148,6 +150,9 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 	}
 	close(work)
 	wg.Wait()
+	if err := r.Mailbox.ReturnsDone(ctx, done); err != nil {
+		errs = append(errs, err)
+	}
 	return sent, errors.Join(errs...)
 }
 
@@ -160,7 +165,7 @@ func (r *Returner) one(ctx context.Context, it mailbox.ReturnItem, bo queue.Back
 	err := r.send(ctx, it.Seq)
 	if err == nil {
 		r.Metrics.returnInc("sent")
-		return true, r.Mailbox.ReturnDone(ctx, it.ID)
+		return true, nil // ended with the batch (RunDue)
 	}
 	if errors.Is(err, errProviderGone) {
 		r.log().Error("relay: evidence not returned: the provider was removed from the directory", "evidence_seq", it.Seq)

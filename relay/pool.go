@@ -29,7 +29,7 @@ const (
 	// poolMaxAge bounds a session's life, uses aside.
 	poolMaxAge = 10 * time.Minute
 	// poolMaxIdle is the number of idle sessions kept per peer.
-	poolMaxIdle = 8
+	poolMaxIdle = 32
 )
 
 // peerConn is one open relay session to a peer: TLS done, EHLO said.
