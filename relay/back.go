@@ -79,7 +79,7 @@ func (r *Returner) log() *slog.Logger {
 func (r *Returner) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	const batch = 64
+	const batch = 256
 	for {
 		sent, err := r.RunDue(ctx, batch)
 		if err != nil && ctx.Err() == nil {
@@ -156,8 +156,10 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 	return sent, errors.Join(errs...)
 }
 
-// returnWorkers is how many evidence returns are in flight at once.
-const returnWorkers = 8
+// returnWorkers is how many evidence returns are in flight at once: the
+// receiving side stores each in a group commit of its log, so the more in
+// flight, the fewer commits.
+const returnWorkers = 32
 
 // one sends the evidence return it and records the outcome: ok when the
 // provider took it; an error only when recording failed.
