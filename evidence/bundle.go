@@ -333,6 +333,9 @@ type Anchors struct {
 	ProviderCAs *x509.CertPool
 	TSACAs      *x509.CertPool
 	LogKeys     []string
+	// Cache, when not nil, checks each checkpoint and time stamp once for
+	// many bundles (verifycache.go).
+	Cache *VerifyCache
 }
 
 // Check is one verified link of the chain.
@@ -419,7 +422,7 @@ func VerifyBundle(data []byte, anchors Anchors, original []byte) *Report {
 	var size int64
 	if keyOK {
 		var origin string
-		origin, size, root, err = tlog.OpenCheckpoint(b.Checkpoint, b.LogKey)
+		origin, size, root, err = anchors.Cache.openCheckpoint(b.Checkpoint, b.LogKey)
 		if r.add(CheckCheckpoint, err, fmt.Sprintf("checkpoint of %q, tree size %d, signed by the log key", origin, size)) {
 			entry := sha256.Sum256(b.Evidence)
 			err = tlog.CheckInclusion(b.Proof, size, root, b.Index, entry[:])
@@ -438,7 +441,7 @@ func VerifyBundle(data []byte, anchors Anchors, original []byte) *Report {
 	// re-time-stamped with SHA-256 before SHA-1's cut-off.
 	stamps := append([][]byte{b.Timestamp}, b.Retimestamps...)
 	policies := stampPolicies(stamps)
-	tok, err := verifyStamp(b.Timestamp, b.Checkpoint, anchors.TSACAs, policies[0])
+	tok, err := anchors.Cache.verifyStamp(b.Timestamp, b.Checkpoint, anchors.TSACAs, policies[0])
 	if err == nil && tok.Time.Before(e.EventTime.Add(-5*time.Minute)) {
 		err = fmt.Errorf("the checkpoint was time-stamped at %s, before the evidence's event time %s", tok.Time.Format(time.RFC3339), e.EventTime.Format(time.RFC3339))
 	}

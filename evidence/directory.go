@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,29 +51,39 @@ func IssuerIn(d *directory.Directory, data []byte) *directory.Provider {
 // chain up to the last certificate the bundle carries). The report is valid
 // only when all hold.
 func VerifyWithDirectory(p *directory.Provider, data []byte, tsaRoots *x509.CertPool, original []byte) *Report {
+	return (*VerifyCache)(nil).VerifyWithDirectory(p, data, tsaRoots, original)
+}
+
+// VerifyWithDirectory is the function VerifyWithDirectory, with
+// checkpoints and time stamps checked once per c (nil: every time).
+func (c *VerifyCache) VerifyWithDirectory(p *directory.Provider, data []byte, tsaRoots *x509.CertPool, original []byte) *Report {
 	b, err := ParseBundle(data)
 	if err != nil {
 		r := &Report{}
 		r.add(CheckContainer, err, "")
 		return r
 	}
-	claimed, err := Parse(b.Evidence)
-	if err != nil {
-		r := &Report{}
-		r.add(CheckXMLSignature, err, "")
-		return r
+	// Every log key p ever had opens the bundle; the window at the
+	// evidence's own time is checked below, once the evidence is read (so
+	// that it is parsed once).
+	var keys []string
+	for _, k := range p.LogKeys {
+		keys = append(keys, k.Key)
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(b.Certificates[len(b.Certificates)-1])
-	r := VerifyBundle(data, Anchors{ProviderCAs: roots, TSACAs: tsaRoots, LogKeys: p.LogVerifiers(claimed.EventTime)}, original)
+	r := VerifyBundle(data, Anchors{ProviderCAs: roots, TSACAs: tsaRoots, LogKeys: keys, Cache: c}, original)
 	if r.Evidence == nil {
 		return r
 	}
 	at := r.Evidence.EventTime
 	err = nil
-	if !listedCert(p.SigningCertificates(directory.UseEvidence, at), b.Certificates[0]) {
+	switch {
+	case !listedCert(p.SigningCertificates(directory.UseEvidence, at), b.Certificates[0]):
 		err = fmt.Errorf("the evidence is signed by %q, a certificate the directory does not list for %s's evidence at %s",
 			subjectOf(b.Certificates[0]), p.ID, at.UTC().Format(time.RFC3339))
+	case !slices.Contains(p.LogVerifiers(at), b.LogKey):
+		err = fmt.Errorf("the bundle's log key %q is not one the directory lists for %s at %s", b.LogKey, p.ID, at.UTC().Format(time.RFC3339))
 	}
 	r.add(CheckDirectory, err, fmt.Sprintf("signer and log key listed for %s at %s", p.ID, at.UTC().Format(time.RFC3339)))
 	r.Valid = true

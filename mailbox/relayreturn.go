@@ -10,6 +10,7 @@ package mailbox
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/kephs/kep/queue"
@@ -100,6 +101,21 @@ func (s *Service) ReturnLetter(ctx context.Context, seq int64) (*EvidenceReturn,
 // ReturnDone ends an evidence return (sent, or given up for good).
 func (s *Service) ReturnDone(ctx context.Context, id int64) error {
 	_, err := s.DB.Q().Exec(ctx, `DELETE FROM queue_items WHERE id = ?`, id)
+	return err
+}
+
+// ReturnsDone ends several evidence returns in one statement (a batch the
+// Returner sent; should the node die before, they are sent again and the
+// other provider answers a retransmission 250, storing nothing twice).
+func (s *Service) ReturnsDone(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	_, err := s.DB.Q().Exec(ctx, `DELETE FROM queue_items WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`, args...)
 	return err
 }
 

@@ -247,7 +247,7 @@ func (n *Node) SigningChain() []*x509.Certificate {
 }
 
 func isSelfSigned(c *x509.Certificate) bool {
-	return c.CheckSignatureFrom(c) == nil && string(c.RawIssuer) == string(c.RawSubject)
+	return string(c.RawIssuer) == string(c.RawSubject) && c.CheckSignatureFrom(c) == nil
 }
 
 // DevTSAPolicy is the policy OID of the development TSA (under the

@@ -21,6 +21,7 @@ import (
 	"net/mail"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -56,6 +57,8 @@ type Returner struct {
 	Owner     string        // this node, in queue_items.lease_owner
 	Log       *slog.Logger
 	Metrics   *Metrics // nil counts nothing
+
+	pool peerPool // sessions kept open per provider (pool.go)
 }
 
 func (r *Returner) now() time.Time {
@@ -76,7 +79,7 @@ func (r *Returner) log() *slog.Logger {
 func (r *Returner) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	const batch = 64
+	const batch = 256
 	for {
 		sent, err := r.RunDue(ctx, batch)
 		if err != nil && ctx.Err() == nil {
@@ -113,60 +116,84 @@ func (r *Returner) RunDue(ctx context.Context, limit int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	sent := 0
-	var errs []error
-	// One connection per provider for the batch: a TLS handshake per
-	// evidence would cost more than the evidence.
-	conns := map[string]*smtp.Client{}
-	defer func() {
-		for _, c := range conns {
-			_ = c.Quit()
-			c.Close()
-		}
-	}()
+	// Several at a time, over sessions kept open per provider (pool.go):
+	// the receiving side stores each in its log's group commit, so returns
+	// sent one after the other would each wait for a commit of their own.
+	var (
+		mu   sync.Mutex
+		sent int
+		done []int64 // items the providers took, ended together
+		errs []error
+		wg   sync.WaitGroup
+	)
+	work := make(chan mailbox.ReturnItem)
+	for range min(returnWorkers, len(items)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				ok, err := r.one(ctx, it, bo)
+				mu.Lock()
+				if ok {
+					sent++
+					done = append(done, it.ID)
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
 	for _, it := range items {
-		err := r.send(ctx, it.Seq, conns)
-		if err == nil {
-			sent++
-			r.Metrics.returnInc("sent")
-			if err := r.Mailbox.ReturnDone(ctx, it.ID); err != nil {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		if errors.Is(err, errProviderGone) {
-			r.log().Error("relay: evidence not returned: the provider was removed from the directory", "evidence_seq", it.Seq)
-			r.Metrics.returnInc("refused")
-			if err := r.Mailbox.ReturnDone(ctx, it.ID); err != nil {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		delay := bo.Delay(it.Attempts + 1)
-		if permanent(err) {
-			delay = bo.Ceiling
-			r.Metrics.returnInc("refused")
-			r.log().Error("relay: evidence return refused", "evidence_seq", it.Seq, "err", err)
-		} else {
-			r.Metrics.returnInc("retry")
-			r.log().Warn("relay: evidence return failed, will retry", "evidence_seq", it.Seq, "err", err)
-		}
-		if r.now().After(it.Deadline) {
-			r.log().Error("relay: evidence return late", "evidence_seq", it.Seq, "deadline", it.Deadline, "err", err)
-		}
-		if err := r.Mailbox.ReturnRetry(ctx, it.ID, r.now().Add(delay), err.Error()); err != nil {
-			errs = append(errs, err)
-		}
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+	if err := r.Mailbox.ReturnsDone(ctx, done); err != nil {
+		errs = append(errs, err)
 	}
 	return sent, errors.Join(errs...)
+}
+
+// returnWorkers is how many evidence returns are in flight at once: the
+// receiving side stores each in a group commit of its log, so the more in
+// flight, the fewer commits.
+const returnWorkers = 32
+
+// one sends the evidence return it and records the outcome: ok when the
+// provider took it; an error only when recording failed.
+func (r *Returner) one(ctx context.Context, it mailbox.ReturnItem, bo queue.Backoff) (bool, error) {
+	err := r.send(ctx, it.Seq)
+	if err == nil {
+		r.Metrics.returnInc("sent")
+		return true, nil // ended with the batch (RunDue)
+	}
+	if errors.Is(err, errProviderGone) {
+		r.log().Error("relay: evidence not returned: the provider was removed from the directory", "evidence_seq", it.Seq)
+		r.Metrics.returnInc("refused")
+		return false, r.Mailbox.ReturnDone(ctx, it.ID)
+	}
+	delay := bo.Delay(it.Attempts + 1)
+	if permanent(err) {
+		delay = bo.Ceiling
+		r.Metrics.returnInc("refused")
+		r.log().Error("relay: evidence return refused", "evidence_seq", it.Seq, "err", err)
+	} else {
+		r.Metrics.returnInc("retry")
+		r.log().Warn("relay: evidence return failed, will retry", "evidence_seq", it.Seq, "err", err)
+	}
+	if r.now().After(it.Deadline) {
+		r.log().Error("relay: evidence return late", "evidence_seq", it.Seq, "deadline", it.Deadline, "err", err)
+	}
+	return false, r.Mailbox.ReturnRetry(ctx, it.ID, r.now().Add(delay), err.Error())
 }
 
 var errProviderGone = errors.New("the provider was removed from the directory")
 
 // send carries the evidence at leaf seq to the provider its message came
-// from, over conns' connection to it (made when missing, dropped on any
-// error).
-func (r *Returner) send(ctx context.Context, seq int64, conns map[string]*smtp.Client) error {
+// from, over a session kept open to it (pool.go).
+func (r *Returner) send(ctx context.Context, seq int64) error {
 	d := r.Directory()
 	if d == nil {
 		return errors.New("no provider directory loaded")
@@ -185,22 +212,22 @@ func (r *Returner) send(ctx context.Context, seq int64, conns map[string]*smtp.C
 		return errProviderGone
 	}
 	msg := ReturnMessage(r.HeloName, ret)
-	c := conns[p.ID]
-	if c == nil {
-		if c, err = dialPeer(ctx, r.Cert, p, r.now, r.Timeout); err != nil {
-			return err
-		}
-		if err := c.Hello(r.HeloName); err != nil {
-			c.Close()
-			return err
-		}
-		conns[p.ID] = c
-	}
-	if err := c.SendMail("", []string{ret.To}, bytes.NewReader(msg)); err != nil {
-		c.Close()
-		delete(conns, p.ID)
+	pc, err := r.pool.get(ctx, r.Cert, p, r.now, r.Timeout, r.HeloName)
+	if err != nil {
 		return err
 	}
+	err = pc.c.SendMail("", []string{ret.To}, bytes.NewReader(msg))
+	if answered(err) {
+		r.pool.put(pc)
+	} else {
+		pc.c.Close()
+	}
+	return err
+}
+
+// Close ends the sessions kept open to other providers.
+func (r *Returner) Close() error {
+	r.pool.closeAll()
 	return nil
 }
 
@@ -286,7 +313,13 @@ var returnable = map[evidence.Code]bool{
 // against the directory alone (evidence.VerifyWithDirectory), and returns
 // its evidence.
 func VerifyForeignBundle(p *directory.Provider, bundle []byte, tsaRoots *x509.CertPool) (*evidence.Evidence, error) {
-	rep := evidence.VerifyWithDirectory(p, bundle, tsaRoots, nil)
+	return verifyForeign(nil, p, bundle, tsaRoots)
+}
+
+// verifyForeign is VerifyForeignBundle with the checkpoints and time
+// stamps a batch of returns shares checked once (evidence.VerifyCache).
+func verifyForeign(c *evidence.VerifyCache, p *directory.Provider, bundle []byte, tsaRoots *x509.CertPool) (*evidence.Evidence, error) {
+	rep := c.VerifyWithDirectory(p, bundle, tsaRoots, nil)
 	if err := rep.Failed(); err != nil {
 		return nil, fmt.Errorf("the bundle does not verify (%w)", err)
 	}
@@ -313,7 +346,7 @@ func (s *Server) receiveEvidence(ctx context.Context, p *directory.Provider, to 
 	evID, origID, bundle, err := returnParts(data)
 	if err == nil {
 		var e *evidence.Evidence
-		if e, err = VerifyForeignBundle(p, bundle, s.TSARoots); err == nil {
+		if e, err = verifyForeign(&s.verified, p, bundle, s.TSARoots); err == nil {
 			switch {
 			case checkReturned(p, e) != nil:
 				err = checkReturned(p, e)

@@ -47,7 +47,8 @@ type Server struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 
-	srv *smtp.Server
+	srv      *smtp.Server
+	verified evidence.VerifyCache // checkpoints and time stamps of returned bundles
 }
 
 func (s *Server) now() time.Time {

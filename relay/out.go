@@ -50,8 +50,10 @@ type Transport struct {
 	Cert      tls.Certificate // this provider's TLS certificate, pinned for it in the directory
 	HeloName  string          // this provider's domain
 	Now       func() time.Time
-	Timeout   time.Duration // per connection; 0: one minute
+	Timeout   time.Duration // per transaction; 0: one minute
 	Log       *slog.Logger
+
+	pool peerPool // sessions kept open per peer (pool.go)
 }
 
 var _ queue.Warner = (*Transport)(nil)
@@ -133,47 +135,59 @@ func (t *Transport) send(ctx context.Context, job *queue.Job, p *directory.Provi
 	if err != nil {
 		return err
 	}
-	c, err := dialPeer(ctx, t.Cert, p, t.now, t.Timeout)
+	pc, err := t.pool.get(ctx, t.Cert, p, t.now, t.Timeout, t.HeloName)
 	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello(t.HeloName); err != nil {
 		return t.outcome(ctx, job, p, rs, err)
 	}
-	if err := c.Mail(msg.From, &smtp.MailOptions{Size: int64(len(env))}); err != nil {
-		return t.outcome(ctx, job, p, rs, err)
+	// The session goes back to the pool when the dialogue ended in step
+	// (the peer's reply, whatever it said); on a network fault it is closed.
+	var last error
+	defer func() {
+		if answered(last) {
+			t.pool.put(pc)
+		} else {
+			pc.c.Close()
+		}
+	}()
+	c := pc.c
+	if last = c.Mail(msg.From, &smtp.MailOptions{Size: int64(len(env))}); last != nil {
+		return t.outcome(ctx, job, p, rs, last)
 	}
 	var ok []queue.Recipient
 	for _, r := range rs {
-		if err := c.Rcpt(r.Address, nil); err != nil {
-			if permanent(err) {
-				if ferr := t.Mailbox.RelayFailed(ctx, job, []queue.Recipient{r}, refusal(p, err)); ferr != nil {
+		if last = c.Rcpt(r.Address, nil); last != nil {
+			if permanent(last) {
+				if ferr := t.Mailbox.RelayFailed(ctx, job, []queue.Recipient{r}, refusal(p, last)); ferr != nil {
 					return ferr
 				}
 				continue
 			}
-			return err
+			return last
 		}
 		ok = append(ok, r)
 	}
 	if len(ok) == 0 {
-		_ = c.Quit()
-		return nil // every recipient was refused, and settled with 31
+		return nil // every recipient was refused, and settled with 31; RSET at the next use
 	}
 	w, err := c.Data()
-	if err != nil {
+	if last = err; err != nil {
 		return t.outcome(ctx, job, p, ok, err)
 	}
 	if _, err := w.Write(env); err != nil {
+		last = err
 		return err
 	}
-	if err := w.Close(); err != nil {
-		return t.outcome(ctx, job, p, ok, err)
+	if last = w.Close(); last != nil {
+		return t.outcome(ctx, job, p, ok, last)
 	}
 	testPauseAfterData(t.log(), job.MessageID)
-	_ = c.Quit()
 	return t.Mailbox.RelayHanded(ctx, job, ok)
+}
+
+// Close ends the relay sessions kept open (docs/relay.md, "Sessions").
+func (t *Transport) Close() error {
+	t.pool.closeAll()
+	return nil
 }
 
 // outcome turns an SMTP error into 31 for rs (permanent) or an error for

@@ -181,7 +181,14 @@ func (f *fed) submit(to ...string) (*mailbox.KEPMessage, *queue.Job) {
 
 func (f *fed) accept(raw []byte, to ...string) (*mailbox.KEPMessage, *queue.Job) {
 	f.t.Helper()
-	p := f.sender
+	return f.acceptAs(f.sender.Account, nil, raw, to...)
+}
+
+// acceptAs accepts raw at hs01 from the account acc, submitted by the
+// operator op (nil: by its holder), as the access point would once its
+// checks passed.
+func (f *fed) acceptAs(acc *store.Account, op *store.Operator, raw []byte, to ...string) (*mailbox.KEPMessage, *queue.Job) {
+	f.t.Helper()
 	n := f.w1.Node
 	bw, err := n.Blobs.Create()
 	if err != nil {
@@ -192,8 +199,8 @@ func (f *fed) accept(raw []byte, to ...string) (*mailbox.KEPMessage, *queue.Job)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	msg, _, err := n.Mailbox.Accept(context.Background(), &mailbox.Submission{Sender: p.Account, Original: d, Size: int64(len(raw)), BlobGen: gen, Data: raw,
-		From: p.Account.Address, Recipients: to, IletiID: "ileti-" + evidence.NewID(), IletiTip: "standart", AuthMethod: evidence.AuthSMTPCMS, AuthTime: f.w1.Clock.Now()})
+	msg, _, err := n.Mailbox.Accept(context.Background(), &mailbox.Submission{Sender: acc, Operator: op, Original: d, Size: int64(len(raw)), BlobGen: gen, Data: raw,
+		From: acc.Address, Recipients: to, IletiID: "ileti-" + evidence.NewID(), IletiTip: "standart", AuthMethod: evidence.AuthSMTPCMS, AuthTime: f.w1.Clock.Now()})
 	if err != nil {
 		f.t.Fatal(err)
 	}

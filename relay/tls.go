@@ -86,6 +86,13 @@ func ServerConfig(cert tls.Certificate) *tls.Config {
 // (ClientConfig), and one deadline of timeout (a minute when zero) over
 // the whole exchange. The caller says EHLO and closes the client.
 func dialPeer(ctx context.Context, cert tls.Certificate, p *directory.Provider, now func() time.Time, timeout time.Duration) (*smtp.Client, error) {
+	c, _, _, err := dialSession(ctx, cert, p, now, timeout)
+	return c, err
+}
+
+// dialSession is dialPeer, also returning the connection (for later
+// deadlines) and the peer's pinned certificate.
+func dialSession(ctx context.Context, cert tls.Certificate, p *directory.Provider, now func() time.Time, timeout time.Duration) (*smtp.Client, net.Conn, *x509.Certificate, error) {
 	if timeout == 0 {
 		timeout = time.Minute
 	}
@@ -94,8 +101,14 @@ func dialPeer(ctx context.Context, cert tls.Certificate, p *directory.Provider, 
 	defer cancel()
 	conn, err := dialer.DialContext(dctx, "tcp", p.Relay)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	conn.SetDeadline(time.Now().Add(timeout))
-	return smtp.NewClient(conn), nil
+	var leaf *x509.Certificate
+	if tc, ok := conn.(*tls.Conn); ok {
+		if pcs := tc.ConnectionState().PeerCertificates; len(pcs) > 0 {
+			leaf = pcs[0]
+		}
+	}
+	return smtp.NewClient(conn), conn, leaf, nil
 }

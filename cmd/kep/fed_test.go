@@ -140,6 +140,18 @@ func TestFederationBinary(t *testing.T) {
 		// hs02 saw the envelope again and answered as before.
 		f.hs02.waitLog(t, "duplicate=true", 10*time.Second)
 	})
+	// A company account's operator signs with their own e-signature (a
+	// TCKN certificate; evidence 10 names the company's VKN as sender and
+	// the operator in kep:Operator): hs02 takes what hs01 took
+	// (docs/relay.md, "The reception point checks").
+	t.Run("company operator's own signature", func(t *testing.T) {
+		out := f.cli.must("send", "--demo", f.dir, "--as", "zeynep", "--to", "elif.demir@hs02.kep.tr", "--subject", "operator signs", "--body", "Navlun faturası.")
+		id10, ok := strings.CutPrefix(strings.TrimSpace(out), "accepted: evidence ")
+		if !ok {
+			t.Fatalf("kep send --as zeynep: %q", out)
+		}
+		f.waitCodes(t, id10, "20 40")
+	})
 	// Each message once in elif's INBOX (the envelope's Subject is "KEP: "
 	// and the original's).
 	if got := f.imap(t, python, elif); strings.Count(got, "KEP: round trip") != 1 || strings.Count(got, "KEP: while hs02 was down") != 1 || strings.Count(got, "KEP: sender killed") != 1 {
