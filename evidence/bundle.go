@@ -47,6 +47,10 @@ const (
 	MemberRetimestamp   = "META-INF/retimestamp-"        // + N + ".tsr": later time stamps over the checkpoint
 	bundleReadme        = "README.txt"                   // how to verify by hand
 	maxBundleMemberSize = 4 << 20
+	// maxBundleSize bounds all members together, uncompressed: what a
+	// verifier holds in memory for one bundle (a ZIP bomb of 64 members of
+	// maxBundleMemberSize would be 256 MB from a few kB).
+	maxBundleSize = 32 << 20
 )
 
 // Bundle is the content of an evidence bundle.
@@ -220,6 +224,13 @@ func ParseBundle(data []byte) (*Bundle, error) {
 	}
 	if len(zr.File) > 64 {
 		return nil, fmt.Errorf("%w: %d members is too many", ErrBundle, len(zr.File))
+	}
+	var total uint64 // archive/zip refuses a member larger than it declares
+	for _, f := range zr.File {
+		total += min(f.UncompressedSize64, maxBundleSize+1)
+	}
+	if total > maxBundleSize {
+		return nil, fmt.Errorf("%w: its members hold more than %d MB uncompressed; a bundle is tens of kB", ErrBundle, maxBundleSize>>20)
 	}
 	got := map[string][]byte{}
 	var members []bundleMember
