@@ -112,7 +112,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			}
 		}
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "busy_timeout(30000)", "cache_size(-65536)", "wal_autocheckpoint(8192)", "mmap_size(268435456)"} {
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "busy_timeout(30000)", "cache_size(-65536)", "wal_autocheckpoint(8192)"} {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
