@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kephs/kep/blob"
@@ -63,8 +64,16 @@ func (s *Service) currentParams() envelopeParams {
 	return envelopeParams{Provider: s.Provider, Domain: s.Domain, TimeZone: s.Policy.Location.String()}
 }
 
-// envelopeParts builds the envelope's outer header and the signed entity.
-func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage, p envelopeParams, fresh *freshMessage) (hdr, entity []byte, err error) {
+// entityBufs holds the buffers signEnvelope renders entities into: the
+// entity (the original, the acceptance evidence in base64 and the
+// introduction, about 3 times the evidence plus the original) is hashed
+// for the signature, counted and dropped, so its buffer serves the next
+// message instead of being allocated again (about 28 KB per 10 KB message).
+var entityBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// envelopeParts builds the envelope's outer header and the signed entity,
+// which is rendered into b (reset first) and may share its bytes.
+func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage, p envelopeParams, fresh *freshMessage, b *bytes.Buffer) (hdr, entity []byte, err error) {
 	loc := s.Policy.Location
 	if loc == nil || p.TimeZone != loc.String() { // an envelope signed under an earlier setting
 		if loc, err = time.LoadLocation(p.TimeZone); err != nil {
@@ -90,20 +99,20 @@ func (s *Service) envelopeParts(ctx context.Context, msg *KEPMessage, p envelope
 	}
 	senderName := msg.SenderName
 	boundary := "kep-mixed-" + strings.ReplaceAll(msg.EvidenceID, "-", "")
-	var b bytes.Buffer
+	b.Reset()
 	b.Grow(len(original) + len(accepted)*2 + 4096)
-	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
-	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
+	fmt.Fprintf(b, "Content-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
+	fmt.Fprintf(b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
 	b.WriteString(crlf(introduction(msg, senderName, oh, p.Provider, loc)))
-	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: application/xml; charset=utf-8; name=\"delil-kabul.xml\"\r\n", boundary)
+	fmt.Fprintf(b, "\r\n--%s\r\nContent-Type: application/xml; charset=utf-8; name=\"delil-kabul.xml\"\r\n", boundary)
 	b.WriteString("Content-Disposition: attachment; filename=\"delil-kabul.xml\"\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-	writeBase64(&b, accepted)
-	fmt.Fprintf(&b, "--%s\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"ileti.eml\"\r\n\r\n", boundary)
+	writeBase64(b, accepted)
+	fmt.Fprintf(b, "--%s\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"ileti.eml\"\r\n\r\n", boundary)
 	b.Write(original)
 	if !bytes.HasSuffix(original, []byte("\r\n")) {
 		b.WriteString("\r\n")
 	}
-	fmt.Fprintf(&b, "--%s--\r\n", boundary)
+	fmt.Fprintf(b, "--%s--\r\n", boundary)
 	if entity, err = cms.Canonical(b.Bytes()); err != nil {
 		return nil, nil, err
 	}
@@ -142,7 +151,13 @@ func (s *Service) signEnvelope(ctx context.Context, msg *KEPMessage, fresh *fres
 	if err != nil {
 		return nil, 0, "", err
 	}
-	hdr, entity, err := s.envelopeParts(ctx, msg, p, fresh)
+	b := entityBufs.Get().(*bytes.Buffer)
+	defer func() { // nothing below keeps the entity
+		if b.Cap() <= 1<<20 { // a large message's buffer is not held on to
+			entityBufs.Put(b)
+		}
+	}()
+	hdr, entity, err := s.envelopeParts(ctx, msg, p, fresh, b)
 	if err != nil {
 		return nil, 0, "", err
 	}
@@ -181,7 +196,7 @@ func (s *Service) renderEnvelope(ctx context.Context, messageID int64) ([]byte, 
 	if err := json.Unmarshal([]byte(msg.EnvelopeParams), &p); err != nil {
 		return nil, fmt.Errorf("message %d: envelope parameters: %w", messageID, err)
 	}
-	hdr, entity, err := s.envelopeParts(ctx, msg, p, nil)
+	hdr, entity, err := s.envelopeParts(ctx, msg, p, nil, new(bytes.Buffer))
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,8 @@ type DB struct {
 	// parses every statement again on every execution.
 	stmts  sync.Map // string → *sql.Stmt
 	nstmts atomic.Int64
+	// nrun counts the statements run through Q and Tx (Statements).
+	nrun atomic.Int64
 }
 
 // maxCachedStmts bounds the statement cache (queries built with variable
@@ -173,12 +175,19 @@ type Querier interface {
 	Dialect() Dialect
 }
 
+// Statements returns how many statements have been run through Q and Tx
+// since Open: benchmarks divide it by the messages handled to report
+// statements per message (docs/architecture.md, "Rows and files per
+// message").
+func (db *DB) Statements() int64 { return db.nrun.Load() }
+
 // Q returns the DB as a Querier.
 func (db *DB) Q() Querier { return dbq{db} }
 
 type dbq struct{ db *DB }
 
 func (q dbq) Exec(ctx context.Context, s string, args ...any) (sql.Result, error) {
+	q.db.nrun.Add(1)
 	s = q.db.Rebind(s)
 	if st := q.db.stmt(ctx, s); st != nil {
 		r, err := st.ExecContext(ctx, args...)
@@ -188,6 +197,7 @@ func (q dbq) Exec(ctx context.Context, s string, args ...any) (sql.Result, error
 	return r, mapErr(err)
 }
 func (q dbq) Query(ctx context.Context, s string, args ...any) (*sql.Rows, error) {
+	q.db.nrun.Add(1)
 	s = q.db.Rebind(s)
 	if st := q.db.stmt(ctx, s); st != nil {
 		r, err := st.QueryContext(ctx, args...)
@@ -197,6 +207,7 @@ func (q dbq) Query(ctx context.Context, s string, args ...any) (*sql.Rows, error
 	return r, mapErr(err)
 }
 func (q dbq) QueryRow(ctx context.Context, s string, args ...any) *sql.Row {
+	q.db.nrun.Add(1)
 	s = q.db.Rebind(s)
 	if st := q.db.stmt(ctx, s); st != nil {
 		return st.QueryRowContext(ctx, args...)
@@ -235,6 +246,9 @@ func (t *Tx) txStmt(ctx context.Context, s string) *sql.Stmt {
 }
 
 func (t *Tx) Exec(ctx context.Context, s string, args ...any) (sql.Result, error) {
+	if t.db != nil {
+		t.db.nrun.Add(1)
+	}
 	s = rebind(t.d, s)
 	if st := t.txStmt(ctx, s); st != nil {
 		r, err := st.ExecContext(ctx, args...)
@@ -244,6 +258,9 @@ func (t *Tx) Exec(ctx context.Context, s string, args ...any) (sql.Result, error
 	return r, mapErr(err)
 }
 func (t *Tx) Query(ctx context.Context, s string, args ...any) (*sql.Rows, error) {
+	if t.db != nil {
+		t.db.nrun.Add(1)
+	}
 	s = rebind(t.d, s)
 	if st := t.txStmt(ctx, s); st != nil {
 		r, err := st.QueryContext(ctx, args...)
@@ -253,6 +270,9 @@ func (t *Tx) Query(ctx context.Context, s string, args ...any) (*sql.Rows, error
 	return r, mapErr(err)
 }
 func (t *Tx) QueryRow(ctx context.Context, s string, args ...any) *sql.Row {
+	if t.db != nil {
+		t.db.nrun.Add(1)
+	}
 	s = rebind(t.d, s)
 	if st := t.txStmt(ctx, s); st != nil {
 		return st.QueryRowContext(ctx, args...)

@@ -276,23 +276,29 @@ func (ss *session) Data(r io.Reader) error {
 	// Messages up to inMemory bytes are read into memory and written to the
 	// content store in one go; larger ones stream into it and are read back
 	// once for the checks (a 100 MB message is never held twice).
-	var buf bytes.Buffer
-	buf.Grow(32 << 10) // one allocation for the usual message, not a doubling series
-	_, err := io.CopyN(&buf, r, inMemory+1)
+	buf := dataBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	_, err := io.CopyN(buf, r, inMemory+1)
 	var data []byte
 	var w *blob.Writer
 	switch {
 	case errors.Is(err, io.EOF):
-		data, err = buf.Bytes(), nil
+		// The message, at its size: the mailbox keeps it a while (the
+		// envelope cache); the reading buffer goes back to the pool.
+		data, err = bytes.Clone(buf.Bytes()), nil
+		putDataBuf(buf)
 	case err == nil:
 		if w, err = ss.s.mb.Blobs.Create(); err != nil {
+			putDataBuf(buf)
 			return ss.tempFail(ctx, err).SMTP()
 		}
 		w.Write(buf.Bytes())
-		buf = bytes.Buffer{}
+		putDataBuf(buf)
 		if _, err = io.Copy(w, r); err == nil {
 			data, err = os.ReadFile(w.File().Name())
 		}
+	default: // the message stopped arriving
+		putDataBuf(buf)
 	}
 	if nr := ss.s.mb.Issuer.CheckReady(); nr != nil && (err == nil || errors.Is(err, smtp.ErrDataTooLarge)) {
 		if w != nil { // issue 9.3: no evidence, not even a rejection: 451
@@ -317,6 +323,22 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0},
 		Message: "Accepted: KEP evidence " + acc.EvidenceID + " (iletiID " + acc.IletiID + ")"}
+}
+
+// dataBufs holds the buffers DATA is read into: one 32 KB buffer per
+// message was a fifth of the bytes the server allocated. A message read
+// whole is copied out at its own size, so no buffer is kept past Data.
+var dataBufs = sync.Pool{New: func() any {
+	b := new(bytes.Buffer)
+	b.Grow(32 << 10) // the usual message in one allocation, not a doubling series
+	return b
+}}
+
+// putDataBuf returns buf to dataBufs unless it grew for a large message.
+func putDataBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= 1<<20 {
+		dataBufs.Put(buf)
+	}
 }
 
 // readFailed answers a message whose bytes stopped arriving: after a
