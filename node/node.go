@@ -106,15 +106,17 @@ func (r *Running) start(ctx context.Context) error {
 	// domains go to the relay transport, and the reception point listens.
 	if n.Directory != nil {
 		cert := tlsConf.Certificates[0]
-		n.Queue.Router = queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(),
-			Other: &relay.Transport{Mailbox: n.Mailbox, Directory: n.Directory.Current, Cert: cert,
-				HeloName: cfg.Provider.Domain, Now: n.Now, Log: n.Logger}}
+		out := &relay.Transport{Mailbox: n.Mailbox, Directory: n.Directory.Current, Cert: cert,
+			HeloName: cfg.Provider.Domain, Now: n.Now, Log: n.Logger}
+		r.closers = append(r.closers, out.Close) // its idle sessions to peers
+		n.Queue.Router = queue.DomainRouter{Domain: cfg.Provider.Domain, Local: n.Mailbox.Local(), Other: out}
 		rm := relay.NewMetrics(n.Metrics)
 		n.Metrics.MustRegister(relay.AwaitingCollector(n.DB, n.Now))
 		// Evidence this provider issues about other providers' messages goes
 		// back to them (docs/relay.md, "Evidence that crosses").
 		ret := &relay.Returner{Mailbox: n.Mailbox, Directory: n.Directory.Current, Cert: cert, HeloName: cfg.Provider.Domain,
 			Now: n.Now, Owner: queueOwner(), Log: n.Logger, Metrics: rm}
+		r.closers = append(r.closers, ret.Close)
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); ret.Run(ctx, 2*time.Second) }()
 		alarm := &relay.Alarm{DB: n.DB, After: cfg.Federation.EvidenceAlarm.Duration, Directory: n.Directory.Current, Now: n.Now, Log: n.Logger, Metrics: rm}
