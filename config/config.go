@@ -124,6 +124,9 @@ type SMTP struct {
 	MaxMessageBytes int64  `toml:"max_message_bytes"`
 	MaxRecipients   int    `toml:"max_recipients"`
 	MaxTotalBytes   int64  `toml:"max_total_bytes"`
+	// MaxPerAddress caps the sessions one client address holds at once
+	// (over both submission ports); 0 takes the default, 100.
+	MaxPerAddress int `toml:"max_connections_per_address"`
 }
 
 // IMAP configures mail retrieval.

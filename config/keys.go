@@ -148,6 +148,9 @@ var KeyTable = []Key{
 	{Section: "smtp", Name: "max_total_bytes", Type: "integer", Note: " (1 GiB)",
 		Comment: "Largest size × recipients of one message, in bytes.",
 		Doc:     "largest size × number of recipients (552, `size-limit`)"},
+	{Section: "smtp", Name: "max_connections_per_address", Type: "integer", Note: " (100; `kep demo`: 300)",
+		Comment: "Most sessions one client address may hold at once (an integrator's server sending in bulk needs more).",
+		Doc:     "most sessions one address holds at once over both submission ports; the next gets `421` naming the limit (connlimit)"},
 
 	{Section: "imap", Name: "listen", Type: "host:port",
 		Comment: "IMAP with STARTTLS (port 143).",
