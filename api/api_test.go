@@ -42,6 +42,7 @@ type env struct {
 	sub                 *providertest.Person // a sub-operator with the archive grant only
 	sender              *providertest.Person // a sub-operator with the send grant only
 	tokens              map[string]string    // ayse, mehmet, main, sub, sender
+	tokenIDs            map[string]int64     // their ids
 }
 
 const maxTestMessage = 256 << 10
@@ -59,22 +60,23 @@ func newEnv(t *testing.T, w *providertest.World) *env {
 	}
 	s.Anchors = evidence.Anchors{ProviderCAs: x509.NewCertPool(), TSACAs: n.TSARoots, LogKeys: tlog.SplitKeys(n.LogKey)}
 	s.Anchors.ProviderCAs.AddCert(ca[0])
-	e := &env{t: t, w: w, api: s, srv: httptest.NewServer(s.Handler()), tokens: map[string]string{}}
+	e := &env{t: t, w: w, api: s, srv: httptest.NewServer(s.Handler()), tokens: map[string]string{}, tokenIDs: map[string]int64{}}
 	t.Cleanup(e.srv.Close)
 	e.ayse, e.mehmet, e.zehra = w.Person("Ayşe", "Yılmaz"), w.Person("Mehmet", "Öztürk"), w.Person("Zehra", "Ak")
 	_, e.co = w.Company("Deniz Lojistik", 0)
 	e.sub = w.Operator(e.co.Account, "Emre", "Şahin", account.SubOperator, account.GrantArchive)
 	e.sender = w.Operator(e.co.Account, "Sena", "Yazar", account.SubOperator, account.GrantSend)
 	staff := &account.Principal{Staff: "test"}
-	for name, spec := range map[string]struct {
-		addr, op string
-	}{"ayse": {e.ayse.Account.Address, ""}, "mehmet": {e.mehmet.Account.Address, ""}, "main": {e.co.Account.Address, e.co.TCKN}, "sub": {e.co.Account.Address, e.sub.TCKN},
-		"sender": {e.co.Account.Address, e.sender.TCKN}} {
-		_, secret, err := n.Accounts.CreateToken(context.Background(), account.SystemActor, staff, spec.addr, account.TokenRequest{Name: "test " + name, OperatorTCKN: spec.op})
+	// In a fixed order, so that token ids are the same on every run.
+	for _, spec := range []struct {
+		name, addr, op string
+	}{{"ayse", e.ayse.Account.Address, ""}, {"mehmet", e.mehmet.Account.Address, ""}, {"main", e.co.Account.Address, e.co.TCKN},
+		{"sub", e.co.Account.Address, e.sub.TCKN}, {"sender", e.co.Account.Address, e.sender.TCKN}} {
+		rec, secret, err := n.Accounts.CreateToken(context.Background(), account.SystemActor, staff, spec.addr, account.TokenRequest{Name: "test " + spec.name, OperatorTCKN: spec.op})
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.tokens[name] = secret
+		e.tokens[spec.name], e.tokenIDs[spec.name] = secret, rec.ID
 	}
 	return e
 }
