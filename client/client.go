@@ -175,9 +175,11 @@ func (m *Message) Prepare() (*Prepared, error) {
 	return &Prepared{Header: m.Header(), Entity: m.Entity()}, nil
 }
 
-// checkFields refuses a line break or other control character in any
-// field that becomes a header line: it would add header fields the
-// signer never saw (RFC 5322 §2.2: a field body has no bare CR or LF).
+// checkFields refuses a line break or NUL in any field that becomes a
+// header line: it would add header fields the signer never saw (RFC 5322
+// §2.2: a field body has no bare CR or LF). Other control characters are
+// left to the front-ends that show the fields (kep signer neutralises
+// them on the terminal).
 func (m *Message) checkFields() error {
 	fields := []struct{ name, value string }{{"From", m.From}, {"Subject", m.Subject}, {"iletiTip", m.IletiTip},
 		{"iletiID", m.IletiID}, {"Message-ID", m.MessageID}}
@@ -191,8 +193,8 @@ func (m *Message) checkFields() error {
 		fields = append(fields, struct{ name, value string }{"attachment name", a.Name}, struct{ name, value string }{"attachment type", a.ContentType})
 	}
 	for _, f := range fields {
-		if i := strings.IndexFunc(f.value, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }); i >= 0 {
-			return fmt.Errorf("the %s field has a line break or control character at byte %d; remove it", f.name, i)
+		if i := strings.IndexAny(f.value, "\r\n\x00"); i >= 0 {
+			return fmt.Errorf("the %s field has a line break or NUL at byte %d; remove it", f.name, i)
 		}
 	}
 	return nil
