@@ -516,7 +516,7 @@ func create(ctx context.Context, dir string, o Options) (*Info, error) {
 				c.Federation.RelayListen, c.Federation.RehberListen = addrs[6], addrs[7]
 				c.Log.CheckpointInterval = config.Duration{Duration: time.Second}
 				c.SMTP.Hostname = "localhost"
-				c.SMTP.MaxPerAddress = 300 // kep bench loads a demo from one address, up to -c 256
+				c.SMTP.MaxPerAddress = 300      // kep bench loads a demo from one address, up to -c 256
 				c.Notices.SMSFile = "sms.jsonl" // in the provider's directory
 				if o.Quota > 0 {
 					c.Accounts.DefaultQuota = o.Quota

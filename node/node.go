@@ -159,7 +159,7 @@ func (r *Running) start(ctx context.Context) error {
 	sub := submission.New(n.Mailbox, n.Accounts, n.ESign, tlsConf, submission.Options{
 		Hostname: cfg.SMTP.Hostname, Domain: cfg.Provider.Domain, MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		MaxRecipients: cfg.SMTP.MaxRecipients, MaxTotalBytes: cfg.SMTP.MaxTotalBytes, Logger: n.Logger,
-		Limits: submission.Limits{MaxPerAddr: cfg.SMTP.MaxPerAddress},
+		Limits:  submission.Limits{MaxPerAddr: cfg.SMTP.MaxPerAddress},
 		Metrics: submission.NewMetrics(n.Metrics), KnownDomain: n.KnownDomain,
 		Revocation: submission.RevocationPolicy{Checker: revocation.New(revocation.Options{Now: n.Now, Write: n.Log.Write}),
 			AcceptUnavailable: cfg.ESign.Revocation == "accept-and-record", AllowNoSource: cfg.ESign.AllowNoSource},
