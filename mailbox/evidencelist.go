@@ -102,21 +102,8 @@ func (s *Service) ListEvidence(ctx context.Context, p *account.Principal, eq Evi
 	if eq.HeaderID != "" {
 		scan = maxRejectionScan
 	}
-	rows, err := s.DB.Q().Query(ctx, `SELECT seq FROM evidence WHERE `+strings.Join(where, " AND ")+` ORDER BY seq DESC LIMIT ?`, append(args, scan)...)
+	seqs, err := evidenceSeqs(ctx, s.DB.Q(), `SELECT seq FROM evidence WHERE `+strings.Join(where, " AND ")+` ORDER BY seq DESC LIMIT ?`, append(args, scan)...)
 	if err != nil {
-		return nil, err
-	}
-	var seqs []int64
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		seqs = append(seqs, seq)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	var out []*EvidenceEntry
@@ -156,4 +143,23 @@ func (s *Service) GetEvidence(ctx context.Context, p *account.Principal, id stri
 		return nil, refuse(NotFound, "No evidence %s", id)
 	}
 	return st, err
+}
+
+// evidenceSeqs runs query, which selects evidence leaf indexes, and
+// returns them in its order.
+func evidenceSeqs(ctx context.Context, q store.Querier, query string, args ...any) ([]int64, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var seqs []int64
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return nil, err
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs, rows.Err()
 }

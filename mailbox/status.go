@@ -206,21 +206,8 @@ func (rs *RecipientStatus) settle(d *Delivery) {
 // and that other providers returned, oldest first.
 func (s *Service) messageEvidence(ctx context.Context, p *account.Principal, m *KEPMessage) ([]*EvidenceEntry, error) {
 	q := s.DB.Q()
-	rows, err := q.Query(ctx, `SELECT seq FROM evidence WHERE message_id = ? ORDER BY seq`, m.ID)
+	seqs, err := evidenceSeqs(ctx, q, `SELECT seq FROM evidence WHERE message_id = ? ORDER BY seq`, m.ID)
 	if err != nil {
-		return nil, err
-	}
-	var seqs []int64
-	for rows.Next() {
-		var seq int64
-		if err := rows.Scan(&seq); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		seqs = append(seqs, seq)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	var out []*EvidenceEntry
