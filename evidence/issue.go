@@ -145,6 +145,13 @@ func (s *IssuerService) prepare(r *Record) error {
 // transaction and may fill the records' MessageID. Issue fills each
 // record's Document and Seq.
 func (s *IssuerService) Issue(ctx context.Context, recs []*Record, write func(ctx context.Context, tx *store.Tx) error) error {
+	return s.IssueWhen(ctx, recs, nil, write)
+}
+
+// IssueWhen is Issue whose commit also waits for ready (tlog.AppendWhen):
+// the acceptance of a message waits there for its original's sync, which
+// runs while the log's batch is written.
+func (s *IssuerService) IssueWhen(ctx context.Context, recs []*Record, ready func() error, write func(ctx context.Context, tx *store.Tx) error) error {
 	if err := s.CheckReady(); err != nil {
 		return err
 	}
@@ -155,7 +162,7 @@ func (s *IssuerService) Issue(ctx context.Context, recs []*Record, write func(ct
 		}
 		entries[i] = tlog.EntryFor(r.Document)
 	}
-	_, err := s.Log.Append(ctx, entries, func(ctx context.Context, tx *store.Tx, first int64) error {
+	_, err := s.Log.AppendWhen(ctx, entries, ready, func(ctx context.Context, tx *store.Tx, first int64) error {
 		if write != nil {
 			if err := write(ctx, tx); err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kephs/kep/blob"
@@ -153,18 +154,23 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		notify, _, err = s.settle(ctx, tx, msg, joined, msg.EnvelopeSize, now)
 		return err
 	}
-	// The original is durable before anything refers to it. Waiting for
-	// the disk only now, after the signing, lets the syncs of other
-	// messages accepted meanwhile cover this one.
-	if err := s.Blobs.Sync(sub.BlobGen); err != nil {
-		return nil, nil, fmt.Errorf("store the original: %w", err)
-	}
-	err := s.Issuer.Issue(ctx, append([]*evidence.Record{rec}, jrecs...), write)
+	// The original is durable before anything refers to it: the log's
+	// commit waits for its sync, which starts now, after the signing (so
+	// that syncs of other messages accepted meanwhile cover this one), and
+	// runs while the log writes its batch.
+	synced := sync.OnceValue(func() error {
+		if err := s.Blobs.Sync(sub.BlobGen); err != nil {
+			return fmt.Errorf("store the original: %w", err)
+		}
+		return nil
+	})
+	go synced()
+	err := s.Issuer.IssueWhen(ctx, append([]*evidence.Record{rec}, jrecs...), synced, write)
 	if errors.Is(err, errQuotaRace) {
 		// A mailbox filled up since it was read: accept alone, and leave
 		// every recipient to the queue, which reads the quota again.
 		joined, jrecs, rest = nil, nil, sub.Recipients
-		err = s.Issuer.Issue(ctx, []*evidence.Record{rec}, write)
+		err = s.Issuer.IssueWhen(ctx, []*evidence.Record{rec}, synced, write)
 	}
 	if err != nil {
 		return nil, nil, err

@@ -64,6 +64,7 @@ type appendReq struct {
 	ctx     context.Context
 	entries [][32]byte
 	write   WriteFunc
+	ready   func() error // nil, or what must hold before the commit
 	first   int64
 	err     chan error
 }
@@ -148,7 +149,19 @@ func (l *Log) Write(ctx context.Context, write func(ctx context.Context, tx *sto
 
 // transaction is durable.
 func (l *Log) Append(ctx context.Context, entries [][32]byte, write WriteFunc) (int64, error) {
-	r := &appendReq{ctx: ctx, entries: entries, write: write, err: make(chan error, 1)}
+	return l.AppendWhen(ctx, entries, nil, write)
+}
+
+// AppendWhen is Append whose commit also waits for ready: something
+// outside the database that the rows must not be durable before, such
+// as the file holding the original a message row refers to. The batch's
+// writes run meanwhile, so a sync started before the append overlaps the
+// batch instead of delaying it; the commit happens only once ready has
+// returned nil, and a request whose ready fails is dropped from its
+// batch alone, as one whose write fails. ready may be called more than
+// once and must give the same result each time (sync.OnceValue).
+func (l *Log) AppendWhen(ctx context.Context, entries [][32]byte, ready func() error, write WriteFunc) (int64, error) {
+	r := &appendReq{ctx: ctx, entries: entries, write: write, ready: ready, err: make(chan error, 1)}
 	select {
 	case l.reqs <- r:
 	case <-l.stop:
@@ -242,6 +255,14 @@ func (l *Log) attempt(batch []*appendReq, savepoints bool) (retry bool) {
 				results[i] = err
 				continue
 			}
+			if savepoints && r.ready != nil {
+				// Known before any row is written: the straight-through
+				// attempt already waited for it.
+				if err := r.ready(); err != nil {
+					results[i] = err
+					continue
+				}
+			}
 			sp := fmt.Sprintf("a%d", i)
 			if savepoints {
 				if _, err := tx.Exec(ctx, "SAVEPOINT "+sp); err != nil {
@@ -279,7 +300,21 @@ func (l *Log) attempt(batch []*appendReq, savepoints bool) (retry bool) {
 				next++
 			}
 		}
-		return insertHashes(ctx, tx, newHashes, pending)
+		if err := insertHashes(ctx, tx, newHashes, pending); err != nil {
+			return err
+		}
+		if !savepoints {
+			// Last, before the commit: what the requests wait for had the
+			// whole batch's writes to complete in.
+			for i, r := range batch {
+				if results[i] == nil && r.ready != nil {
+					if err := r.ready(); err != nil {
+						return errRetry
+					}
+				}
+			}
+		}
+		return nil
 	})
 	if errors.Is(err, errRetry) {
 		l.cache = map[int64]Hash{}

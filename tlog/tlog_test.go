@@ -335,3 +335,86 @@ func BenchmarkProveInclusion(b *testing.B) {
 		})
 	}
 }
+
+// AppendWhen: nothing is committed before ready returns, even when the
+// batch's writes are done; a request whose ready fails is dropped alone,
+// and the others of its batch commit.
+func TestAppendWhenWaitsForReady(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		l, err := tlog.Open(ctx, db, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		insert := func(i int) tlog.WriteFunc {
+			return func(ctx context.Context, tx *store.Tx, first int64) error {
+				_, err := tx.Exec(ctx, `INSERT INTO evidence (seq, id, code, stage, event_time, format, xml) VALUES (?, ?, 10, 'submission', 0, 0, ?)`, first, fmt.Sprint("id-", i), []byte{0})
+				return err
+			}
+		}
+		count := func() (n int64) {
+			db.Q().QueryRow(ctx, `SELECT COUNT(*) FROM evidence`).Scan(&n)
+			return n
+		}
+		release := make(chan struct{})
+		written := make(chan struct{})
+		ready := sync.OnceValue(func() error { <-release; return nil })
+		done := make(chan error, 1)
+		go func() {
+			_, err := l.AppendWhen(ctx, [][32]byte{entry(0)}, ready, func(ctx context.Context, tx *store.Tx, first int64) error {
+				defer close(written)
+				return insert(0)(ctx, tx, first)
+			})
+			done <- err
+		}()
+		<-written
+		time.Sleep(50 * time.Millisecond)
+		if n := count(); n != 0 {
+			t.Fatalf("%d rows committed before ready returned", n)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("append returned before ready: %v", err)
+		default:
+		}
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if n := count(); n != 1 {
+			t.Fatalf("%d rows after ready, want 1", n)
+		}
+
+		// One failing ready among many: only its request is refused.
+		var wg sync.WaitGroup
+		errs := make([]error, 20)
+		for i := 1; i <= 20; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				ready := sync.OnceValue(func() error {
+					if i%4 == 0 {
+						return errors.New("the original's sync failed")
+					}
+					return nil
+				})
+				_, errs[i-1] = l.AppendWhen(ctx, [][32]byte{entry(i)}, ready, insert(i))
+			}(i)
+		}
+		wg.Wait()
+		ok := int64(1)
+		for k, err := range errs {
+			i := k + 1
+			if (i%4 == 0) != (err != nil) {
+				t.Fatalf("request %d: err %v", i, err)
+			}
+			if err == nil {
+				ok++
+			}
+		}
+		if n := count(); n != ok || l.Size() != ok {
+			t.Fatalf("%d rows and size %d, want %d", n, l.Size(), ok)
+		}
+	})
+}
