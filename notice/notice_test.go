@@ -29,6 +29,7 @@ import (
 	"github.com/kephs/kep/mailbox"
 	"github.com/kephs/kep/notice"
 	"github.com/kephs/kep/provider/providertest"
+	"github.com/kephs/kep/store"
 )
 
 // The secret content of the test messages: no notice may show any of it.
@@ -175,6 +176,25 @@ func TestNotices(t *testing.T) {
 		submit(t, w, ayse, evidence.IletiTipStandart, co.Address)
 		if got := outcomes(t, w); got["arrival/sms/"] != 2 || got["arrival/email/"] != 2 || got["deadline/sms/"] != 2 || got["deadline/email/"] != 2 {
 			t.Fatalf("queued notices: %v", got)
+		}
+		// Enqueue again for the same delivery (a retried batch runs it
+		// twice): nothing more is queued, neither notices nor queue items.
+		queueItems := func() (n int) {
+			w.Node.DB.Q().QueryRow(ctx, `SELECT COUNT(*) FROM queue_items WHERE kind = 'notice'`).Scan(&n)
+			return n
+		}
+		items := queueItems()
+		var did int64
+		if err := w.Node.DB.Q().QueryRow(ctx, `SELECT id FROM deliveries WHERE recipient = ?`, co.Address).Scan(&did); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Node.DB.InTx(ctx, func(tx *store.Tx) error {
+			return svc.Enqueue(ctx, tx, did, co.ID, delivered, delivered.Add(24*time.Hour))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got := outcomes(t, w); len(got) != 4 || got["arrival/sms/"] != 2 || got["deadline/email/"] != 2 || queueItems() != items || items != 8 {
+			t.Fatalf("after enqueueing twice: %v, %d queue items (had %d)", got, queueItems(), items)
 		}
 
 		// The relay is down: the SMS go, the e-mails wait for a retry.

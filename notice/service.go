@@ -106,33 +106,87 @@ func (s *Service) Enqueue(ctx context.Context, tx *store.Tx, deliveryID, account
 	}
 	now := s.now()
 	remind := s.ReminderAt(at, deemed)
+	var rows []pending
 	for _, t := range targets {
 		for _, ch := range s.channels(t) {
-			if err := s.insert(ctx, tx, Arrival, ch, deliveryID, accountID, t.OperatorID, at, at.Add(arrivalLife), now); err != nil {
-				return err
-			}
+			rows = append(rows, pending{Arrival, ch, t.OperatorID, at, at.Add(arrivalLife)})
 			if !remind.IsZero() {
-				if err := s.insert(ctx, tx, Deadline, ch, deliveryID, accountID, t.OperatorID, remind, deemed, now); err != nil {
-					return err
-				}
+				rows = append(rows, pending{Deadline, ch, t.OperatorID, remind, deemed})
 			}
 		}
 	}
-	return nil
+	return s.insert(ctx, tx, deliveryID, accountID, rows, now)
 }
 
-func (s *Service) insert(ctx context.Context, tx *store.Tx, k Kind, ch Channel, deliveryID, accountID, operatorID int64, due, giveUp, now time.Time) error {
-	id, err := store.InsertID(ctx, tx, `INSERT INTO notices (kind, channel, delivery_id, account_id, operator_id, due_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (delivery_id, kind, channel, operator_id) DO NOTHING`,
-		string(k), string(ch), deliveryID, accountID, operatorID, store.Millis(due), store.Millis(now))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // queued already
+// pending is a notice to queue: its kind, channel and principal, when it
+// is due and when it is given up.
+type pending struct {
+	kind        Kind
+	ch          Channel
+	operatorID  int64
+	due, giveUp time.Time
+}
+
+// insert queues rows for one delivery: one multi-row statement for the
+// notices and one for their queue items (two statements a delivery, not
+// two a notice: they run in the log's group commit). A notice queued
+// already for the delivery (same kind, channel and principal) is left
+// alone, and so is its queue item.
+func (s *Service) insert(ctx context.Context, tx *store.Tx, deliveryID, accountID int64, rows []pending, now time.Time) error {
+	if len(rows) == 0 {
+		return nil
 	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO notices (kind, channel, delivery_id, account_id, operator_id, due_at, created_at) VALUES `)
+	args := make([]any, 0, 7*len(rows))
+	for i, r := range rows {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, string(r.kind), string(r.ch), deliveryID, accountID, r.operatorID, store.Millis(r.due), store.Millis(now))
+	}
+	q.WriteString(` ON CONFLICT (delivery_id, kind, channel, operator_id) DO NOTHING RETURNING id, kind, channel, operator_id`)
+	res, err := tx.Query(ctx, q.String(), args...)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO queue_items (kind, ref, created_at, attempts, next_at, deadline_at, reason) VALUES (?, ?, ?, 0, ?, ?, '')`,
-		string(queue.KindNotice), id, store.Millis(now), store.Millis(due), store.Millis(giveUp))
+	type key struct {
+		kind, ch string
+		op       int64
+	}
+	ids := map[key]int64{}
+	for res.Next() {
+		var id int64
+		var k key
+		if err := res.Scan(&id, &k.kind, &k.ch, &k.op); err != nil {
+			res.Close()
+			return err
+		}
+		ids[k] = id
+	}
+	res.Close()
+	if err := res.Err(); err != nil {
+		return err
+	}
+	q.Reset()
+	q.WriteString(`INSERT INTO queue_items (kind, ref, created_at, attempts, next_at, deadline_at, reason) VALUES `)
+	args = args[:0]
+	for _, r := range rows { // in the order of rows: the same statement text each time
+		id, ok := ids[key{string(r.kind), string(r.ch), r.operatorID}]
+		if !ok {
+			continue // queued already
+		}
+		if len(args) > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?, ?, ?, 0, ?, ?, '')")
+		args = append(args, string(queue.KindNotice), id, store.Millis(now), store.Millis(r.due), store.Millis(r.giveUp))
+	}
+	if len(args) == 0 {
+		return nil
+	}
+	_, err = tx.Exec(ctx, q.String(), args...)
 	return err
 }
 
