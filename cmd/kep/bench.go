@@ -332,7 +332,7 @@ func (r *benchReport) print() {
 	} else {
 		fmt.Printf("  delivered  %7.0f/s  (%d with evidence 10 and 40, all done %.1f s after the start; %d with 41)\n", r.DeliveredPS, r.Delivered, r.DeliverSecs, r.NotDeliv)
 	}
-	fmt.Printf("  latency    p50 %.1f ms, p99 %.1f ms (submission, DATA to 250)\n", r.P50ms, r.P99ms)
+	fmt.Printf("  latency    p50 %.1f ms, p99 %.1f ms (submission, MAIL FROM to the 250 after the data)\n", r.P50ms, r.P99ms)
 	if r.PeakRSSMB > 0 || r.ServerCPUSecs > 0 {
 		fmt.Printf("  server     %.0f µs CPU per delivered message (%.1f s user+system of pid %d), peak RSS %.0f MB\n", r.ServerCPUus, r.ServerCPUSecs, r.ServerPID, r.PeakRSSMB)
 	}
