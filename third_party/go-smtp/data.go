@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 )
@@ -92,6 +93,27 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 		stateEOF              // reached .\r\n end marker line
 	)
 	for n < len(b) && r.state != stateEOF {
+		// [kep patch] In the middle of a line only a CR can change the
+		// state, so copy the run of bytes up to and including the next CR
+		// straight from what the bufio.Reader already holds, instead of
+		// one ReadByte and one state step per byte. Line starts and CRs
+		// still go through the state machine below, and the underlying
+		// reader is read at the same points as before (only when the
+		// buffer is empty), so the result is the same for every input.
+		if r.state == stateData && r.r.Buffered() > 0 {
+			buf, _ := r.r.Peek(r.r.Buffered()) // never fails: no more than is buffered
+			if rest := len(b) - n; len(buf) > rest {
+				buf = buf[:rest]
+			}
+			if i := bytes.IndexByte(buf, '\r'); i >= 0 {
+				buf = buf[:i+1]
+				r.state = stateCR
+			}
+			n += copy(b[n:], buf)
+			r.r.Discard(len(buf))
+			continue
+		}
+
 		var c byte
 		c, err = r.r.ReadByte()
 		if err != nil {

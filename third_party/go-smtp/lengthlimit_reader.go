@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"errors"
 	"io"
 )
@@ -32,16 +33,33 @@ func (r *lineLimitReader) Read(b []byte) (int, error) {
 		return n, nil
 	}
 
-	for _, chr := range b[:n] {
-		if chr == '\n' {
-			r.curLineLength = 0
+	// [kep patch] Count line lengths a line at a time (bytes.IndexByte)
+	// instead of a byte at a time. The count is the same as upstream's: a
+	// line's length includes the LF that ends the line before it, and the
+	// first count over the limit (LineLimit+1) is kept, so that every
+	// later Read fails too.
+	cur := r.curLineLength
+	for p := b[:n]; len(p) > 0; {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			i = len(p)
 		}
-		r.curLineLength++
-
-		if r.curLineLength > r.LineLimit {
+		cur += i
+		if cur > r.LineLimit {
+			r.curLineLength = r.LineLimit + 1
 			return 0, ErrTooLongLine
 		}
+		if i == len(p) {
+			break
+		}
+		cur = 1 // the LF counts towards the next line
+		if cur > r.LineLimit {
+			r.curLineLength = r.LineLimit + 1
+			return 0, ErrTooLongLine
+		}
+		p = p[i+1:]
 	}
+	r.curLineLength = cur
 
 	return n, nil
 }
