@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -44,6 +45,11 @@ type Conn struct {
 	fromReceived bool
 	recipients   []string
 	didAuth      bool
+
+	// [kep patch] deferFlush holds replies in the write buffer while the
+	// command being handled is RSET, MAIL or RCPT and the next command
+	// line is already buffered (see handle).
+	deferFlush bool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -106,6 +112,23 @@ func (c *Conn) handle(cmd string, arg string) {
 	}
 
 	cmd = strings.ToUpper(cmd)
+
+	// [kep patch] RFC 2920 section 3.2: a server should keep the replies to
+	// grouped RSET, MAIL and RCPT commands and send them as a unit. When
+	// the next command line is already in the read buffer, the reply to
+	// one of these stays in the write buffer; the next reply that is not
+	// deferred (DATA's 354, a reply written when no more input is
+	// buffered) flushes them together. The deferral ends with the command,
+	// panics included (this defer runs before the one above), and only a
+	// complete line counts, so the server never waits for input with
+	// replies unsent. Upstream flushed every reply: four writes per
+	// message for a pipelining client, two now.
+	switch cmd {
+	case "RSET", "MAIL", "RCPT":
+		c.deferFlush = c.commandBuffered()
+		defer func() { c.deferFlush = false }()
+	}
+
 	switch cmd {
 	case "SEND", "SOML", "SAML", "EXPN", "HELP", "TURN":
 		// These commands are not implemented in any state
@@ -927,6 +950,10 @@ func (c *Conn) handleStartTLS() {
 		return
 	}
 
+	// [kep patch] Replies deferred before STARTTLS (RSET in the same group)
+	// go out on their own, so the 220 is a write of its own as upstream
+	// wrote it: kep's submission watches for it at the start of a write.
+	c.text.W.Flush()
 	c.writeResponse(220, EnhancedCode{2, 0, 0}, "Ready to start TLS")
 
 	// Upgrade to TLS
@@ -1316,7 +1343,20 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	} else {
 		fmt.Fprintf(c.text.W, "%d %v.%v.%v %v\r\n", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
 	}
-	c.text.W.Flush()
+	if !c.deferFlush {
+		c.text.W.Flush()
+	}
+}
+
+// commandBuffered reports whether a whole command line is waiting in the
+// read buffer, so that reading it will not wait for the client. [kep patch]
+func (c *Conn) commandBuffered() bool {
+	n := c.text.R.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := c.text.R.Peek(n) // never fails: no more than is buffered
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 func (c *Conn) writeError(code int, enhCode EnhancedCode, err error) {
