@@ -20,6 +20,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 	if err := f.parse(args); err != nil {
 		return err
 	}
+	serverProcs()
 	w, err := demo.Start(ctx, *dir, demo.Options{Ports: !*quiet, Quota: *quota, Only: *only})
 	if err != nil {
 		return err
