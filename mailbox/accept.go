@@ -48,6 +48,18 @@ type Submission struct {
 // nil the message cannot be lost; when it fails nothing of it remains.
 func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *evidence.Record, error) {
 	s.init()
+	// The original is durable before anything refers to it: the log's
+	// commit waits for its sync (tlog.AppendWhen), which starts here, so
+	// that it runs while the evidence and the envelope are signed and the
+	// log writes its batch, not after them. Syncs coalesce: one under way
+	// covers the originals written before it started.
+	synced := sync.OnceValue(func() error {
+		if err := s.Blobs.Sync(sub.BlobGen); err != nil {
+			return fmt.Errorf("store the original: %w", err)
+		}
+		return nil
+	})
+	go synced()
 	now := s.now()
 	msg := &KEPMessage{Digest: sub.Original, Size: sub.Size, SenderAccount: sub.Sender.ID, From: sub.From, SenderName: sub.Sender.OwnerName, HeaderID: sub.HeaderID,
 		IletiID: sub.IletiID, IletiTip: sub.IletiTip, SubmittedAt: now}
@@ -154,17 +166,6 @@ func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *ev
 		notify, _, err = s.settle(ctx, tx, msg, joined, msg.EnvelopeSize, now)
 		return err
 	}
-	// The original is durable before anything refers to it: the log's
-	// commit waits for its sync, which starts now, after the signing (so
-	// that syncs of other messages accepted meanwhile cover this one), and
-	// runs while the log writes its batch.
-	synced := sync.OnceValue(func() error {
-		if err := s.Blobs.Sync(sub.BlobGen); err != nil {
-			return fmt.Errorf("store the original: %w", err)
-		}
-		return nil
-	})
-	go synced()
 	err := s.Issuer.IssueWhen(ctx, append([]*evidence.Record{rec}, jrecs...), synced, write)
 	if errors.Is(err, errQuotaRace) {
 		// A mailbox filled up since it was read: accept alone, and leave
