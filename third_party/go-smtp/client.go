@@ -708,7 +708,9 @@ func (c *Client) Data() (*DataCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DataCommand{client: c, wc: c.text.DotWriter()}, nil
+	// [kep patch] kep_dotwriter.go: the same bytes as textproto's
+	// DotWriter, a run at a time, and in one write up to 64 KB.
+	return &DataCommand{client: c, wc: &dotWriter{w: c.text.Writer.W, flush: c.text.Writer.W.Flush}}, nil
 }
 
 // SendMail will use an existing connection to send an email from
