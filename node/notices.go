@@ -13,7 +13,7 @@ import (
 func noticeService(n *provider.Node) (*notice.Service, error) {
 	c := n.Config.Notices
 	s := &notice.Service{DB: n.DB, Lead: c.DeadlineLead.Duration, Location: n.Mailbox.Policy.Location,
-		Provider: n.Config.Provider.Name, Owner: queueOwner(), Now: n.Now, Log: n.Logger}
+		Provider: n.Config.Provider.Name, Owner: queueOwner(), Now: n.Now, Log: n.Logger, Write: n.Log.Write}
 	if c.DeadlineLead.Duration <= 0 {
 		s.Lead = -1 // reminders off
 	}

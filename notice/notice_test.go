@@ -149,7 +149,7 @@ func TestNotices(t *testing.T) {
 		smsFile := filepath.Join(t.TempDir(), "sms.jsonl")
 		mailer := &notice.Mailer{Addr: dead, TLS: notice.TLSStartTLS, Username: smtpd.User, Password: smtpd.Password,
 			From: "bildirim@hs01.example", HeloName: "hs01.kep.tr", TLSConfig: smtpd.TLSConfig, Now: w.Clock.Now, Timeout: 10 * time.Second}
-		svc := &notice.Service{DB: w.Node.DB, SMS: &notice.FileGateway{Path: smsFile, Now: w.Clock.Now}, Email: mailer,
+		svc := &notice.Service{DB: w.Node.DB, Write: w.Node.Log.Write, SMS: &notice.FileGateway{Path: smsFile, Now: w.Clock.Now}, Email: mailer,
 			Location: loc, Provider: "HS01 KEP", Now: w.Clock.Now, Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 		reg := prometheus.NewRegistry()
 		svc.Metrics = notice.NewMetrics(reg)

@@ -32,6 +32,19 @@ type Service struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 	Metrics  *Metrics // nil counts nothing
+	// Write runs a write in the evidence log's group commit
+	// (tlog.Log.Write), where every frequent small write goes: the
+	// claims and the outcomes of each round of sending. Nil: a
+	// transaction of its own, which on SQLite takes the write lock from
+	// under the log's sequencer and makes the messages waiting in it wait.
+	Write func(ctx context.Context, write func(ctx context.Context, tx *store.Tx) error) error
+}
+
+func (s *Service) write(ctx context.Context, write func(ctx context.Context, tx *store.Tx) error) error {
+	if s.Write != nil {
+		return s.Write(ctx, write)
+	}
+	return s.DB.InTx(ctx, func(tx *store.Tx) error { return write(ctx, tx) })
 }
 
 // arrivalLife is how long an arrival notice is retried before it is given
@@ -213,23 +226,36 @@ type item struct {
 	giveUp   time.Time
 }
 
-// RunDue sends up to limit due notices and returns how many it sent.
+// RunDue sends up to limit due notices and returns how many it sent. The
+// outcomes of the round (sent, dropped, given up, or a retry's time) are
+// recorded together at its end, in one write.
 func (s *Service) RunDue(ctx context.Context, limit int) (int, error) {
 	items, err := s.claim(ctx, limit)
-	if err != nil {
+	if err != nil || len(items) == 0 {
 		return 0, err
 	}
 	sent := 0
 	var errs []error
+	var outcomes []outcome
 	for _, it := range items {
-		ok, err := s.work(ctx, it)
+		ok, o, err := s.work(ctx, it)
 		if ok {
 			sent++
 		}
+		if o != nil {
+			outcomes = append(outcomes, *o)
+		}
 		if err != nil {
+			errs = append(errs, err)
 			if ctx.Err() != nil {
-				return sent, err
+				break
 			}
+		}
+	}
+	if len(outcomes) > 0 {
+		// After ctx ended too: what was sent is recorded, or it would be
+		// sent again once the lease runs out.
+		if err := s.finish(context.WithoutCancel(ctx), outcomes); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -254,25 +280,36 @@ func (s *Service) claim(ctx context.Context, limit int) ([]item, error) {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	now := s.now()
-	rows, err := s.DB.Q().Query(ctx, `UPDATE queue_items SET lease_owner = ?, next_at = ?
-		WHERE id IN (SELECT id FROM queue_items WHERE next_at <= ? AND kind = '`+string(queue.KindNotice)+`' ORDER BY next_at, id LIMIT ?`+lock+`)
-		RETURNING id, ref, attempts, deadline_at`,
-		owner, store.Millis(now.Add(lease)), store.Millis(now), limit)
-	if err != nil {
+	// Most rounds find nothing due: a read says so without the write lock.
+	var due int
+	err := s.DB.Q().QueryRow(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM queue_items WHERE next_at <= ? AND kind = '`+string(queue.KindNotice)+`' LIMIT 1) d`,
+		store.Millis(now)).Scan(&due)
+	if err != nil || due == 0 {
 		return nil, err
 	}
-	defer rows.Close()
 	var out []item
-	for rows.Next() {
-		var it item
-		var dl int64
-		if err := rows.Scan(&it.id, &it.ref, &it.attempts, &dl); err != nil {
-			return nil, err
+	err = s.write(ctx, func(ctx context.Context, tx *store.Tx) error {
+		out = out[:0] // the write may run again
+		rows, err := tx.Query(ctx, `UPDATE queue_items SET lease_owner = ?, next_at = ?
+		WHERE id IN (SELECT id FROM queue_items WHERE next_at <= ? AND kind = '`+string(queue.KindNotice)+`' ORDER BY next_at, id LIMIT ?`+lock+`)
+		RETURNING id, ref, attempts, deadline_at`,
+			owner, store.Millis(now.Add(lease)), store.Millis(now), limit)
+		if err != nil {
+			return err
 		}
-		it.giveUp = store.FromMillis(dl)
-		out = append(out, it)
-	}
-	return out, rows.Err()
+		defer rows.Close()
+		for rows.Next() {
+			var it item
+			var dl int64
+			if err := rows.Scan(&it.id, &it.ref, &it.attempts, &dl); err != nil {
+				return err
+			}
+			it.giveUp = store.FromMillis(dl)
+			out = append(out, it)
+		}
+		return rows.Err()
+	})
+	return out, err
 }
 
 // queued is a notice row with what its text needs.
@@ -302,26 +339,39 @@ func (s *Service) load(ctx context.Context, id int64) (*queued, error) {
 	return q, nil
 }
 
+// outcome is what became of a claimed notice, recorded at the end of its
+// round (finish): sent, dropped or failed, which ends its queue item; or,
+// with no outcome, a retry at next.
+type outcome struct {
+	it              item
+	outcome, reason string
+	next            time.Time
+}
+
+// done records a notice's outcome, which ends its queue item.
+func done(it item, o, reason string) *outcome { return &outcome{it: it, outcome: o, reason: reason} }
+
 // work sends one claimed notice, or drops it when it became moot, or
-// schedules its retry; it reports whether it was sent.
-func (s *Service) work(ctx context.Context, it item) (bool, error) {
+// schedules its retry; it reports whether it was sent, and the outcome to
+// record (nil when nothing can be said yet, after an error reading it).
+func (s *Service) work(ctx context.Context, it item) (bool, *outcome, error) {
 	q, err := s.load(ctx, it.ref)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, s.finish(ctx, it, "dropped", "the notice is gone")
+		return false, done(it, "dropped", "the notice is gone"), nil
 	}
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if q.kind == Deadline && q.state != "delivered" {
 		s.Metrics.inc(q.channel, "dropped")
 		// Opened (60) or deemed read (61) already: nothing to remind of.
-		return false, s.finish(ctx, it, "dropped", "the message was read before the reminder")
+		return false, done(it, "dropped", "the message was read before the reminder"), nil
 	}
 	// The destination as chosen now: a preference removed, a grant
 	// revoked or an operator removed since the notice was queued stops it.
 	targets, err := account.NoticeTargets(ctx, s.DB.Q(), q.accountID)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	var to string
 	for _, t := range targets {
@@ -332,7 +382,7 @@ func (s *Service) work(ctx context.Context, it item) (bool, error) {
 	if to == "" {
 		s.log().Info("notice: dropped: the channel was turned off or its grant revoked", "notice", it.ref, "channel", q.channel, "kind", q.kind)
 		s.Metrics.inc(q.channel, "dropped")
-		return false, s.finish(ctx, it, "dropped", "the channel was turned off, or the operator lost its grant or role")
+		return false, done(it, "dropped", "the channel was turned off, or the operator lost its grant or role"), nil
 	}
 	masked := account.MaskEmail(to)
 	switch q.channel {
@@ -356,7 +406,7 @@ func (s *Service) work(ctx context.Context, it item) (bool, error) {
 	if err == nil {
 		s.Metrics.inc(q.channel, "sent")
 		s.log().Info("notice: sent", "notice", it.ref, "channel", q.channel, "kind", q.kind, "to", masked)
-		return true, s.finish(ctx, it, "sent", "")
+		return true, done(it, "sent", ""), nil
 	}
 	// An error may quote the destination (a relay's "550 <x@y>: no such
 	// user"): logs and rows get it masked.
@@ -368,7 +418,7 @@ func (s *Service) work(ctx context.Context, it item) (bool, error) {
 	if !now.Before(it.giveUp) {
 		s.Metrics.inc(q.channel, "failed")
 		s.log().Error("notice: given up", "notice", it.ref, "channel", q.channel, "kind", q.kind, "to", masked, "attempts", it.attempts+1, "err", reason)
-		return false, s.finish(ctx, it, "failed", reason)
+		return false, done(it, "failed", reason), nil
 	}
 	bo := s.Backoff
 	if bo.First == 0 {
@@ -380,18 +430,29 @@ func (s *Service) work(ctx context.Context, it item) (bool, error) {
 	}
 	s.Metrics.inc(q.channel, "retry")
 	s.log().Warn("notice: sending failed, will retry", "notice", it.ref, "channel", q.channel, "kind", q.kind, "to", masked, "attempts", it.attempts+1, "next", next, "err", reason)
-	_, err = s.DB.Q().Exec(ctx, `UPDATE queue_items SET attempts = attempts + 1, next_at = ?, lease_owner = NULL, reason = ? WHERE id = ?`,
-		store.Millis(next), reason, it.id)
-	return false, err
+	return false, &outcome{it: it, reason: reason, next: next}, nil
 }
 
-// finish records a notice's outcome and ends its queue item, together.
-func (s *Service) finish(ctx context.Context, it item, outcome, reason string) error {
-	return s.DB.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE notices SET outcome = ?, done_at = ?, reason = ? WHERE id = ?`, outcome, store.Millis(s.now()), reason, it.ref); err != nil {
-			return err
+// finish records a round's outcomes in one write: a notice's outcome and
+// the end of its queue item together, or a retry's time on the item.
+func (s *Service) finish(ctx context.Context, done []outcome) error {
+	at := store.Millis(s.now())
+	return s.write(ctx, func(ctx context.Context, tx *store.Tx) error {
+		for _, o := range done {
+			if o.outcome == "" {
+				if _, err := tx.Exec(ctx, `UPDATE queue_items SET attempts = attempts + 1, next_at = ?, lease_owner = NULL, reason = ? WHERE id = ?`,
+					store.Millis(o.next), o.reason, o.it.id); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := tx.Exec(ctx, `UPDATE notices SET outcome = ?, done_at = ?, reason = ? WHERE id = ?`, o.outcome, at, o.reason, o.it.ref); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM queue_items WHERE id = ?`, o.it.id); err != nil {
+				return err
+			}
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM queue_items WHERE id = ?`, it.id)
-		return err
+		return nil
 	})
 }
