@@ -296,14 +296,15 @@ func (c *Conn) Send(from string, rcpt []string, msg []byte) (*Result, error) {
 		}
 		return nil, err
 	}
-	if err := c.c.Mail(from, nil); err != nil {
-		return refused(err)
-	}
-	for _, r := range rcpt {
-		if err := c.c.Rcpt(r, nil); err != nil {
+	// MAIL FROM and the RCPT TOs in one round trip when the server offers
+	// PIPELINING (RFC 2920; third_party/go-smtp's MailRcpt); DATA only once
+	// every recipient is accepted.
+	if err := c.c.MailRcpt(from, nil, rcpt, nil); err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
 			c.c.Reset()
-			return refused(err)
 		}
+		return refused(err)
 	}
 	w, err := c.c.Data()
 	if err != nil {
