@@ -148,10 +148,10 @@ func (s *IssuerService) Issue(ctx context.Context, recs []*Record, write func(ct
 	return s.IssueWhen(ctx, recs, nil, write)
 }
 
-// IssueWhen is Issue whose commit also waits for ready (tlog.AppendWhen):
-// the acceptance of a message waits there for its original's sync, which
-// runs while the log's batch is written.
-func (s *IssuerService) IssueWhen(ctx context.Context, recs []*Record, ready func() error, write func(ctx context.Context, tx *store.Tx) error) error {
+// IssueWhen is Issue for records that must not be logged before pre holds
+// (tlog.AppendWhen): the acceptance of a message waits for its original's
+// sync, while the log commits the batches of others.
+func (s *IssuerService) IssueWhen(ctx context.Context, recs []*Record, pre tlog.Precondition, write func(ctx context.Context, tx *store.Tx) error) error {
 	if err := s.CheckReady(); err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (s *IssuerService) IssueWhen(ctx context.Context, recs []*Record, ready fun
 		}
 		entries[i] = tlog.EntryFor(r.Document)
 	}
-	_, err := s.Log.AppendWhen(ctx, entries, ready, func(ctx context.Context, tx *store.Tx, first int64) error {
+	_, err := s.Log.AppendWhen(ctx, entries, pre, func(ctx context.Context, tx *store.Tx, first int64) error {
 		if write != nil {
 			if err := write(ctx, tx); err != nil {
 				return err

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/kephs/kep/blob"
 	"github.com/kephs/kep/evidence"
 	"github.com/kephs/kep/queue"
 	"github.com/kephs/kep/store"
+	"github.com/kephs/kep/tlog"
 )
 
 // Submission is a message that passed the access-point checks.
@@ -48,18 +48,17 @@ type Submission struct {
 // nil the message cannot be lost; when it fails nothing of it remains.
 func (s *Service) Accept(ctx context.Context, sub *Submission) (*KEPMessage, *evidence.Record, error) {
 	s.init()
-	// The original is durable before anything refers to it: the log's
-	// commit waits for its sync (tlog.AppendWhen), which starts here, so
-	// that it runs while the evidence and the envelope are signed and the
-	// log writes its batch, not after them. Syncs coalesce: one under way
-	// covers the originals written before it started.
-	synced := sync.OnceValue(func() error {
+	// The original is durable before anything refers to it: the log
+	// writes the message only once its sync is done (tlog.AppendWhen), and
+	// the sync starts here, to run while the evidence and the envelope are
+	// signed. Syncs coalesce: one under way covers the originals written
+	// before it started.
+	synced := tlog.Go(func() error {
 		if err := s.Blobs.Sync(sub.BlobGen); err != nil {
 			return fmt.Errorf("store the original: %w", err)
 		}
 		return nil
 	})
-	go synced()
 	now := s.now()
 	msg := &KEPMessage{Digest: sub.Original, Size: sub.Size, SenderAccount: sub.Sender.ID, From: sub.From, SenderName: sub.Sender.OwnerName, HeaderID: sub.HeaderID,
 		IletiID: sub.IletiID, IletiTip: sub.IletiTip, SubmittedAt: now}

@@ -64,7 +64,7 @@ type appendReq struct {
 	ctx     context.Context
 	entries [][32]byte
 	write   WriteFunc
-	ready   func() error // nil, or what must hold before the commit
+	pre     Precondition // nil, or what must hold before the rows are written
 	first   int64
 	err     chan error
 }
@@ -152,16 +152,44 @@ func (l *Log) Append(ctx context.Context, entries [][32]byte, write WriteFunc) (
 	return l.AppendWhen(ctx, entries, nil, write)
 }
 
-// AppendWhen is Append whose commit also waits for ready: something
-// outside the database that the rows must not be durable before, such
-// as the file holding the original a message row refers to. The batch's
-// writes run meanwhile, so a sync started before the append overlaps the
-// batch instead of delaying it; the commit happens only once ready has
-// returned nil, and a request whose ready fails is dropped from its
-// batch alone, as one whose write fails. ready may be called more than
-// once and must give the same result each time (sync.OnceValue).
-func (l *Log) AppendWhen(ctx context.Context, entries [][32]byte, ready func() error, write WriteFunc) (int64, error) {
-	r := &appendReq{ctx: ctx, entries: entries, write: write, ready: ready, err: make(chan error, 1)}
+// A Precondition is something outside the database that an append's rows
+// must not be durable before, such as the sync of the file that holds the
+// original a message row refers to (AppendWhen).
+type Precondition interface {
+	// Done is closed once the precondition is decided.
+	Done() <-chan struct{}
+	// Err, once Done is closed, is nil when the precondition holds.
+	Err() error
+}
+
+// Go runs fn in a goroutine of its own and returns the precondition that
+// fn returned nil: a sync started before an append, so that it runs while
+// the caller prepares the rest.
+func Go(fn func() error) Precondition {
+	p := &goPre{done: make(chan struct{})}
+	go func() {
+		p.err = fn()
+		close(p.done)
+	}()
+	return p
+}
+
+type goPre struct {
+	done chan struct{}
+	err  error
+}
+
+func (p *goPre) Done() <-chan struct{} { return p.done }
+func (p *goPre) Err() error            { return p.err }
+
+// AppendWhen is Append for rows that must not be durable before pre holds.
+// The sequencer leaves the request waiting, and commits the batches of
+// others meanwhile, until pre is decided; then the request joins the next
+// batch, or fails alone, without any row written, with pre's error. Where
+// the sequencer waited for the precondition in the middle of a batch,
+// every message of the batch waited with it (issue 12's p99).
+func (l *Log) AppendWhen(ctx context.Context, entries [][32]byte, pre Precondition, write WriteFunc) (int64, error) {
+	r := &appendReq{ctx: ctx, entries: entries, write: write, pre: pre, err: make(chan error, 1)}
 	select {
 	case l.reqs <- r:
 	case <-l.stop:
@@ -179,34 +207,82 @@ func (l *Log) AppendWhen(ctx context.Context, entries [][32]byte, ready func() e
 
 func (l *Log) sequencer() {
 	defer close(l.done)
+	// held are requests whose precondition is not decided yet, oldest
+	// first: they join the first batch formed after it is.
+	var held []*appendReq
+	ready := func(r *appendReq) bool {
+		if r.pre == nil {
+			return true
+		}
+		select {
+		case <-r.pre.Done():
+			return true
+		default:
+			return false
+		}
+	}
 	for {
 		var batch []*appendReq
-		select {
-		case r := <-l.reqs:
-			batch = append(batch, r)
-		case <-l.stop:
-			// Drain what was queued before stopping.
-			for {
-				select {
-				case r := <-l.reqs:
+		n := 0
+		add := func(r *appendReq) {
+			if ready(r) {
+				batch = append(batch, r)
+				n += len(r.entries)
+			} else {
+				held = append(held, r)
+			}
+		}
+		kept := held[:0]
+		for _, r := range held {
+			if n < l.batchSize && ready(r) {
+				batch = append(batch, r)
+				n += len(r.entries)
+			} else {
+				kept = append(kept, r)
+			}
+		}
+		clear(held[len(kept):])
+		held = kept
+		if len(batch) == 0 {
+			// Nothing to write: wait for a request, or for the oldest held
+			// one's precondition (syncs end in the order they started).
+			var oldest <-chan struct{}
+			if len(held) > 0 {
+				oldest = held[0].pre.Done()
+			}
+			select {
+			case r := <-l.reqs:
+				add(r)
+			case <-oldest:
+				continue
+			case <-l.stop:
+				// Answer what was queued or held before stopping; nothing
+				// of it was written.
+				for _, r := range held {
 					r.err <- ErrClosed
-				default:
-					return
+				}
+				for {
+					select {
+					case r := <-l.reqs:
+						r.err <- ErrClosed
+					default:
+						return
+					}
 				}
 			}
 		}
-		n := len(batch[0].entries)
 	fill:
 		for n < l.batchSize {
 			select {
 			case r := <-l.reqs:
-				batch = append(batch, r)
-				n += len(r.entries)
+				add(r)
 			default:
 				break fill
 			}
 		}
-		l.commit(batch)
+		if len(batch) > 0 {
+			l.commit(batch)
+		}
 	}
 }
 
@@ -255,10 +331,9 @@ func (l *Log) attempt(batch []*appendReq, savepoints bool) (retry bool) {
 				results[i] = err
 				continue
 			}
-			if savepoints && r.ready != nil {
-				// Known before any row is written: the straight-through
-				// attempt already waited for it.
-				if err := r.ready(); err != nil {
+			if r.pre != nil {
+				// Decided before the request joined the batch.
+				if err := r.pre.Err(); err != nil {
 					results[i] = err
 					continue
 				}
@@ -300,21 +375,7 @@ func (l *Log) attempt(batch []*appendReq, savepoints bool) (retry bool) {
 				next++
 			}
 		}
-		if err := insertHashes(ctx, tx, newHashes, pending); err != nil {
-			return err
-		}
-		if !savepoints {
-			// Last, before the commit: what the requests wait for had the
-			// whole batch's writes to complete in.
-			for i, r := range batch {
-				if results[i] == nil && r.ready != nil {
-					if err := r.ready(); err != nil {
-						return errRetry
-					}
-				}
-			}
-		}
-		return nil
+		return insertHashes(ctx, tx, newHashes, pending)
 	})
 	if errors.Is(err, errRetry) {
 		l.cache = map[int64]Hash{}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -336,10 +337,10 @@ func BenchmarkProveInclusion(b *testing.B) {
 	}
 }
 
-// AppendWhen: nothing is committed before ready returns, even when the
-// batch's writes are done; a request whose ready fails is dropped alone,
-// and the others of its batch commit.
-func TestAppendWhenWaitsForReady(t *testing.T) {
+// AppendWhen: a request is neither written nor committed before its
+// precondition holds, and the requests of others commit meanwhile; a
+// request whose precondition fails is refused alone, with no row written.
+func TestAppendWhenWaitsForPrecondition(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		l, err := tlog.Open(ctx, db, 64)
@@ -358,54 +359,57 @@ func TestAppendWhenWaitsForReady(t *testing.T) {
 			return n
 		}
 		release := make(chan struct{})
-		written := make(chan struct{})
-		ready := sync.OnceValue(func() error { <-release; return nil })
+		var written atomic.Bool
 		done := make(chan error, 1)
 		go func() {
-			_, err := l.AppendWhen(ctx, [][32]byte{entry(0)}, ready, func(ctx context.Context, tx *store.Tx, first int64) error {
-				defer close(written)
+			_, err := l.AppendWhen(ctx, [][32]byte{entry(0)}, tlog.Go(func() error { <-release; return nil }), func(ctx context.Context, tx *store.Tx, first int64) error {
+				written.Store(true)
 				return insert(0)(ctx, tx, first)
 			})
 			done <- err
 		}()
-		<-written
 		time.Sleep(50 * time.Millisecond)
-		if n := count(); n != 0 {
-			t.Fatalf("%d rows committed before ready returned", n)
+		// Another request is not held up by it.
+		if _, err := l.Append(ctx, [][32]byte{entry(1)}, insert(1)); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(); n != 1 || written.Load() {
+			t.Fatalf("%d rows (want 1), written %v, before the precondition held", n, written.Load())
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("append returned before ready: %v", err)
+			t.Fatalf("append returned before its precondition: %v", err)
 		default:
 		}
 		close(release)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if n := count(); n != 1 {
-			t.Fatalf("%d rows after ready, want 1", n)
+		if n := count(); n != 2 {
+			t.Fatalf("%d rows after the precondition held, want 2", n)
 		}
 
-		// One failing ready among many: only its request is refused.
+		// Failing preconditions among many: only their requests are refused.
 		var wg sync.WaitGroup
 		errs := make([]error, 20)
-		for i := 1; i <= 20; i++ {
+		for i := 2; i < 22; i++ {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				ready := sync.OnceValue(func() error {
+				pre := tlog.Go(func() error {
+					time.Sleep(time.Duration(i%5) * time.Millisecond)
 					if i%4 == 0 {
 						return errors.New("the original's sync failed")
 					}
 					return nil
 				})
-				_, errs[i-1] = l.AppendWhen(ctx, [][32]byte{entry(i)}, ready, insert(i))
+				_, errs[i-2] = l.AppendWhen(ctx, [][32]byte{entry(i)}, pre, insert(i))
 			}(i)
 		}
 		wg.Wait()
-		ok := int64(1)
+		ok := int64(2)
 		for k, err := range errs {
-			i := k + 1
+			i := k + 2
 			if (i%4 == 0) != (err != nil) {
 				t.Fatalf("request %d: err %v", i, err)
 			}
@@ -415,6 +419,32 @@ func TestAppendWhenWaitsForReady(t *testing.T) {
 		}
 		if n := count(); n != ok || l.Size() != ok {
 			t.Fatalf("%d rows and size %d, want %d", n, l.Size(), ok)
+		}
+	})
+}
+
+// Close answers a request still waiting for its precondition, with nothing
+// written.
+func TestCloseWithHeldRequest(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		l, err := tlog.Open(ctx, db, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		never := make(chan struct{})
+		defer close(never)
+		done := make(chan error, 1)
+		go func() {
+			_, err := l.AppendWhen(ctx, [][32]byte{entry(0)}, tlog.Go(func() error { <-never; return nil }), func(context.Context, *store.Tx, int64) error {
+				return errors.New("written")
+			})
+			done <- err
+		}()
+		time.Sleep(50 * time.Millisecond)
+		l.Close()
+		if err := <-done; !errors.Is(err, tlog.ErrClosed) {
+			t.Fatalf("held request at Close: %v, want ErrClosed", err)
 		}
 	})
 }
